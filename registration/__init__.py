@@ -1,0 +1,5 @@
+"""Generating the appservice registration and the homeserver.yaml snippet."""
+
+from .generate import generate_registration, homeserver_snippet, module_entry
+
+__all__ = ["generate_registration", "homeserver_snippet", "module_entry"]

@@ -1,0 +1,83 @@
+"""The appservice registration file and the homeserver.yaml snippet that loads it.
+
+The registration claims an exclusive user namespace built from the username template plus the
+bot, asks for ephemeral events (read receipts) and turns rate limiting off for the bridge. Fresh
+tokens are written back into the bridge config so the two always match.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from bridge.identity import IdentityMapper
+from config import Config
+
+
+def _mapper(config: Config) -> IdentityMapper:
+    return IdentityMapper(config["appservice.username_template"], config["homeserver.domain"],
+                          config["appservice.bot_username"])
+
+
+def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write the registration to ``path`` with fresh tokens and store the tokens in the config."""
+    as_token = secrets.token_urlsafe(48)
+    hs_token = secrets.token_urlsafe(48)
+    mapper = _mapper(config)
+    registration = {
+        "id": config["appservice.id"],
+        "url": config["appservice.address"],
+        "as_token": as_token,
+        "hs_token": hs_token,
+        "sender_localpart": config["appservice.bot_username"],
+        "rate_limited": False,
+        "receive_ephemeral": True,
+        "de.sorunome.msc2409.push_ephemeral": True,
+        "namespaces": {
+            "users": [
+                {"regex": mapper.namespace_regex(), "exclusive": True},
+                {"regex": re.escape(config.bot_mxid), "exclusive": True},
+            ],
+            "aliases": [],
+            "rooms": [],
+        },
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        YAML().dump(registration, f)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    config["appservice.as_token"] = as_token
+    config["appservice.hs_token"] = hs_token
+    config.save()
+    return registration
+
+
+def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[str, Any]:
+    mapper = _mapper(config)
+    client_regex = mapper.namespace_regex().replace("(staff|client)", "client")
+    return {
+        "module": "appservice.synapse_module.PracticeRules",
+        "config": {
+            "bot_user_id": config.bot_mxid,
+            "user_regex": mapper.namespace_regex(),
+            "client_regex": client_regex,
+            "promote_bot_to_admin": promote_bot_to_admin,
+        },
+    }
+
+
+def homeserver_snippet(config: Config, registration_path: str | os.PathLike[str]) -> str:
+    """The lines an admin adds to homeserver.yaml, as YAML text."""
+    import io
+
+    out = io.StringIO()
+    out.write("# Add to homeserver.yaml (the module needs practice-bridge installed in Synapse's\n"
+              "# Python environment).\n")
+    YAML().dump({"app_service_config_files": [os.path.abspath(registration_path)],
+                 "modules": [module_entry(config)]}, out)
+    return out.getvalue()
