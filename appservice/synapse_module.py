@@ -26,7 +26,7 @@ from typing import Any
 
 logger = logging.getLogger("practice.synapse_module")
 
-_RETRY_MSEC = 1000.0
+_RETRY_MSEC = 250.0
 
 
 class ModuleConfigError(Exception):

@@ -1,0 +1,1 @@
+"""The provisioning HTTP API (aiohttp) and its OpenAPI document."""

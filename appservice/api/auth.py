@@ -1,0 +1,100 @@
+"""Who is calling the provisioning API.
+
+Two modes (DESIGN §9): the portal backend with ``Authorization: Bearer <shared_secret>``, which
+may act for a user with ``?user_id=``; or a namespace user with their own Matrix access token,
+checked against the homeserver and trusted for ``token_cache_seconds``. The shared secret is
+compared in constant time; tokens are cached by their SHA-256, never kept in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from aiohttp import web
+from mautrix.types import UserID
+
+from bridge.errors import PracticeError, forbidden, invalid_param
+from bridge.identity import IdentityMapper
+from bridge.ports import Homeserver
+
+_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated caller: the backend (optionally acting for a user), or a user."""
+
+    backend: bool
+    user_id: UserID | None
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        if self.backend:
+            return f"backend:{self.user_id}" if self.user_id else "backend"
+        return str(self.user_id)
+
+    def require_backend(self) -> None:
+        if not self.backend:
+            raise forbidden("Only the portal backend may do this.")
+
+    def require_user(self) -> UserID:
+        if self.user_id is None:
+            raise PracticeError("M_MISSING_PARAM", "Name the user to act for with ?user_id=.",
+                                400, param="user_id")
+        return self.user_id
+
+
+class Authenticator:
+    def __init__(self, shared_secret: str, homeserver: Homeserver, mapper: IdentityMapper,
+                 cache_seconds: int) -> None:
+        self._secret = shared_secret.encode()
+        self._hs = homeserver
+        self._mapper = mapper
+        self._ttl = cache_seconds
+        self._cache: OrderedDict[bytes, tuple[UserID, float]] = OrderedDict()
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop cached tokens of a user whose access just ended."""
+        for key in [k for k, (uid, _) in self._cache.items() if uid == user_id]:
+            del self._cache[key]
+
+    async def authenticate(self, request: web.Request) -> Caller:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or not header[7:].strip():
+            raise PracticeError("M_MISSING_TOKEN", "Missing 'Authorization: Bearer' token.", 401)
+        token = header[7:].strip()
+        act_for = request.query.get("user_id")
+        if hmac.compare_digest(token.encode(), self._secret):
+            if act_for is not None and self._mapper.parse(act_for) is None:
+                raise invalid_param("user_id", "'user_id' must be a portal user of this bridge.")
+            return Caller(backend=True, user_id=UserID(act_for) if act_for else None)
+        user_id = await self._user_for_token(token)
+        if act_for is not None and act_for != user_id:
+            raise forbidden("Only the portal backend may act for another user.")
+        return Caller(backend=False, user_id=user_id)
+
+    async def _user_for_token(self, token: str) -> UserID:
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached and cached[1] > now:
+            return cached[0]
+        try:
+            user_id = await self._hs.whoami(token)
+        except Exception as e:
+            raise PracticeError("M_UNKNOWN", "The homeserver could not check the token.",
+                                502) from e
+        if user_id is None:
+            raise PracticeError("M_UNKNOWN_TOKEN", "Unknown or expired access token.", 401)
+        if self._mapper.parse(user_id) is None:
+            raise forbidden("This account is not a portal user of the practice bridge.")
+        self._cache[key] = (user_id, now + self._ttl)
+        self._cache.move_to_end(key)
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return user_id

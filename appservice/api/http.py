@@ -1,0 +1,168 @@
+"""Request parsing, validation and Matrix-style errors for the provisioning API.
+
+Every malformed request becomes a :class:`PracticeError` (4xx with an errcode); anything else
+that escapes a handler is logged and answered with a generic M_UNKNOWN, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from json import JSONDecodeError
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp
+from aiohttp import web
+from mautrix.errors import MatrixError
+
+from bridge.errors import PracticeError, bad_json, invalid_param, missing_param
+
+log = logging.getLogger("practice.api")
+
+MAX_BODY_BYTES = 64 * 1024
+_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+T = TypeVar("T")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def error_response(err: PracticeError) -> web.Response:
+    return web.json_response(err.to_json(), status=err.http_status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PracticeError as e:
+        return error_response(e)
+    except web.HTTPException as e:
+        if e.status >= 400 and e.content_type != "application/json":
+            errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED",
+                       413: "M_TOO_LARGE"}.get(e.status, "M_UNKNOWN")
+            return web.json_response({"errcode": errcode, "error": e.reason}, status=e.status)
+        raise
+    except (MatrixError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+        log.warning("Homeserver failure in %s %s: %s", request.method, request.path,
+                    type(e).__name__)
+        return web.json_response(
+            {"errcode": "M_UNKNOWN", "error": "The homeserver did not complete the request; "
+             "try again."}, status=502)
+    except Exception:
+        log.exception("Unhandled error in %s %s", request.method, request.path)
+        return web.json_response(
+            {"errcode": "M_UNKNOWN", "error": "The bridge could not complete the request."},
+            status=500,
+        )
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PracticeError("M_TOO_LARGE", "The request body is too large.", 413)
+    try:
+        raw = await request.content.read(MAX_BODY_BYTES + 1)
+    except (ValueError, OSError) as e:
+        raise bad_json("The request body could not be read.") from e
+    if len(raw) > MAX_BODY_BYTES:
+        raise PracticeError("M_TOO_LARGE", "The request body is too large.", 413)
+    try:
+        body = json.loads(raw) if raw else None
+    except (JSONDecodeError, UnicodeDecodeError):
+        raise bad_json() from None
+    if not isinstance(body, dict):
+        raise bad_json("The request body must be a JSON object.")
+    return body
+
+
+class Body:
+    """Typed access to a JSON object's fields, each failure naming the field."""
+
+    def __init__(self, data: dict[str, Any], max_text: int = 4096) -> None:
+        self.data = data
+        self.max_text = max_text
+
+    def _get(self, name: str, required: bool) -> Any:
+        if name not in self.data or self.data[name] is None:
+            if required:
+                raise missing_param(name)
+            return None
+        return self.data[name]
+
+    def text(self, name: str, *, required: bool = True, max_len: int | None = None,
+             allow_empty: bool = False) -> str | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise invalid_param(name, f"'{name}' must be a string.")
+        limit = max_len or self.max_text
+        if len(value) > limit:
+            raise invalid_param(name, f"'{name}' is longer than {limit} characters.")
+        if _CONTROL_RE.search(value):
+            raise invalid_param(name, f"'{name}' contains control characters.")
+        if not allow_empty and not value.strip():
+            raise invalid_param(name, f"'{name}' must not be empty.")
+        return value
+
+    def req_text(self, name: str, *, max_len: int | None = None) -> str:
+        value = self.text(name, required=True, max_len=max_len)
+        assert value is not None
+        return value
+
+    def email(self, name: str) -> str:
+        value = self.req_text(name, max_len=254)
+        if not _EMAIL_RE.fullmatch(value):
+            raise invalid_param(name, f"'{name}' must be an email address.")
+        return value
+
+    def boolean(self, name: str, *, required: bool = True, default: bool = False) -> bool:
+        value = self._get(name, required)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise invalid_param(name, f"'{name}' must be true or false.")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], *, required: bool = True
+               ) -> str | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if value not in choices:
+            raise invalid_param(name, f"'{name}' must be one of {', '.join(choices)}.")
+        return str(value)
+
+    def ident(self, name: str, *, required: bool = True) -> str | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        return check_id(name, value)
+
+    def timezone(self, name: str) -> str:
+        value = self.req_text(name, max_len=64)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid_param(name, f"'{name}' must be an IANA time zone such as "
+                                "'Europe/Berlin'.") from None
+        return value
+
+
+def check_id(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise invalid_param(name, f"'{name}' must be 1-64 letters, digits, '.', '_' or '-'.")
+    return value
+
+
+def path_id(request: web.Request, name: str) -> str:
+    return check_id(name, request.match_info.get(name))

@@ -1,0 +1,101 @@
+"""The Matrix side of the directory: accounts, logins and sessions on Synapse.
+
+Implements :class:`bridge.ports.Homeserver` with the appservice's token. Ending sessions uses
+Synapse's admin API, for which the bot is a server admin (the Synapse module promotes it; see
+docs/admin.md for homeservers without the module).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from mautrix.api import Method
+from mautrix.appservice import AppService
+from mautrix.appservice.state_store.memory import ASStateStore
+from mautrix.client.state_store.memory import MemoryStateStore
+from mautrix.errors import MatrixRequestError
+from mautrix.types import UserID
+
+from bridge.ports import MatrixSession
+
+log = logging.getLogger("practice.homeserver")
+
+
+class MemoryASStateStore(MemoryStateStore, ASStateStore):
+    """mautrix's membership and registration cache, in memory: Synapse stays the truth."""
+
+    def __init__(self) -> None:
+        MemoryStateStore.__init__(self)
+        ASStateStore.__init__(self)
+
+
+def _admin_user_path(user_id: str, rest: str) -> str:
+    return f"/_synapse/admin/v2/users/{quote(user_id, safe='')}/{rest}"
+
+
+class SynapseHomeserver:
+    def __init__(self, az: AppService, base_url: str) -> None:
+        self.az = az
+        self.base_url = base_url
+
+    async def ensure_user(self, user_id: UserID, displayname: str | None) -> None:
+        intent = self.az.intent.user(user_id)
+        await intent.ensure_registered()
+        if displayname:
+            try:
+                current = await intent.get_displayname(user_id)
+            except MatrixRequestError:
+                current = None
+            if current != displayname:
+                await intent.set_displayname(displayname)
+
+    async def login(self, user_id: UserID, device_name: str) -> MatrixSession:
+        """Log in as a namespace user (spec: client-server API, Login, m.login.application_service)."""
+        resp = await self.az.intent.api.request(
+            Method.POST, "/_matrix/client/v3/login",
+            {"type": "m.login.application_service",
+             "identifier": {"type": "m.id.user", "user": user_id},
+             "initial_device_display_name": device_name},
+        )
+        return MatrixSession(UserID(resp["user_id"]), resp["access_token"], resp["device_id"])
+
+    async def logout_all(self, user_id: UserID) -> int:
+        """Delete every device of the user with the admin API, which ends their tokens at once."""
+        api = self.az.intent.api
+        try:
+            resp = await api.request(Method.GET, _admin_user_path(user_id, "devices"))
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return 0
+            raise
+        devices = [d["device_id"] for d in resp.get("devices", [])]
+        if devices:
+            await api.request(Method.POST, _admin_user_path(user_id, "delete_devices"),
+                              {"devices": devices})
+        log.info("Ended %d sessions of %s", len(devices), user_id)
+        return len(devices)
+
+    async def bot_is_admin(self) -> bool:
+        """Whether the bot may use Synapse's admin API (it reads its own admin record)."""
+        try:
+            await self.az.intent.api.request(
+                Method.GET, _admin_user_path(self.az.bot_mxid, "").rstrip("/"))
+        except MatrixRequestError as e:
+            if e.http_status == 403:
+                return False
+            raise
+        return True
+
+    async def whoami(self, access_token: str) -> UserID | None:
+        """Who an access token belongs to (spec: GET /account/whoami), None if refused."""
+        url = f"{self.base_url}/_matrix/client/v3/account/whoami"
+        async with self.az.http_session.get(
+            url, headers={"Authorization": f"Bearer {access_token}"}
+        ) as resp:
+            if resp.status in (401, 403):
+                return None
+            resp.raise_for_status()
+            data = await resp.json()
+        user_id = data.get("user_id")
+        return UserID(user_id) if isinstance(user_id, str) else None

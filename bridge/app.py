@@ -1,0 +1,121 @@
+"""Wiring the process: one place builds every component and passes dependencies in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mautrix.util.async_db import Database
+
+from appservice.api.auth import Authenticator
+from appservice.api.directory import DirectoryRoutes
+from appservice.api.server import build_api_app
+from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
+from appservice.intake import PracticeAppService
+from bridge.audit import AuditLog
+from bridge.db import create_database
+from bridge.directory import DirectoryService, DirectoryStore
+from bridge.events import EventQueue, Pipeline
+from bridge.identity import IdentityMapper
+from config import Config
+
+log = logging.getLogger("practice.app")
+
+
+class Bridge:
+    """The running bridge: database, appservice, pipeline and provisioning API."""
+
+    def __init__(self, config: Config, *, db: Database | None = None) -> None:
+        self.config = config
+        self.db = db or create_database(config["appservice.database"],
+                                        dict(config["appservice.database_opts"] or {}))
+        self.mapper = IdentityMapper(config["appservice.username_template"],
+                                     config["homeserver.domain"],
+                                     config["appservice.bot_username"])
+        self.queue = EventQueue(self.db)
+        self.pipeline = Pipeline(self.db, self.queue)
+        self.az = PracticeAppService(
+            server=config["homeserver.address"],
+            domain=config["homeserver.domain"],
+            as_token=config["appservice.as_token"],
+            hs_token=config["appservice.hs_token"],
+            bot_localpart=config["appservice.bot_username"],
+            id=config["appservice.id"],
+            verify_ssl=config["homeserver.verify_ssl"],
+            state_store=MemoryASStateStore(),
+            ephemeral_events=True,
+            log=logging.getLogger("practice.appservice"),
+            queue=self.queue,
+            pipeline=self.pipeline,
+        )
+        self.homeserver = SynapseHomeserver(self.az, config["homeserver.address"].rstrip("/"))
+        self.audit = AuditLog(self.db)
+        self.directory_store = DirectoryStore(self.db)
+        self.directory = DirectoryService(
+            self.directory_store, self.audit, self.homeserver, self.mapper,
+            dict(config["practice.plans"]), config["practice.default_plan"])
+        self.auth = Authenticator(config["provisioning.shared_secret"], self.homeserver,
+                                  self.mapper, config["provisioning.token_cache_seconds"])
+        max_text = config["practice.max_text_length"]
+        self.api = build_api_app(config["provisioning.prefix"], [
+            DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
+        ])
+        self.az.app.add_subapp(config["provisioning.prefix"], self.api)
+        self._prune_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.db.start()
+        host, port = self.config["appservice.hostname"], self.config["appservice.port"]
+        await self.az.start(host, port)
+        log.info("Listening on %s:%d (provisioning under %s)", host, port,
+                 self.config["provisioning.prefix"])
+        await self._prepare_bot()
+        self.pipeline.start()
+        self._prune_task = asyncio.create_task(self._prune_loop())
+        self.az.ready = True
+
+    async def _prepare_bot(self) -> None:
+        bot = self.az.intent
+        await bot.ensure_registered()
+        name = self.config["appservice.bot_displayname"]
+        if name:
+            try:
+                await bot.set_displayname(name)
+            except Exception:
+                log.warning("Could not set the bot's display name", exc_info=True)
+        await self._wait_for_admin()
+        try:
+            await self.az.ping_self()
+            log.info("The homeserver reaches the bridge (appservice ping answered)")
+        except Exception as e:
+            log.warning("The homeserver could not ping the bridge: %s. Check that "
+                        "appservice.address is reachable from Synapse and the registration "
+                        "is loaded.", e)
+
+    async def _wait_for_admin(self, timeout: float = 10) -> None:
+        """The Synapse module promotes the bot right after it registers; wait for that."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await self.homeserver.bot_is_admin():
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("The bot %s is not a server admin: ending sessions and deleting "
+                            "chats will fail. Load the practice-bridge Synapse module or make "
+                            "the bot an admin (docs/admin.md).", self.az.bot_mxid)
+                return
+            await asyncio.sleep(0.1)
+        log.info("The bot %s is a server admin", self.az.bot_mxid)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.queue.prune()
+            except Exception:
+                log.warning("Pruning the event queue failed", exc_info=True)
+            await asyncio.sleep(3600)
+
+    async def stop(self) -> None:
+        self.az.ready = False
+        if self._prune_task:
+            self._prune_task.cancel()
+        await self.pipeline.stop()
+        await self.az.stop()
+        await self.db.stop()

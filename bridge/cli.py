@@ -1,0 +1,101 @@
+"""The `practice-bridge` command: run, generate-config, generate-registration, local."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import os
+import signal
+import sys
+
+from config import Config, ConfigError, load_config
+from config.schema import generate_config
+
+log = logging.getLogger("practice.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="practice-bridge",
+                                     description="The practice messaging bridge.")
+    parser.add_argument("-c", "--config", default="config.yaml", help="the bridge config file")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bridge (the default)")
+    gen = sub.add_parser("generate-config", help="write a config with fresh secrets")
+    gen.add_argument("--force", action="store_true", help="overwrite an existing config")
+    reg = sub.add_parser("generate-registration",
+                         help="write the appservice registration and print the Synapse snippet")
+    reg.add_argument("-r", "--registration", default="registration.yaml")
+    local = sub.add_parser("local", help="run a local Synapse and the bridge (make run)")
+    local.add_argument("--data", default="data", help="folder for configs and databases")
+    local.add_argument("--demo", action="store_true", help="seed a demo practice")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        code = _dispatch(args)
+    except ConfigError as e:
+        print(f"practice-bridge: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "generate-config":
+        if os.path.exists(args.config) and not args.force:
+            print(f"practice-bridge: {args.config} exists; use --force to overwrite",
+                  file=sys.stderr)
+            return 1
+        generate_config(args.config)
+        print(f"Wrote {args.config}. Next: practice-bridge generate-registration")
+        return 0
+    if args.command == "generate-registration":
+        from registration import generate_registration, homeserver_snippet
+
+        config = load_config(args.config)
+        generate_registration(config, args.registration)
+        print(f"Wrote {args.registration} and stored its tokens in {args.config}.\n")
+        print(homeserver_snippet(config, args.registration))
+        return 0
+    if args.command == "local":
+        from bridge.local import run_local
+
+        return run_local(args.data, demo=args.demo)
+    config = load_config(args.config)
+    if not config.has_tokens:
+        raise ConfigError("appservice.as_token", "not generated yet; run "
+                          "`practice-bridge generate-registration` first")
+    setup_logging(config)
+    return asyncio.run(run_bridge(config))
+
+
+def setup_logging(config: Config) -> None:
+    try:
+        logging.config.dictConfig(dict(config["logging"]))
+    except (ValueError, TypeError, AttributeError, ImportError) as e:
+        raise ConfigError("logging", f"is not a valid logging config: {e}") from None
+
+
+async def run_bridge(config: Config) -> int:
+    from bridge.app import Bridge
+
+    bridge = Bridge(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await bridge.start()
+    except Exception as e:
+        log.error("Start-up failed: %s", e)
+        await bridge.stop()
+        return 1
+    log.info("practice-bridge is running")
+    await stop.wait()
+    log.info("Stopping")
+    await bridge.stop()
+    return 0

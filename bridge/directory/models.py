@@ -1,0 +1,92 @@
+"""Directory records as small dataclasses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mautrix.types import UserID
+
+Role = Literal["owner", "practitioner", "team_member"]
+ROLES: tuple[Role, ...] = ("owner", "practitioner", "team_member")
+
+
+@dataclass
+class Practice:
+    practice_id: str
+    name: str
+    plan: str
+    timezone: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+    updated_at: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> Practice:
+        return cls(row["practice_id"], row["name"], row["plan"], row["timezone"],
+                   json.loads(row["settings"] or "{}"), row["created_at"], row["updated_at"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"practice_id": self.practice_id, "name": self.name, "plan": self.plan,
+                "timezone": self.timezone}
+
+
+@dataclass
+class Staff:
+    practice_id: str
+    staff_id: str
+    user_id: UserID
+    name: str
+    email: str
+    role: Role
+    active: bool = True
+    updated_at: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> Staff:
+        return cls(row["practice_id"], row["staff_id"], UserID(row["user_id"]), row["name"],
+                   row["email"], row["role"], bool(row["active"]), row["updated_at"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"practice_id": self.practice_id, "staff_id": self.staff_id,
+                "user_id": self.user_id, "name": self.name, "email": self.email,
+                "role": self.role, "active": self.active}
+
+
+@dataclass
+class Client:
+    practice_id: str
+    client_id: str
+    user_id: UserID
+    name: str
+    email: str
+    activated: bool
+    portal_access: bool
+    family_primary_id: str | None = None
+    direct_chat_access: bool = True
+    active: bool = True
+    updated_at: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> Client:
+        return cls(row["practice_id"], row["client_id"], UserID(row["user_id"]), row["name"],
+                   row["email"], bool(row["activated"]), bool(row["portal_access"]),
+                   row["family_primary_id"], bool(row["direct_chat_access"]),
+                   bool(row["active"]), row["updated_at"])
+
+    @property
+    def is_sub_record(self) -> bool:
+        return self.family_primary_id is not None
+
+    @property
+    def has_account(self) -> bool:
+        """Whether this record may hold a Matrix account and sessions right now."""
+        return self.active and self.activated and self.portal_access and not self.is_sub_record
+
+    def to_json(self) -> dict[str, Any]:
+        return {"practice_id": self.practice_id, "client_id": self.client_id,
+                "user_id": None if self.is_sub_record else self.user_id, "name": self.name,
+                "email": self.email, "activated": self.activated,
+                "portal_access": self.portal_access, "family_primary_id": self.family_primary_id,
+                "direct_chat_access": self.direct_chat_access, "active": self.active}

@@ -1,0 +1,104 @@
+"""SQL for the directory tables."""
+
+from __future__ import annotations
+
+import json
+
+from mautrix.util.async_db import Database
+
+from bridge.clock import now_ms
+
+from .models import Client, Practice, Staff
+
+
+class DirectoryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_practice(self, practice_id: str) -> Practice | None:
+        row = await self.db.fetchrow("SELECT * FROM practice WHERE practice_id=$1", practice_id)
+        return Practice.from_row(row) if row else None
+
+    async def upsert_practice(self, p: Practice) -> None:
+        now = now_ms()
+        await self.db.execute(
+            """INSERT INTO practice (practice_id, name, plan, timezone, settings, created_at,
+                                     updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $6)
+               ON CONFLICT (practice_id) DO UPDATE
+               SET name=excluded.name, plan=excluded.plan, timezone=excluded.timezone,
+                   updated_at=excluded.updated_at""",
+            p.practice_id, p.name, p.plan, p.timezone, json.dumps(p.settings), now,
+        )
+
+    async def set_practice_settings(self, practice_id: str, settings: dict) -> None:
+        await self.db.execute(
+            "UPDATE practice SET settings=$2, updated_at=$3 WHERE practice_id=$1",
+            practice_id, json.dumps(settings), now_ms(),
+        )
+
+    async def get_staff(self, practice_id: str, staff_id: str) -> Staff | None:
+        row = await self.db.fetchrow(
+            "SELECT * FROM staff WHERE practice_id=$1 AND staff_id=$2", practice_id, staff_id
+        )
+        return Staff.from_row(row) if row else None
+
+    async def get_staff_by_user(self, user_id: str) -> Staff | None:
+        row = await self.db.fetchrow("SELECT * FROM staff WHERE user_id=$1", user_id)
+        return Staff.from_row(row) if row else None
+
+    async def list_staff(self, practice_id: str) -> list[Staff]:
+        rows = await self.db.fetch(
+            "SELECT * FROM staff WHERE practice_id=$1 ORDER BY name, staff_id", practice_id
+        )
+        return [Staff.from_row(r) for r in rows]
+
+    async def upsert_staff(self, s: Staff) -> None:
+        await self.db.execute(
+            """INSERT INTO staff (practice_id, staff_id, user_id, name, email, role, active,
+                                  updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (practice_id, staff_id) DO UPDATE
+               SET name=excluded.name, email=excluded.email, role=excluded.role,
+                   active=excluded.active, updated_at=excluded.updated_at""",
+            s.practice_id, s.staff_id, s.user_id, s.name, s.email, s.role, s.active, now_ms(),
+        )
+
+    async def get_client(self, practice_id: str, client_id: str) -> Client | None:
+        row = await self.db.fetchrow(
+            "SELECT * FROM client WHERE practice_id=$1 AND client_id=$2", practice_id, client_id
+        )
+        return Client.from_row(row) if row else None
+
+    async def get_client_by_user(self, user_id: str) -> Client | None:
+        row = await self.db.fetchrow("SELECT * FROM client WHERE user_id=$1", user_id)
+        return Client.from_row(row) if row else None
+
+    async def list_clients(self, practice_id: str) -> list[Client]:
+        rows = await self.db.fetch(
+            "SELECT * FROM client WHERE practice_id=$1 ORDER BY name, client_id", practice_id
+        )
+        return [Client.from_row(r) for r in rows]
+
+    async def list_family(self, practice_id: str, primary_id: str) -> list[Client]:
+        rows = await self.db.fetch(
+            "SELECT * FROM client WHERE practice_id=$1 AND family_primary_id=$2 "
+            "ORDER BY name, client_id", practice_id, primary_id,
+        )
+        return [Client.from_row(r) for r in rows]
+
+    async def upsert_client(self, c: Client) -> None:
+        await self.db.execute(
+            """INSERT INTO client (practice_id, client_id, user_id, name, email, activated,
+                                   portal_access, family_primary_id, direct_chat_access, active,
+                                   updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               ON CONFLICT (practice_id, client_id) DO UPDATE
+               SET name=excluded.name, email=excluded.email, activated=excluded.activated,
+                   portal_access=excluded.portal_access,
+                   family_primary_id=excluded.family_primary_id,
+                   direct_chat_access=excluded.direct_chat_access, active=excluded.active,
+                   updated_at=excluded.updated_at""",
+            c.practice_id, c.client_id, c.user_id, c.name, c.email, c.activated,
+            c.portal_access, c.family_primary_id, c.direct_chat_access, c.active, now_ms(),
+        )

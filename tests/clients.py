@@ -1,0 +1,118 @@
+"""HTTP clients the tests use exactly as a portal would: the provisioning API and Synapse."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from bridge.app import Bridge
+from config import Config
+
+
+@dataclass
+class HomeserverInfo:
+    url: str
+    domain: str
+    root: Path
+    config: Config
+    log_path: Path
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+
+    @property
+    def errcode(self) -> str | None:
+        return self.body.get("errcode") if isinstance(self.body, dict) else None
+
+
+class ApiClient:
+    """The provisioning API over real HTTP on the bridge's listener."""
+
+    def __init__(self, bridge: Bridge, homeserver: HomeserverInfo) -> None:
+        cfg = bridge.config
+        self.base = f"http://127.0.0.1:{cfg['appservice.port']}{cfg['provisioning.prefix']}"
+        self.secret = cfg["provisioning.shared_secret"]
+        self.homeserver = homeserver
+        self.session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def call(self, method: str, path: str, body: Any = None, *, token: str | None = None,
+                   raw: bytes | None = None, params: dict[str, str] | None = None,
+                   auth: bool = True) -> Reply:
+        headers = {}
+        if auth:
+            headers["Authorization"] = f"Bearer {token or self.secret}"
+        kwargs: dict[str, Any] = {"headers": headers, "params": params}
+        if raw is not None:
+            kwargs["data"] = raw
+        elif body is not None:
+            kwargs["json"] = body
+        async with self.session.request(method, self.base + path, **kwargs) as resp:
+            try:
+                data = await resp.json(content_type=None)
+            except ValueError:
+                data = await resp.text()
+            return Reply(resp.status, data)
+
+    async def setup_practice(self, practice_id: str, *, plan: str = "team",
+                             clients: tuple[str, ...] = ("c1",),
+                             staff: tuple[tuple[str, str], ...] = (("s1", "practitioner"),)
+                             ) -> None:
+        r = await self.call("PUT", f"/practices/{practice_id}",
+                            {"name": "Sunrise Wellness", "plan": plan, "timezone": "Europe/Berlin"})
+        assert r.status in (200, 201), r.body
+        for staff_id, role in staff:
+            r = await self.call("PUT", f"/practices/{practice_id}/staff/{staff_id}",
+                                {"name": f"Staff {staff_id}", "email": f"{staff_id}@example.com",
+                                 "role": role})
+            assert r.status in (200, 201), r.body
+        for client_id in clients:
+            r = await self.call("PUT", f"/practices/{practice_id}/clients/{client_id}",
+                                {"name": f"Client {client_id}", "email": f"{client_id}@example.com",
+                                 "activated": True, "portal_access": True,
+                                 "family_primary_id": None})
+            assert r.status in (200, 201), r.body
+
+    async def session_for(self, practice_id: str, **who: str) -> MatrixClient:
+        r = await self.call("POST", f"/practices/{practice_id}/sessions", who)
+        assert r.status == 201, r.body
+        return MatrixClient(self.homeserver.url, r.body["access_token"], r.body["user_id"],
+                            self.session)
+
+
+class MatrixClient:
+    """A portal frontend's Matrix session: the client-server API with a minted token."""
+
+    def __init__(self, base: str, token: str, user_id: str, session: aiohttp.ClientSession
+                 ) -> None:
+        self.base = base
+        self.token = token
+        self.user_id = user_id
+        self.session = session
+
+    async def request(self, method: str, path: str, body: Any = None,
+                      params: dict[str, str] | None = None) -> Reply:
+        async with self.session.request(
+            method, self.base + path, json=body, params=params,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as resp:
+            return Reply(resp.status, await resp.json(content_type=None))
+
+    async def whoami(self) -> Reply:
+        return await self.request("GET", "/_matrix/client/v3/account/whoami")
+
+    async def send(self, room_id: str, content: dict[str, Any],
+                   event_type: str = "m.room.message") -> Reply:
+        txn = uuid.uuid4().hex
+        return await self.request(
+            "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{event_type}/{txn}", content)

@@ -1,0 +1,119 @@
+"""Test fixtures: one real Synapse per test session, a fresh bridge (in-process) per test.
+
+Synapse runs as a subprocess from the installed `matrix-synapse` package with our registration
+and module loaded, on its own free port and temporary folder, tuned for speed (bcrypt rounds 4,
+rate limits off). Every database test runs on SQLite and, when PRACTICE_BRIDGE_TEST_POSTGRES
+holds a DSN, on PostgreSQL too (a fresh schema per test).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mautrix.util.async_db import Database
+
+from bridge.app import Bridge
+from bridge.db import create_database
+from config import Config, load_config
+from config.schema import generate_config
+from registration import generate_registration, module_entry
+from registration.homeserver import (
+    free_port,
+    start_synapse,
+    wait_for_synapse,
+    write_homeserver_config,
+)
+from tests.clients import ApiClient, HomeserverInfo
+
+PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
+    root = tmp_path_factory.mktemp("synapse")
+    hs_port, as_port = free_port(), free_port()
+    config = generate_config(root / "config.yaml", **{
+        "homeserver.address": f"http://127.0.0.1:{hs_port}",
+        "homeserver.domain": "practice.test",
+        "appservice.address": f"http://127.0.0.1:{as_port}",
+        "appservice.port": as_port,
+        "provisioning.token_cache_seconds": 0,
+    })
+    generate_registration(config, root / "registration.yaml")
+    hs_config = write_homeserver_config(
+        root / "synapse", server_name="practice.test", port=hs_port,
+        registration_path=root / "registration.yaml", module=module_entry(config), fast=True)
+    log_path = root / "synapse.log"
+    proc = start_synapse(hs_config, log_path)
+    try:
+        wait_for_synapse(f"http://127.0.0.1:{hs_port}", proc)
+        yield HomeserverInfo(f"http://127.0.0.1:{hs_port}", "practice.test", root, config,
+                             log_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except Exception:
+            proc.kill()
+
+
+def _backends() -> list[Any]:
+    return ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
+        not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set"))]
+
+
+@pytest.fixture(params=_backends())
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh bridge database on each backend (not started: the bridge starts it)."""
+    if request.param == "sqlite":
+        yield create_database(f"sqlite:{tmp_path / 'bridge.db'}")
+        return
+    dsn = os.environ[PG_ENV]
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_database(dsn)
+    await admin.start()
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield create_database(dsn, {"server_settings": {"search_path": schema},
+                                    "min_size": 1, "max_size": 5})
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.stop()
+
+
+def bridge_config(homeserver: HomeserverInfo, tmp_path: Path) -> Config:
+    path = tmp_path / "config.yaml"
+    shutil.copy(homeserver.config.path, path)
+    return load_config(path)
+
+
+@pytest.fixture
+async def bridge(homeserver: HomeserverInfo, database: Database, tmp_path: Path
+                 ) -> AsyncIterator[Bridge]:
+    instance = Bridge(bridge_config(homeserver, tmp_path), db=database)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def api(bridge: Bridge, homeserver: HomeserverInfo) -> AsyncIterator[ApiClient]:
+    client = ApiClient(bridge, homeserver)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def practice_id() -> str:
+    """A practice id no other test uses (the Synapse is shared by the whole session)."""
+    return f"p{uuid.uuid4().hex[:10]}"
