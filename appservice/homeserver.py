@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
-from mautrix.api import Method
+from mautrix.api import Method, PathBuilder
 from mautrix.appservice import AppService
 from mautrix.appservice.state_store.memory import ASStateStore
 from mautrix.client.state_store.memory import MemoryStateStore
@@ -30,8 +30,9 @@ class MemoryASStateStore(MemoryStateStore, ASStateStore):
         ASStateStore.__init__(self)
 
 
-def _admin_user_path(user_id: str, rest: str) -> str:
-    return f"/_synapse/admin/v2/users/{quote(user_id, safe='')}/{rest}"
+def _admin_user_path(user_id: str, rest: str = "") -> PathBuilder:
+    path = f"/_synapse/admin/v2/users/{quote(user_id, safe='')}"
+    return PathBuilder(f"{path}/{rest}" if rest else path)
 
 
 class SynapseHomeserver:
@@ -51,12 +52,15 @@ class SynapseHomeserver:
                 await intent.set_displayname(displayname)
 
     async def login(self, user_id: UserID, device_name: str) -> MatrixSession:
-        """Log in as a namespace user (spec: client-server API, Login, m.login.application_service)."""
+        """Log in as a namespace user (spec: client-server API, m.login.application_service)."""
         resp = await self.az.intent.api.request(
-            Method.POST, "/_matrix/client/v3/login",
-            {"type": "m.login.application_service",
-             "identifier": {"type": "m.id.user", "user": user_id},
-             "initial_device_display_name": device_name},
+            Method.POST,
+            PathBuilder("/_matrix/client/v3/login"),
+            {
+                "type": "m.login.application_service",
+                "identifier": {"type": "m.id.user", "user": user_id},
+                "initial_device_display_name": device_name,
+            },
         )
         return MatrixSession(UserID(resp["user_id"]), resp["access_token"], resp["device_id"])
 
@@ -71,16 +75,16 @@ class SynapseHomeserver:
             raise
         devices = [d["device_id"] for d in resp.get("devices", [])]
         if devices:
-            await api.request(Method.POST, _admin_user_path(user_id, "delete_devices"),
-                              {"devices": devices})
+            await api.request(
+                Method.POST, _admin_user_path(user_id, "delete_devices"), {"devices": devices}
+            )
         log.info("Ended %d sessions of %s", len(devices), user_id)
         return len(devices)
 
     async def bot_is_admin(self) -> bool:
         """Whether the bot may use Synapse's admin API (it reads its own admin record)."""
         try:
-            await self.az.intent.api.request(
-                Method.GET, _admin_user_path(self.az.bot_mxid, "").rstrip("/"))
+            await self.az.intent.api.request(Method.GET, _admin_user_path(self.az.bot_mxid))
         except MatrixRequestError as e:
             if e.http_status == 403:
                 return False

@@ -40,7 +40,7 @@ class PracticeAppService(AppService):
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
                 return False
-            token = header[len("Bearer "):]
+            token = header[len("Bearer ") :]
         return hmac.compare_digest(token.encode(), self.hs_token.encode())
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:

@@ -27,11 +27,14 @@ class Bridge:
 
     def __init__(self, config: Config, *, db: Database | None = None) -> None:
         self.config = config
-        self.db = db or create_database(config["appservice.database"],
-                                        dict(config["appservice.database_opts"] or {}))
-        self.mapper = IdentityMapper(config["appservice.username_template"],
-                                     config["homeserver.domain"],
-                                     config["appservice.bot_username"])
+        self.db = db or create_database(
+            config["appservice.database"], dict(config["appservice.database_opts"] or {})
+        )
+        self.mapper = IdentityMapper(
+            config["appservice.username_template"],
+            config["homeserver.domain"],
+            config["appservice.bot_username"],
+        )
         self.queue = EventQueue(self.db)
         self.pipeline = Pipeline(self.db, self.queue)
         self.az = PracticeAppService(
@@ -52,14 +55,26 @@ class Bridge:
         self.audit = AuditLog(self.db)
         self.directory_store = DirectoryStore(self.db)
         self.directory = DirectoryService(
-            self.directory_store, self.audit, self.homeserver, self.mapper,
-            dict(config["practice.plans"]), config["practice.default_plan"])
-        self.auth = Authenticator(config["provisioning.shared_secret"], self.homeserver,
-                                  self.mapper, config["provisioning.token_cache_seconds"])
+            self.directory_store,
+            self.audit,
+            self.homeserver,
+            self.mapper,
+            dict(config["practice.plans"]),
+            config["practice.default_plan"],
+        )
+        self.auth = Authenticator(
+            config["provisioning.shared_secret"],
+            self.homeserver,
+            self.mapper,
+            config["provisioning.token_cache_seconds"],
+        )
         max_text = config["practice.max_text_length"]
-        self.api = build_api_app(config["provisioning.prefix"], [
-            DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
-        ])
+        self.api = build_api_app(
+            config["provisioning.prefix"],
+            [
+                DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
+            ],
+        )
         self.az.app.add_subapp(config["provisioning.prefix"], self.api)
         self._prune_task: asyncio.Task[None] | None = None
 
@@ -67,8 +82,12 @@ class Bridge:
         await self.db.start()
         host, port = self.config["appservice.hostname"], self.config["appservice.port"]
         await self.az.start(host, port)
-        log.info("Listening on %s:%d (provisioning under %s)", host, port,
-                 self.config["provisioning.prefix"])
+        log.info(
+            "Listening on %s:%d (provisioning under %s)",
+            host,
+            port,
+            self.config["provisioning.prefix"],
+        )
         await self._prepare_bot()
         self.pipeline.start()
         self._prune_task = asyncio.create_task(self._prune_loop())
@@ -88,18 +107,24 @@ class Bridge:
             await self.az.ping_self()
             log.info("The homeserver reaches the bridge (appservice ping answered)")
         except Exception as e:
-            log.warning("The homeserver could not ping the bridge: %s. Check that "
-                        "appservice.address is reachable from Synapse and the registration "
-                        "is loaded.", e)
+            log.warning(
+                "The homeserver could not ping the bridge: %s. Check that "
+                "appservice.address is reachable from Synapse and the registration "
+                "is loaded.",
+                e,
+            )
 
     async def _wait_for_admin(self, timeout: float = 10) -> None:
         """The Synapse module promotes the bot right after it registers; wait for that."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not await self.homeserver.bot_is_admin():
             if asyncio.get_running_loop().time() > deadline:
-                log.warning("The bot %s is not a server admin: ending sessions and deleting "
-                            "chats will fail. Load the practice-bridge Synapse module or make "
-                            "the bot an admin (docs/admin.md).", self.az.bot_mxid)
+                log.warning(
+                    "The bot %s is not a server admin: ending sessions and deleting "
+                    "chats will fail. Load the practice-bridge Synapse module or make "
+                    "the bot an admin (docs/admin.md).",
+                    self.az.bot_mxid,
+                )
                 return
             await asyncio.sleep(0.1)
         log.info("The bot %s is a server admin", self.az.bot_mxid)

@@ -25,9 +25,15 @@ class AuditEntry:
     ts: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "practice_id": self.practice_id, "actor": self.actor,
-                "action": self.action, "target": self.target, "details": self.details,
-                "ts": self.ts}
+        return {
+            "id": self.id,
+            "practice_id": self.practice_id,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "details": self.details,
+            "ts": self.ts,
+        }
 
 
 class AuditLog:
@@ -50,16 +56,36 @@ class AuditLog:
             "INSERT INTO audit_log (practice_id, actor, action, target, details, ts, effect_key) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (effect_key) DO NOTHING"
         )
-        args = (practice_id, actor, action, target, json.dumps(details or {}), now_ms(),
-                effect_key)
+        args = (
+            practice_id,
+            actor,
+            action,
+            target,
+            json.dumps(details or {}),
+            now_ms(),
+            effect_key,
+        )
         await (conn or self.db).execute(query, *args)
         log.info("%s: %s %s", actor, action, target or "")
 
-    async def list(self, practice_id: str, *, limit: int = 100,
-                   before: int | None = None) -> list[AuditEntry]:
+    async def list(
+        self, practice_id: str, *, limit: int = 100, before: int | None = None
+    ) -> list[AuditEntry]:
         rows = await self.db.fetch(
             "SELECT * FROM audit_log WHERE practice_id=$1 AND id < $2 ORDER BY id DESC LIMIT $3",
-            practice_id, before if before is not None else 2**62, limit,
+            practice_id,
+            before if before is not None else 2**62,
+            limit,
         )
-        return [AuditEntry(r["id"], r["practice_id"], r["actor"], r["action"], r["target"],
-                           json.loads(r["details"]), r["ts"]) for r in rows]
+        return [
+            AuditEntry(
+                r["id"],
+                r["practice_id"],
+                r["actor"],
+                r["action"],
+                r["target"],
+                json.loads(r["details"]),
+                r["ts"],
+            )
+            for r in rows
+        ]

@@ -16,15 +16,18 @@ log = logging.getLogger("practice.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="practice-bridge",
-                                     description="The practice messaging bridge.")
+    parser = argparse.ArgumentParser(
+        prog="practice-bridge", description="The practice messaging bridge."
+    )
     parser.add_argument("-c", "--config", default="config.yaml", help="the bridge config file")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bridge (the default)")
     gen = sub.add_parser("generate-config", help="write a config with fresh secrets")
     gen.add_argument("--force", action="store_true", help="overwrite an existing config")
-    reg = sub.add_parser("generate-registration",
-                         help="write the appservice registration and print the Synapse snippet")
+    reg = sub.add_parser(
+        "generate-registration",
+        help="write the appservice registration and print the Synapse snippet",
+    )
     reg.add_argument("-r", "--registration", default="registration.yaml")
     local = sub.add_parser("local", help="run a local Synapse and the bridge (make run)")
     local.add_argument("--data", default="data", help="folder for configs and databases")
@@ -47,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "generate-config":
         if os.path.exists(args.config) and not args.force:
-            print(f"practice-bridge: {args.config} exists; use --force to overwrite",
-                  file=sys.stderr)
+            print(
+                f"practice-bridge: {args.config} exists; use --force to overwrite", file=sys.stderr
+            )
             return 1
         generate_config(args.config)
         print(f"Wrote {args.config}. Next: practice-bridge generate-registration")
@@ -67,8 +71,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_local(args.data, demo=args.demo)
     config = load_config(args.config)
     if not config.has_tokens:
-        raise ConfigError("appservice.as_token", "not generated yet; run "
-                          "`practice-bridge generate-registration` first")
+        raise ConfigError(
+            "appservice.as_token",
+            "not generated yet; run `practice-bridge generate-registration` first",
+        )
     setup_logging(config)
     return asyncio.run(run_bridge(config))
 

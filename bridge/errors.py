@@ -45,5 +45,6 @@ def forbidden(message: str, errcode: str = "M_FORBIDDEN") -> PracticeError:
 
 
 def unknown_practice(practice_id: str) -> PracticeError:
-    return PracticeError(PREFIX + "UNKNOWN_PRACTICE", "This practice does not exist.", 404,
-                         practice_id=practice_id)
+    return PracticeError(
+        PREFIX + "UNKNOWN_PRACTICE", "This practice does not exist.", 404, practice_id=practice_id
+    )

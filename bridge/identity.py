@@ -89,7 +89,9 @@ class IdentityMapper:
         if not match or match["kind"] not in KINDS:
             return None
         try:
-            return PortalIdentity(match["kind"], unescape(match["practice"]), unescape(match["id"]))  # type: ignore[arg-type]
+            return PortalIdentity(
+                match["kind"], unescape(match["practice"]), unescape(match["id"])
+            )  # type: ignore[arg-type]
         except (ValueError, UnicodeDecodeError):
             return None
 

@@ -22,20 +22,36 @@ from yarl import URL
 from bridge.identity import TemplateError, validate_template
 
 EXAMPLE_PATH = Path(__file__).resolve().parent.parent / "example-config.yaml"
-PLACEHOLDER_TOKEN = "This value is generated when generating the registration"
+PLACEHOLDER_TOKEN = "This value is generated when generating the registration"  # noqa: S105
 
 # Every key the admin may set, copied over when the config is upgraded.
 _COPIED = (
-    "homeserver.address", "homeserver.domain", "homeserver.verify_ssl",
-    "appservice.address", "appservice.hostname", "appservice.port", "appservice.database",
-    "appservice.database_opts", "appservice.id", "appservice.bot_username",
-    "appservice.bot_displayname", "appservice.username_template",
-    "appservice.as_token", "appservice.hs_token",
-    "provisioning.prefix", "provisioning.shared_secret", "provisioning.token_cache_seconds",
-    "practice.default_plan", "practice.max_text_length",
-    "notifications.delay_seconds", "notifications.portal_url",
-    "notifications.smtp.hostname", "notifications.smtp.port", "notifications.smtp.security",
-    "notifications.smtp.username", "notifications.smtp.password",
+    "homeserver.address",
+    "homeserver.domain",
+    "homeserver.verify_ssl",
+    "appservice.address",
+    "appservice.hostname",
+    "appservice.port",
+    "appservice.database",
+    "appservice.database_opts",
+    "appservice.id",
+    "appservice.bot_username",
+    "appservice.bot_displayname",
+    "appservice.username_template",
+    "appservice.as_token",
+    "appservice.hs_token",
+    "provisioning.prefix",
+    "provisioning.shared_secret",
+    "provisioning.token_cache_seconds",
+    "practice.default_plan",
+    "practice.max_text_length",
+    "notifications.delay_seconds",
+    "notifications.portal_url",
+    "notifications.smtp.hostname",
+    "notifications.smtp.port",
+    "notifications.smtp.security",
+    "notifications.smtp.username",
+    "notifications.smtp.password",
     "notifications.smtp.from_address",
 )
 _COPIED_DICTS = ("practice.plans", "logging")
@@ -64,7 +80,7 @@ class Config(BaseFileConfig):
         # Older configs called the provisioning secret `provisioning.secret`.
         if "provisioning.secret" in self and "provisioning.shared_secret" not in self:
             base["provisioning.shared_secret"] = self["provisioning.secret"]
-        if base["provisioning.shared_secret"] == "generate":
+        if base["provisioning.shared_secret"] == "generate":  # noqa: S105
             base["provisioning.shared_secret"] = secrets.token_urlsafe(32)
 
     def line_of(self, key: str) -> int | None:
@@ -149,8 +165,11 @@ _RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("notifications.portal_url", _is_str, "a URL"),
     ("notifications.smtp.hostname", _is_str, "a host name, or empty to turn email off"),
     ("notifications.smtp.port", _is_port, "a port number (1-65535)"),
-    ("notifications.smtp.security", lambda v: v in ("none", "starttls", "tls"),
-     "one of none, starttls, tls"),
+    (
+        "notifications.smtp.security",
+        lambda v: v in ("none", "starttls", "tls"),
+        "one of none, starttls, tls",
+    ),
     ("notifications.smtp.username", _is_str, "a string"),
     ("notifications.smtp.password", _is_str, "a string"),
     ("notifications.smtp.from_address", _is_str, "an email address"),
@@ -165,25 +184,37 @@ def validate(config: Config) -> None:
             raise ConfigError(key, f"must be {expected}, got {config[key]!r}", config.line_of(key))
     scheme = URL(config["appservice.database"]).scheme
     if scheme not in ("sqlite", "sqlite3", "postgres", "postgresql"):
-        raise ConfigError("appservice.database",
-                          f"unknown database scheme '{scheme}' (use sqlite: or postgres://)",
-                          config.line_of("appservice.database"))
+        raise ConfigError(
+            "appservice.database",
+            f"unknown database scheme '{scheme}' (use sqlite: or postgres://)",
+            config.line_of("appservice.database"),
+        )
     try:
         validate_template(config["appservice.username_template"])
     except TemplateError as e:
-        raise ConfigError("appservice.username_template", str(e),
-                          config.line_of("appservice.username_template")) from None
+        raise ConfigError(
+            "appservice.username_template", str(e), config.line_of("appservice.username_template")
+        ) from None
     plans = config["practice.plans"]
     if not isinstance(plans, dict) or not plans:
-        raise ConfigError("practice.plans", "must map plan names to their features",
-                          config.line_of("practice.plans"))
+        raise ConfigError(
+            "practice.plans",
+            "must map plan names to their features",
+            config.line_of("practice.plans"),
+        )
     for name, features in plans.items():
         if not isinstance(features, dict) or not all(_is_bool(v) for v in features.values()):
-            raise ConfigError(f"practice.plans.{name}", "must map feature names to true/false",
-                              config.line_of(f"practice.plans.{name}"))
+            raise ConfigError(
+                f"practice.plans.{name}",
+                "must map feature names to true/false",
+                config.line_of(f"practice.plans.{name}"),
+            )
     if config["practice.default_plan"] not in plans:
-        raise ConfigError("practice.default_plan", "must name a plan of practice.plans",
-                          config.line_of("practice.default_plan"))
+        raise ConfigError(
+            "practice.default_plan",
+            "must name a plan of practice.plans",
+            config.line_of("practice.default_plan"),
+        )
     if not isinstance(config["logging"], dict):
         raise ConfigError("logging", "must be a logging dictConfig mapping")
 
@@ -194,8 +225,9 @@ def load_config(path: str | os.PathLike[str], *, save: bool = True) -> Config:
     try:
         config.load()
     except FileNotFoundError:
-        raise ConfigError("<file>", f"{path} does not exist; run "
-                          "`practice-bridge generate-config` first") from None
+        raise ConfigError(
+            "<file>", f"{path} does not exist; run `practice-bridge generate-config` first"
+        ) from None
     except OSError as e:
         raise ConfigError("<file>", f"{path} cannot be read: {e.strerror}") from None
     except YAMLError as e:
@@ -212,8 +244,14 @@ def load_config(path: str | os.PathLike[str], *, save: bool = True) -> Config:
 
 def _check_shapes(config: Config) -> None:
     """Sections must be mappings before the upgrade copies values out of them."""
-    for section in ("homeserver", "appservice", "provisioning", "practice", "notifications",
-                    "notifications.smtp"):
+    for section in (
+        "homeserver",
+        "appservice",
+        "provisioning",
+        "practice",
+        "notifications",
+        "notifications.smtp",
+    ):
         if section in config and not isinstance(config[section], dict):
             raise ConfigError(section, "must be a mapping", config.line_of(section))
 

@@ -19,8 +19,11 @@ from config import Config
 
 
 def _mapper(config: Config) -> IdentityMapper:
-    return IdentityMapper(config["appservice.username_template"], config["homeserver.domain"],
-                          config["appservice.bot_username"])
+    return IdentityMapper(
+        config["appservice.username_template"],
+        config["homeserver.domain"],
+        config["appservice.bot_username"],
+    )
 
 
 def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -76,8 +79,15 @@ def homeserver_snippet(config: Config, registration_path: str | os.PathLike[str]
     import io
 
     out = io.StringIO()
-    out.write("# Add to homeserver.yaml (the module needs practice-bridge installed in Synapse's\n"
-              "# Python environment).\n")
-    YAML().dump({"app_service_config_files": [os.path.abspath(registration_path)],
-                 "modules": [module_entry(config)]}, out)
+    out.write(
+        "# Add to homeserver.yaml (the module needs practice-bridge installed in Synapse's\n"
+        "# Python environment).\n"
+    )
+    YAML().dump(
+        {
+            "app_service_config_files": [os.path.abspath(registration_path)],
+            "modules": [module_entry(config)],
+        },
+        out,
+    )
     return out.getvalue()

@@ -48,10 +48,16 @@ def write_homeserver_config(
         "server_name": server_name,
         "public_baseurl": f"http://127.0.0.1:{port}/",
         "pid_file": str(data / "homeserver.pid"),
-        "listeners": [{
-            "port": port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-            "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}],
-        }],
+        "listeners": [
+            {
+                "port": port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ],
         "database": {"name": "sqlite3", "args": {"database": str(data / "homeserver.db")}},
         "media_store_path": str(data / "media"),
         "signing_key_path": str(key_path),
@@ -72,35 +78,49 @@ def write_homeserver_config(
     }
     if fast:
         unlimited = {"per_second": 10000, "burst_count": 100000}
-        config.update({
-            "bcrypt_rounds": 4,
-            "rc_message": unlimited,
-            "rc_registration": unlimited,
-            "rc_joins": {"local": unlimited, "remote": unlimited},
-            "rc_joins_per_room": unlimited,
-            "rc_invites": {"per_room": unlimited, "per_user": unlimited, "per_issuer": unlimited},
-            "rc_login": {"address": unlimited, "account": unlimited,
-                         "failed_attempts": unlimited},
-            "rc_admin_redaction": unlimited,
-            "rc_3pid_validation": unlimited,
-            "rc_presence": {"per_user": unlimited},
-            "rc_delayed_event_mgmt": unlimited,
-            "rc_room_creation": unlimited,
-            "rc_reports": unlimited,
-            "rc_media_create": unlimited,
-        })
+        config.update(
+            {
+                "bcrypt_rounds": 4,
+                "rc_message": unlimited,
+                "rc_registration": unlimited,
+                "rc_joins": {"local": unlimited, "remote": unlimited},
+                "rc_joins_per_room": unlimited,
+                "rc_invites": {
+                    "per_room": unlimited,
+                    "per_user": unlimited,
+                    "per_issuer": unlimited,
+                },
+                "rc_login": {
+                    "address": unlimited,
+                    "account": unlimited,
+                    "failed_attempts": unlimited,
+                },
+                "rc_admin_redaction": unlimited,
+                "rc_3pid_validation": unlimited,
+                "rc_presence": {"per_user": unlimited},
+                "rc_delayed_event_mgmt": unlimited,
+                "rc_room_creation": unlimited,
+                "rc_reports": unlimited,
+                "rc_media_create": unlimited,
+            }
+        )
     path = data / "homeserver.yaml"
     with open(path, "w") as f:
         YAML().dump(config, f)
     return path
 
 
-def start_synapse(config_path: str | os.PathLike[str], log_path: str | os.PathLike[str],
-                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_synapse(
+    config_path: str | os.PathLike[str],
+    log_path: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(
         [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config_path)],
-        stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env or os.environ.copy(),
     )
 
 

@@ -46,9 +46,17 @@ class ApiClient:
     async def close(self) -> None:
         await self.session.close()
 
-    async def call(self, method: str, path: str, body: Any = None, *, token: str | None = None,
-                   raw: bytes | None = None, params: dict[str, str] | None = None,
-                   auth: bool = True) -> Reply:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        params: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Reply:
         headers = {}
         if auth:
             headers["Authorization"] = f"Bearer {token or self.secret}"
@@ -64,46 +72,68 @@ class ApiClient:
                 data = await resp.text()
             return Reply(resp.status, data)
 
-    async def setup_practice(self, practice_id: str, *, plan: str = "team",
-                             clients: tuple[str, ...] = ("c1",),
-                             staff: tuple[tuple[str, str], ...] = (("s1", "practitioner"),)
-                             ) -> None:
-        r = await self.call("PUT", f"/practices/{practice_id}",
-                            {"name": "Sunrise Wellness", "plan": plan, "timezone": "Europe/Berlin"})
+    async def setup_practice(
+        self,
+        practice_id: str,
+        *,
+        plan: str = "team",
+        clients: tuple[str, ...] = ("c1",),
+        staff: tuple[tuple[str, str], ...] = (("s1", "practitioner"),),
+    ) -> None:
+        r = await self.call(
+            "PUT",
+            f"/practices/{practice_id}",
+            {"name": "Sunrise Wellness", "plan": plan, "timezone": "Europe/Berlin"},
+        )
         assert r.status in (200, 201), r.body
         for staff_id, role in staff:
-            r = await self.call("PUT", f"/practices/{practice_id}/staff/{staff_id}",
-                                {"name": f"Staff {staff_id}", "email": f"{staff_id}@example.com",
-                                 "role": role})
+            r = await self.call(
+                "PUT",
+                f"/practices/{practice_id}/staff/{staff_id}",
+                {"name": f"Staff {staff_id}", "email": f"{staff_id}@example.com", "role": role},
+            )
             assert r.status in (200, 201), r.body
         for client_id in clients:
-            r = await self.call("PUT", f"/practices/{practice_id}/clients/{client_id}",
-                                {"name": f"Client {client_id}", "email": f"{client_id}@example.com",
-                                 "activated": True, "portal_access": True,
-                                 "family_primary_id": None})
+            r = await self.call(
+                "PUT",
+                f"/practices/{practice_id}/clients/{client_id}",
+                {
+                    "name": f"Client {client_id}",
+                    "email": f"{client_id}@example.com",
+                    "activated": True,
+                    "portal_access": True,
+                    "family_primary_id": None,
+                },
+            )
             assert r.status in (200, 201), r.body
 
     async def session_for(self, practice_id: str, **who: str) -> MatrixClient:
         r = await self.call("POST", f"/practices/{practice_id}/sessions", who)
         assert r.status == 201, r.body
-        return MatrixClient(self.homeserver.url, r.body["access_token"], r.body["user_id"],
-                            self.session)
+        return MatrixClient(
+            self.homeserver.url, r.body["access_token"], r.body["user_id"], self.session
+        )
 
 
 class MatrixClient:
     """A portal frontend's Matrix session: the client-server API with a minted token."""
 
-    def __init__(self, base: str, token: str, user_id: str, session: aiohttp.ClientSession
-                 ) -> None:
+    def __init__(
+        self, base: str, token: str, user_id: str, session: aiohttp.ClientSession
+    ) -> None:
         self.base = base
         self.token = token
         self.user_id = user_id
         self.session = session
 
-    async def request(self, method: str, path: str, body: Any = None,
-                      params: dict[str, str] | None = None) -> Reply:
+    async def request(
+        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> Reply:
         async with self.session.request(
-            method, self.base + path, json=body, params=params,
+            method,
+            self.base + path,
+            json=body,
+            params=params,
             headers={"Authorization": f"Bearer {self.token}"},
         ) as resp:
             return Reply(resp.status, await resp.json(content_type=None))
@@ -111,8 +141,10 @@ class MatrixClient:
     async def whoami(self) -> Reply:
         return await self.request("GET", "/_matrix/client/v3/account/whoami")
 
-    async def send(self, room_id: str, content: dict[str, Any],
-                   event_type: str = "m.room.message") -> Reply:
+    async def send(
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
+    ) -> Reply:
         txn = uuid.uuid4().hex
         return await self.request(
-            "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{event_type}/{txn}", content)
+            "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{event_type}/{txn}", content
+        )

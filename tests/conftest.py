@@ -38,23 +38,32 @@ PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
     root = tmp_path_factory.mktemp("synapse")
     hs_port, as_port = free_port(), free_port()
-    config = generate_config(root / "config.yaml", **{
-        "homeserver.address": f"http://127.0.0.1:{hs_port}",
-        "homeserver.domain": "practice.test",
-        "appservice.address": f"http://127.0.0.1:{as_port}",
-        "appservice.port": as_port,
-        "provisioning.token_cache_seconds": 0,
-    })
+    config = generate_config(
+        root / "config.yaml",
+        **{
+            "homeserver.address": f"http://127.0.0.1:{hs_port}",
+            "homeserver.domain": "practice.test",
+            "appservice.address": f"http://127.0.0.1:{as_port}",
+            "appservice.port": as_port,
+            "provisioning.token_cache_seconds": 0,
+        },
+    )
     generate_registration(config, root / "registration.yaml")
     hs_config = write_homeserver_config(
-        root / "synapse", server_name="practice.test", port=hs_port,
-        registration_path=root / "registration.yaml", module=module_entry(config), fast=True)
+        root / "synapse",
+        server_name="practice.test",
+        port=hs_port,
+        registration_path=root / "registration.yaml",
+        module=module_entry(config),
+        fast=True,
+    )
     log_path = root / "synapse.log"
     proc = start_synapse(hs_config, log_path)
     try:
         wait_for_synapse(f"http://127.0.0.1:{hs_port}", proc)
-        yield HomeserverInfo(f"http://127.0.0.1:{hs_port}", "practice.test", root, config,
-                             log_path)
+        yield HomeserverInfo(
+            f"http://127.0.0.1:{hs_port}", "practice.test", root, config, log_path
+        )
     finally:
         proc.terminate()
         try:
@@ -64,8 +73,13 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
 
 
 def _backends() -> list[Any]:
-    return ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
-        not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set"))]
+    return [
+        "sqlite",
+        pytest.param(
+            "postgres",
+            marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set"),
+        ),
+    ]
 
 
 @pytest.fixture(params=_backends())
@@ -80,8 +94,9 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     await admin.start()
     await admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield create_database(dsn, {"server_settings": {"search_path": schema},
-                                    "min_size": 1, "max_size": 5})
+        yield create_database(
+            dsn, {"server_settings": {"search_path": schema}, "min_size": 1, "max_size": 5}
+        )
     finally:
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.stop()
@@ -94,8 +109,9 @@ def bridge_config(homeserver: HomeserverInfo, tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-async def bridge(homeserver: HomeserverInfo, database: Database, tmp_path: Path
-                 ) -> AsyncIterator[Bridge]:
+async def bridge(
+    homeserver: HomeserverInfo, database: Database, tmp_path: Path
+) -> AsyncIterator[Bridge]:
     instance = Bridge(bridge_config(homeserver, tmp_path), db=database)
     await instance.start()
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from tests.clients import ApiClient
 
 
-async def test_client_session_is_a_real_login_and_revocation_ends_it(api: ApiClient,
-                                                                     practice_id: str) -> None:
+async def test_client_session_is_a_real_login_and_revocation_ends_it(
+    api: ApiClient, practice_id: str
+) -> None:
     await api.setup_practice(practice_id)
     client = await api.session_for(practice_id, client_id="c1")
     who = await client.whoami()
@@ -24,19 +25,25 @@ async def test_client_session_is_a_real_login_and_revocation_ends_it(api: ApiCli
 
 
 async def test_losing_portal_access_ends_sessions_and_restoring_it_works_again(
-        api: ApiClient, practice_id: str) -> None:
+    api: ApiClient, practice_id: str
+) -> None:
     await api.setup_practice(practice_id)
     first = await api.session_for(practice_id, client_id="c1")
-    body = {"name": "Client c1", "email": "c1@example.com", "activated": True,
-            "portal_access": False}
+    body = {
+        "name": "Client c1",
+        "email": "c1@example.com",
+        "activated": True,
+        "portal_access": False,
+    }
     r = await api.call("PUT", f"/practices/{practice_id}/clients/c1", body)
     assert r.status == 200, r.body
     assert (await first.whoami()).status == 401
     refused = await api.call("POST", f"/practices/{practice_id}/sessions", {"client_id": "c1"})
     assert refused.errcode == "ORG.PRACTICEBRIDGE.NO_PORTAL_ACCESS"
 
-    r = await api.call("PUT", f"/practices/{practice_id}/clients/c1",
-                       body | {"portal_access": True})
+    r = await api.call(
+        "PUT", f"/practices/{practice_id}/clients/c1", body | {"portal_access": True}
+    )
     assert r.status == 200
     again = await api.session_for(practice_id, client_id="c1")
     assert again.user_id == first.user_id
@@ -44,14 +51,25 @@ async def test_losing_portal_access_ends_sessions_and_restoring_it_works_again(
 
 
 async def test_non_activated_client_and_sub_record_are_refused_sessions(
-        api: ApiClient, practice_id: str) -> None:
+    api: ApiClient, practice_id: str
+) -> None:
     await api.setup_practice(practice_id, clients=("parent",))
-    await api.call("PUT", f"/practices/{practice_id}/clients/pending",
-                   {"name": "Pending", "email": "p@example.com", "activated": False,
-                    "portal_access": True})
-    await api.call("PUT", f"/practices/{practice_id}/clients/kid",
-                   {"name": "Kid", "email": "kid@example.com", "activated": True,
-                    "portal_access": True, "family_primary_id": "parent"})
+    await api.call(
+        "PUT",
+        f"/practices/{practice_id}/clients/pending",
+        {"name": "Pending", "email": "p@example.com", "activated": False, "portal_access": True},
+    )
+    await api.call(
+        "PUT",
+        f"/practices/{practice_id}/clients/kid",
+        {
+            "name": "Kid",
+            "email": "kid@example.com",
+            "activated": True,
+            "portal_access": True,
+            "family_primary_id": "parent",
+        },
+    )
     r = await api.call("POST", f"/practices/{practice_id}/sessions", {"client_id": "pending"})
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.CLIENT_NOT_ACTIVATED")
     r = await api.call("POST", f"/practices/{practice_id}/sessions", {"client_id": "kid"})

@@ -44,14 +44,20 @@ class Caller:
 
     def require_user(self) -> UserID:
         if self.user_id is None:
-            raise PracticeError("M_MISSING_PARAM", "Name the user to act for with ?user_id=.",
-                                400, param="user_id")
+            raise PracticeError(
+                "M_MISSING_PARAM", "Name the user to act for with ?user_id=.", 400, param="user_id"
+            )
         return self.user_id
 
 
 class Authenticator:
-    def __init__(self, shared_secret: str, homeserver: Homeserver, mapper: IdentityMapper,
-                 cache_seconds: int) -> None:
+    def __init__(
+        self,
+        shared_secret: str,
+        homeserver: Homeserver,
+        mapper: IdentityMapper,
+        cache_seconds: int,
+    ) -> None:
         self._secret = shared_secret.encode()
         self._hs = homeserver
         self._mapper = mapper
@@ -87,8 +93,9 @@ class Authenticator:
         try:
             user_id = await self._hs.whoami(token)
         except Exception as e:
-            raise PracticeError("M_UNKNOWN", "The homeserver could not check the token.",
-                                502) from e
+            raise PracticeError(
+                "M_UNKNOWN", "The homeserver could not check the token.", 502
+            ) from e
         if user_id is None:
             raise PracticeError("M_UNKNOWN_TOKEN", "Unknown or expired access token.", 401)
         if self._mapper.parse(user_id) is None:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from bridge.audit import AuditLog
 from bridge.directory import DirectoryService
-from bridge.directory.models import ROLES
+from bridge.directory.models import ROLES, Role
 from bridge.errors import PracticeError, forbidden, invalid_param
 
 from .auth import Authenticator
@@ -14,8 +14,9 @@ from .http import Body, check_id, json_response, path_id, read_json
 
 
 class DirectoryRoutes:
-    def __init__(self, service: DirectoryService, audit: AuditLog, auth: Authenticator,
-                 max_text: int) -> None:
+    def __init__(
+        self, service: DirectoryService, audit: AuditLog, auth: Authenticator, max_text: int
+    ) -> None:
         self.service = service
         self.audit = audit
         self.auth = auth
@@ -44,8 +45,12 @@ class DirectoryRoutes:
         practice_id = path_id(request, "practice_id")
         body = await self._body(request)
         practice, created = await self.service.put_practice(
-            practice_id, body.req_text("name", max_len=256),
-            body.text("plan", required=False, max_len=64), body.timezone("timezone"), actor)
+            practice_id,
+            body.req_text("name", max_len=256),
+            body.text("plan", required=False, max_len=64),
+            body.timezone("timezone"),
+            actor,
+        )
         return json_response({**practice.to_json(), "created": created}, 201 if created else 200)
 
     async def put_staff(self, request: web.Request) -> web.Response:
@@ -53,16 +58,22 @@ class DirectoryRoutes:
         practice_id = path_id(request, "practice_id")
         staff_id = path_id(request, "staff_id")
         body = await self._body(request)
-        role = body.choice("role", ROLES)
+        role: Role = body.choice("role", ROLES)  # type: ignore[assignment]
         staff, created = await self.service.put_staff(
-            practice_id, staff_id, body.req_text("name", max_len=256), body.email("email"),
-            role, actor)  # type: ignore[arg-type]
+            practice_id,
+            staff_id,
+            body.req_text("name", max_len=256),
+            body.email("email"),
+            role,
+            actor,
+        )
         return json_response({**staff.to_json(), "created": created}, 201 if created else 200)
 
     async def delete_staff(self, request: web.Request) -> web.Response:
         actor = await self._backend(request)
         staff = await self.service.delete_staff(
-            path_id(request, "practice_id"), path_id(request, "staff_id"), actor)
+            path_id(request, "practice_id"), path_id(request, "staff_id"), actor
+        )
         self.auth.forget_user(staff.user_id)
         return json_response(staff.to_json())
 
@@ -72,9 +83,15 @@ class DirectoryRoutes:
         client_id = path_id(request, "client_id")
         body = await self._body(request)
         client, created = await self.service.put_client(
-            practice_id, client_id, body.req_text("name", max_len=256), body.email("email"),
-            body.boolean("activated"), body.boolean("portal_access"),
-            body.ident("family_primary_id", required=False), actor)
+            practice_id,
+            client_id,
+            body.req_text("name", max_len=256),
+            body.email("email"),
+            body.boolean("activated"),
+            body.boolean("portal_access"),
+            body.ident("family_primary_id", required=False),
+            actor,
+        )
         if not client.has_account:
             self.auth.forget_user(client.user_id)
         return json_response({**client.to_json(), "created": created}, 201 if created else 200)
@@ -82,7 +99,8 @@ class DirectoryRoutes:
     async def delete_client(self, request: web.Request) -> web.Response:
         actor = await self._backend(request)
         client = await self.service.delete_client(
-            path_id(request, "practice_id"), path_id(request, "client_id"), actor)
+            path_id(request, "practice_id"), path_id(request, "client_id"), actor
+        )
         self.auth.forget_user(client.user_id)
         return json_response(client.to_json())
 
@@ -103,8 +121,8 @@ class DirectoryRoutes:
 
     async def get_audit(self, request: web.Request) -> web.Response:
         caller = await self.auth.authenticate(request)
-        limit = _int_query(request, "limit", 100, 1, 1000)
-        before = _int_query(request, "before", None, 1, 2**62)
+        limit = _int_query(request, "limit", 1, 1000) or 100
+        before = _int_query(request, "before", 1, 2**62)
         if caller.backend and caller.user_id is None:
             practice_id = check_id("practice_id", request.query.get("practice_id"))
             await self.service.practice(practice_id)
@@ -117,11 +135,10 @@ class DirectoryRoutes:
         return json_response({"entries": [e.to_json() for e in entries]})
 
 
-def _int_query(request: web.Request, name: str, default: int | None, low: int, high: int
-               ) -> int | None:
+def _int_query(request: web.Request, name: str, low: int, high: int) -> int | None:
     raw = request.query.get(name)
     if raw is None:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:

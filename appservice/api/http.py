@@ -6,7 +6,6 @@ that escapes a handler is logged and answered with a generic M_UNKNOWN, never a 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -48,16 +47,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(e)
     except web.HTTPException as e:
         if e.status >= 400 and e.content_type != "application/json":
-            errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED",
-                       413: "M_TOO_LARGE"}.get(e.status, "M_UNKNOWN")
+            errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
+                e.status, "M_UNKNOWN"
+            )
             return web.json_response({"errcode": errcode, "error": e.reason}, status=e.status)
         raise
-    except (MatrixError, aiohttp.ClientError, asyncio.TimeoutError) as e:
-        log.warning("Homeserver failure in %s %s: %s", request.method, request.path,
-                    type(e).__name__)
+    except (TimeoutError, MatrixError, aiohttp.ClientError) as e:
+        log.warning(
+            "Homeserver failure in %s %s: %s", request.method, request.path, type(e).__name__
+        )
         return web.json_response(
-            {"errcode": "M_UNKNOWN", "error": "The homeserver did not complete the request; "
-             "try again."}, status=502)
+            {
+                "errcode": "M_UNKNOWN",
+                "error": "The homeserver did not complete the request; try again.",
+            },
+            status=502,
+        )
     except Exception:
         log.exception("Unhandled error in %s %s", request.method, request.path)
         return web.json_response(
@@ -98,8 +103,14 @@ class Body:
             return None
         return self.data[name]
 
-    def text(self, name: str, *, required: bool = True, max_len: int | None = None,
-             allow_empty: bool = False) -> str | None:
+    def text(
+        self,
+        name: str,
+        *,
+        required: bool = True,
+        max_len: int | None = None,
+        allow_empty: bool = False,
+    ) -> str | None:
         value = self._get(name, required)
         if value is None:
             return None
@@ -133,8 +144,7 @@ class Body:
             raise invalid_param(name, f"'{name}' must be true or false.")
         return value
 
-    def choice(self, name: str, choices: tuple[str, ...], *, required: bool = True
-               ) -> str | None:
+    def choice(self, name: str, choices: tuple[str, ...], *, required: bool = True) -> str | None:
         value = self._get(name, required)
         if value is None:
             return None
@@ -153,8 +163,9 @@ class Body:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise invalid_param(name, f"'{name}' must be an IANA time zone such as "
-                                "'Europe/Berlin'.") from None
+            raise invalid_param(
+                name, f"'{name}' must be an IANA time zone such as 'Europe/Berlin'."
+            ) from None
         return value
 
 

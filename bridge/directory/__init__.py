@@ -4,5 +4,12 @@ from .models import Client, Practice, Role, Staff
 from .service import DirectoryService, SessionGrant
 from .store import DirectoryStore
 
-__all__ = ["Client", "DirectoryService", "DirectoryStore", "Practice", "Role", "SessionGrant",
-           "Staff"]
+__all__ = [
+    "Client",
+    "DirectoryService",
+    "DirectoryStore",
+    "Practice",
+    "Role",
+    "SessionGrant",
+    "Staff",
+]

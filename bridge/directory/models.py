@@ -24,12 +24,23 @@ class Practice:
 
     @classmethod
     def from_row(cls, row: Any) -> Practice:
-        return cls(row["practice_id"], row["name"], row["plan"], row["timezone"],
-                   json.loads(row["settings"] or "{}"), row["created_at"], row["updated_at"])
+        return cls(
+            row["practice_id"],
+            row["name"],
+            row["plan"],
+            row["timezone"],
+            json.loads(row["settings"] or "{}"),
+            row["created_at"],
+            row["updated_at"],
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"practice_id": self.practice_id, "name": self.name, "plan": self.plan,
-                "timezone": self.timezone}
+        return {
+            "practice_id": self.practice_id,
+            "name": self.name,
+            "plan": self.plan,
+            "timezone": self.timezone,
+        }
 
 
 @dataclass
@@ -45,13 +56,27 @@ class Staff:
 
     @classmethod
     def from_row(cls, row: Any) -> Staff:
-        return cls(row["practice_id"], row["staff_id"], UserID(row["user_id"]), row["name"],
-                   row["email"], row["role"], bool(row["active"]), row["updated_at"])
+        return cls(
+            row["practice_id"],
+            row["staff_id"],
+            UserID(row["user_id"]),
+            row["name"],
+            row["email"],
+            row["role"],
+            bool(row["active"]),
+            row["updated_at"],
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"practice_id": self.practice_id, "staff_id": self.staff_id,
-                "user_id": self.user_id, "name": self.name, "email": self.email,
-                "role": self.role, "active": self.active}
+        return {
+            "practice_id": self.practice_id,
+            "staff_id": self.staff_id,
+            "user_id": self.user_id,
+            "name": self.name,
+            "email": self.email,
+            "role": self.role,
+            "active": self.active,
+        }
 
 
 @dataclass
@@ -70,10 +95,19 @@ class Client:
 
     @classmethod
     def from_row(cls, row: Any) -> Client:
-        return cls(row["practice_id"], row["client_id"], UserID(row["user_id"]), row["name"],
-                   row["email"], bool(row["activated"]), bool(row["portal_access"]),
-                   row["family_primary_id"], bool(row["direct_chat_access"]),
-                   bool(row["active"]), row["updated_at"])
+        return cls(
+            row["practice_id"],
+            row["client_id"],
+            UserID(row["user_id"]),
+            row["name"],
+            row["email"],
+            bool(row["activated"]),
+            bool(row["portal_access"]),
+            row["family_primary_id"],
+            bool(row["direct_chat_access"]),
+            bool(row["active"]),
+            row["updated_at"],
+        )
 
     @property
     def is_sub_record(self) -> bool:
@@ -85,8 +119,15 @@ class Client:
         return self.active and self.activated and self.portal_access and not self.is_sub_record
 
     def to_json(self) -> dict[str, Any]:
-        return {"practice_id": self.practice_id, "client_id": self.client_id,
-                "user_id": None if self.is_sub_record else self.user_id, "name": self.name,
-                "email": self.email, "activated": self.activated,
-                "portal_access": self.portal_access, "family_primary_id": self.family_primary_id,
-                "direct_chat_access": self.direct_chat_access, "active": self.active}
+        return {
+            "practice_id": self.practice_id,
+            "client_id": self.client_id,
+            "user_id": None if self.is_sub_record else self.user_id,
+            "name": self.name,
+            "email": self.email,
+            "activated": self.activated,
+            "portal_access": self.portal_access,
+            "family_primary_id": self.family_primary_id,
+            "direct_chat_access": self.direct_chat_access,
+            "active": self.active,
+        }

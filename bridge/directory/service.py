@@ -32,14 +32,24 @@ class SessionGrant:
     homeserver: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"user_id": self.session.user_id, "access_token": self.session.access_token,
-                "device_id": self.session.device_id, "homeserver": self.homeserver}
+        return {
+            "user_id": self.session.user_id,
+            "access_token": self.session.access_token,
+            "device_id": self.session.device_id,
+            "homeserver": self.homeserver,
+        }
 
 
 class DirectoryService:
-    def __init__(self, store: DirectoryStore, audit: AuditLog, homeserver: Homeserver,
-                 mapper: IdentityMapper, plans: dict[str, dict[str, bool]],
-                 default_plan: str) -> None:
+    def __init__(
+        self,
+        store: DirectoryStore,
+        audit: AuditLog,
+        homeserver: Homeserver,
+        mapper: IdentityMapper,
+        plans: dict[str, dict[str, bool]],
+        default_plan: str,
+    ) -> None:
         self.store = store
         self.audit = audit
         self.hs = homeserver
@@ -57,36 +67,56 @@ class DirectoryService:
             raise unknown_practice(practice_id)
         return practice
 
-    async def put_practice(self, practice_id: str, name: str, plan: str | None, timezone: str,
-                           actor: str) -> tuple[Practice, bool]:
+    async def put_practice(
+        self, practice_id: str, name: str, plan: str | None, timezone: str, actor: str
+    ) -> tuple[Practice, bool]:
         plan = plan or self.default_plan
         if plan not in self.plans:
-            raise PracticeError(PREFIX + "UNKNOWN_PLAN",
-                                f"Unknown plan '{plan}'; known plans: {', '.join(self.plans)}.",
-                                400, param="plan")
+            raise PracticeError(
+                PREFIX + "UNKNOWN_PLAN",
+                f"Unknown plan '{plan}'; known plans: {', '.join(self.plans)}.",
+                400,
+                param="plan",
+            )
         existing = await self.store.get_practice(practice_id)
-        practice = Practice(practice_id, name, plan, timezone,
-                            existing.settings if existing else {})
+        practice = Practice(
+            practice_id, name, plan, timezone, existing.settings if existing else {}
+        )
         await self.store.upsert_practice(practice)
-        await self.audit.record(practice_id, actor,
-                                "practice.updated" if existing else "practice.created",
-                                practice_id, {"plan": plan, "timezone": timezone})
+        await self.audit.record(
+            practice_id,
+            actor,
+            "practice.updated" if existing else "practice.created",
+            practice_id,
+            {"plan": plan, "timezone": timezone},
+        )
         return (await self.practice(practice_id)), existing is None
 
     # -- staff -----------------------------------------------------------------------------
 
-    async def put_staff(self, practice_id: str, staff_id: str, name: str, email: str, role: Role,
-                        actor: str) -> tuple[Staff, bool]:
+    async def put_staff(
+        self, practice_id: str, staff_id: str, name: str, email: str, role: Role, actor: str
+    ) -> tuple[Staff, bool]:
         await self.practice(practice_id)
         existing = await self.store.get_staff(practice_id, staff_id)
-        staff = Staff(practice_id, staff_id, self.mapper.user_id("staff", practice_id, staff_id),
-                      name, email, role, active=True)
+        staff = Staff(
+            practice_id,
+            staff_id,
+            self.mapper.user_id("staff", practice_id, staff_id),
+            name,
+            email,
+            role,
+            active=True,
+        )
         await self.hs.ensure_user(staff.user_id, name)
         await self.store.upsert_staff(staff)
-        await self.audit.record(practice_id, actor,
-                                "staff.updated" if existing else "staff.created",
-                                staff.user_id, {"role": role, "restored": bool(
-                                    existing and not existing.active)})
+        await self.audit.record(
+            practice_id,
+            actor,
+            "staff.updated" if existing else "staff.created",
+            staff.user_id,
+            {"role": role, "restored": bool(existing and not existing.active)},
+        )
         return staff, existing is None
 
     async def delete_staff(self, practice_id: str, staff_id: str, actor: str) -> Staff:
@@ -96,15 +126,24 @@ class DirectoryService:
         staff.active = False
         await self.store.upsert_staff(staff)
         ended = await self._revoke(staff.user_id)
-        await self.audit.record(practice_id, actor, "staff.removed", staff.user_id,
-                                {"sessions_ended": ended})
+        await self.audit.record(
+            practice_id, actor, "staff.removed", staff.user_id, {"sessions_ended": ended}
+        )
         return staff
 
     # -- clients ---------------------------------------------------------------------------
 
-    async def put_client(self, practice_id: str, client_id: str, name: str, email: str,
-                         activated: bool, portal_access: bool, family_primary_id: str | None,
-                         actor: str) -> tuple[Client, bool]:
+    async def put_client(
+        self,
+        practice_id: str,
+        client_id: str,
+        name: str,
+        email: str,
+        activated: bool,
+        portal_access: bool,
+        family_primary_id: str | None,
+        actor: str,
+    ) -> tuple[Client, bool]:
         practice = await self.practice(practice_id)
         if family_primary_id is not None:
             await self._check_primary(practice_id, client_id, family_primary_id)
@@ -114,13 +153,27 @@ class DirectoryService:
         else:
             direct = existing.direct_chat_access
             if family_primary_id is not None and await self.store.list_family(
-                    practice_id, client_id):
-                raise PracticeError(PREFIX + "FAMILY_PRIMARY", "This client is the primary of "
-                                    "a family and cannot become a family member itself.", 409,
-                                    param="family_primary_id")
-        client = Client(practice_id, client_id,
-                        self.mapper.user_id("client", practice_id, client_id), name, email,
-                        activated, portal_access, family_primary_id, direct, active=True)
+                practice_id, client_id
+            ):
+                raise PracticeError(
+                    PREFIX + "FAMILY_PRIMARY",
+                    "This client is the primary of "
+                    "a family and cannot become a family member itself.",
+                    409,
+                    param="family_primary_id",
+                )
+        client = Client(
+            practice_id,
+            client_id,
+            self.mapper.user_id("client", practice_id, client_id),
+            name,
+            email,
+            activated,
+            portal_access,
+            family_primary_id,
+            direct,
+            active=True,
+        )
         async with self._user_locks[client.user_id]:
             if client.has_account:
                 await self.hs.ensure_user(client.user_id, name)
@@ -128,30 +181,47 @@ class DirectoryService:
             ended = 0
             if existing is not None and existing.has_account and not client.has_account:
                 ended = await self.hs.logout_all(client.user_id)
-        details: dict[str, Any] = {"activated": activated, "portal_access": portal_access,
-                                   "family_primary_id": family_primary_id}
+        details: dict[str, Any] = {
+            "activated": activated,
+            "portal_access": portal_access,
+            "family_primary_id": family_primary_id,
+        }
         if existing is not None and existing.has_account != client.has_account:
             details["access"] = "granted" if client.has_account else "revoked"
             details["sessions_ended"] = ended
-        await self.audit.record(practice_id, actor,
-                                "client.updated" if existing else "client.created",
-                                client.user_id, details)
+        await self.audit.record(
+            practice_id,
+            actor,
+            "client.updated" if existing else "client.created",
+            client.user_id,
+            details,
+        )
         return client, existing is None
 
     async def _check_primary(self, practice_id: str, client_id: str, primary_id: str) -> None:
         if primary_id == client_id:
-            raise PracticeError("M_INVALID_PARAM", "A client cannot be their own family primary.",
-                                400, param="family_primary_id")
+            raise PracticeError(
+                "M_INVALID_PARAM",
+                "A client cannot be their own family primary.",
+                400,
+                param="family_primary_id",
+            )
         primary = await self.store.get_client(practice_id, primary_id)
         if primary is None or not primary.active:
-            raise PracticeError(PREFIX + "UNKNOWN_FAMILY_PRIMARY",
-                                "The family primary is not a client of this practice.", 400,
-                                param="family_primary_id")
+            raise PracticeError(
+                PREFIX + "UNKNOWN_FAMILY_PRIMARY",
+                "The family primary is not a client of this practice.",
+                400,
+                param="family_primary_id",
+            )
         if primary.is_sub_record:
-            raise PracticeError(PREFIX + "FAMILY_PRIMARY_IS_SUB_RECORD",
-                                "The family primary is itself a family member; name their "
-                                "primary instead.", 400, param="family_primary_id",
-                                primary_id=primary.family_primary_id)
+            raise PracticeError(
+                PREFIX + "FAMILY_PRIMARY_IS_SUB_RECORD",
+                "The family primary is itself a family member; name their primary instead.",
+                400,
+                param="family_primary_id",
+                primary_id=primary.family_primary_id,
+            )
 
     async def delete_client(self, practice_id: str, client_id: str, actor: str) -> Client:
         client = await self.store.get_client(practice_id, client_id)
@@ -161,19 +231,22 @@ class DirectoryService:
         async with self._user_locks[client.user_id]:
             await self.store.upsert_client(client)
             ended = await self._revoke(client.user_id)
-        await self.audit.record(practice_id, actor, "client.removed", client.user_id,
-                                {"sessions_ended": ended})
+        await self.audit.record(
+            practice_id, actor, "client.removed", client.user_id, {"sessions_ended": ended}
+        )
         return client
 
-    async def set_direct_chat_access(self, practice_id: str, client_id: str, enabled: bool,
-                                     actor: str) -> Client:
+    async def set_direct_chat_access(
+        self, practice_id: str, client_id: str, enabled: bool, actor: str
+    ) -> Client:
         client = await self.store.get_client(practice_id, client_id)
         if client is None or not client.active:
             raise not_found("This client")
         client.direct_chat_access = enabled
         await self.store.upsert_client(client)
-        await self.audit.record(practice_id, actor, "client.direct_chat_access",
-                                client.user_id, {"enabled": enabled})
+        await self.audit.record(
+            practice_id, actor, "client.direct_chat_access", client.user_id, {"enabled": enabled}
+        )
         return client
 
     async def _revoke(self, user_id: UserID) -> int:
@@ -183,29 +256,34 @@ class DirectoryService:
             raise
         except Exception as e:
             log.exception("Ending the sessions of %s failed", user_id)
-            raise PracticeError("M_UNKNOWN", "The homeserver did not end the sessions; "
-                                "try again.", 502) from e
+            raise PracticeError(
+                "M_UNKNOWN", "The homeserver did not end the sessions; try again.", 502
+            ) from e
 
     # -- sessions --------------------------------------------------------------------------
 
-    async def mint_staff_session(self, practice_id: str, staff_id: str, actor: str
-                                 ) -> SessionGrant:
+    async def mint_staff_session(
+        self, practice_id: str, staff_id: str, actor: str
+    ) -> SessionGrant:
         await self.practice(practice_id)
         staff = await self.store.get_staff(practice_id, staff_id)
         if staff is None:
             raise not_found("This team member")
         if not staff.active:
-            raise forbidden("This team member was removed from the practice.",
-                            PREFIX + "STAFF_REMOVED")
+            raise forbidden(
+                "This team member was removed from the practice.", PREFIX + "STAFF_REMOVED"
+            )
         async with self._user_locks[staff.user_id]:
             await self.hs.ensure_user(staff.user_id, staff.name)
             session = await self.hs.login(staff.user_id, "Practice portal")
-        await self.audit.record(practice_id, actor, "session.minted", staff.user_id,
-                                {"device_id": session.device_id})
+        await self.audit.record(
+            practice_id, actor, "session.minted", staff.user_id, {"device_id": session.device_id}
+        )
         return SessionGrant(session, self.hs.base_url)
 
-    async def mint_client_session(self, practice_id: str, client_id: str, actor: str
-                                  ) -> SessionGrant:
+    async def mint_client_session(
+        self, practice_id: str, client_id: str, actor: str
+    ) -> SessionGrant:
         await self.practice(practice_id)
         client = await self.store.get_client(practice_id, client_id)
         if client is None:
@@ -216,21 +294,30 @@ class DirectoryService:
             self.check_client_access(client)
             await self.hs.ensure_user(client.user_id, client.name)
             session = await self.hs.login(client.user_id, "Practice portal")
-        await self.audit.record(practice_id, actor, "session.minted", client.user_id,
-                                {"device_id": session.device_id})
+        await self.audit.record(
+            practice_id, actor, "session.minted", client.user_id, {"device_id": session.device_id}
+        )
         return SessionGrant(session, self.hs.base_url)
 
     @staticmethod
     def check_client_access(client: Client) -> None:
         if not client.active:
-            raise forbidden("This client was removed from the practice.",
-                            PREFIX + "CLIENT_REMOVED")
+            raise forbidden(
+                "This client was removed from the practice.", PREFIX + "CLIENT_REMOVED"
+            )
         if client.is_sub_record:
-            raise PracticeError(PREFIX + "SUB_RECORD", "This client is a family member without "
-                                "an account of their own; their family primary uses the portal "
-                                "for them.", 403, primary_id=client.family_primary_id)
+            raise PracticeError(
+                PREFIX + "SUB_RECORD",
+                "This client is a family member without "
+                "an account of their own; their family primary uses the portal "
+                "for them.",
+                403,
+                primary_id=client.family_primary_id,
+            )
         if not client.activated:
-            raise forbidden("This client has not activated their portal account.",
-                            PREFIX + "CLIENT_NOT_ACTIVATED")
+            raise forbidden(
+                "This client has not activated their portal account.",
+                PREFIX + "CLIENT_NOT_ACTIVATED",
+            )
         if not client.portal_access:
             raise forbidden("This client has no portal access.", PREFIX + "NO_PORTAL_ACCESS")

@@ -28,13 +28,20 @@ class DirectoryStore:
                ON CONFLICT (practice_id) DO UPDATE
                SET name=excluded.name, plan=excluded.plan, timezone=excluded.timezone,
                    updated_at=excluded.updated_at""",
-            p.practice_id, p.name, p.plan, p.timezone, json.dumps(p.settings), now,
+            p.practice_id,
+            p.name,
+            p.plan,
+            p.timezone,
+            json.dumps(p.settings),
+            now,
         )
 
     async def set_practice_settings(self, practice_id: str, settings: dict) -> None:
         await self.db.execute(
             "UPDATE practice SET settings=$2, updated_at=$3 WHERE practice_id=$1",
-            practice_id, json.dumps(settings), now_ms(),
+            practice_id,
+            json.dumps(settings),
+            now_ms(),
         )
 
     async def get_staff(self, practice_id: str, staff_id: str) -> Staff | None:
@@ -61,7 +68,14 @@ class DirectoryStore:
                ON CONFLICT (practice_id, staff_id) DO UPDATE
                SET name=excluded.name, email=excluded.email, role=excluded.role,
                    active=excluded.active, updated_at=excluded.updated_at""",
-            s.practice_id, s.staff_id, s.user_id, s.name, s.email, s.role, s.active, now_ms(),
+            s.practice_id,
+            s.staff_id,
+            s.user_id,
+            s.name,
+            s.email,
+            s.role,
+            s.active,
+            now_ms(),
         )
 
     async def get_client(self, practice_id: str, client_id: str) -> Client | None:
@@ -83,7 +97,9 @@ class DirectoryStore:
     async def list_family(self, practice_id: str, primary_id: str) -> list[Client]:
         rows = await self.db.fetch(
             "SELECT * FROM client WHERE practice_id=$1 AND family_primary_id=$2 "
-            "ORDER BY name, client_id", practice_id, primary_id,
+            "ORDER BY name, client_id",
+            practice_id,
+            primary_id,
         )
         return [Client.from_row(r) for r in rows]
 
@@ -99,6 +115,15 @@ class DirectoryStore:
                    family_primary_id=excluded.family_primary_id,
                    direct_chat_access=excluded.direct_chat_access, active=excluded.active,
                    updated_at=excluded.updated_at""",
-            c.practice_id, c.client_id, c.user_id, c.name, c.email, c.activated,
-            c.portal_access, c.family_primary_id, c.direct_chat_access, c.active, now_ms(),
+            c.practice_id,
+            c.client_id,
+            c.user_id,
+            c.name,
+            c.email,
+            c.activated,
+            c.portal_access,
+            c.family_primary_id,
+            c.direct_chat_access,
+            c.active,
+            now_ms(),
         )

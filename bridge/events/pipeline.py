@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+
 from mautrix.util.async_db import Connection, Database
+
+from bridge.db import transaction
 
 from .queue import EventQueue, QueuedEvent
 
@@ -28,8 +31,9 @@ _ROOM_BATCH = 200
 
 
 class Pipeline:
-    def __init__(self, db: Database, queue: EventQueue,
-                 handlers: list[EventHandler] | None = None) -> None:
+    def __init__(
+        self, db: Database, queue: EventQueue, handlers: list[EventHandler] | None = None
+    ) -> None:
         self.db = db
         self.queue = queue
         self.handlers: list[EventHandler] = list(handlers or [])
@@ -90,7 +94,8 @@ class Pipeline:
             self._rooms.setdefault(ev.room_id, []).append(ev)
             if ev.room_id not in self._workers:
                 self._workers[ev.room_id] = asyncio.create_task(
-                    self._room_worker(ev.room_id), name=f"pipeline-room-{ev.room_id}")
+                    self._room_worker(ev.room_id), name=f"pipeline-room-{ev.room_id}"
+                )
         if not pending and not self._workers:
             self._idle.set()
 
@@ -110,7 +115,7 @@ class Pipeline:
     async def _process(self, batch: list[QueuedEvent]) -> None:
         while True:
             try:
-                async with self.db.acquire() as conn, conn.transaction():
+                async with transaction(self.db) as conn:
                     for ev in batch:
                         for handler in self.handlers:
                             await handler(conn, ev)
@@ -131,10 +136,11 @@ class Pipeline:
 
     async def _mark_failed(self, ev: QueuedEvent, error: Exception) -> bool:
         # The type only: an exception's text could quote a message body.
-        log.error("Event %s in %s failed (%s); skipped", ev.event_id, ev.room_id,
-                  type(error).__name__)
+        log.error(
+            "Event %s in %s failed (%s); skipped", ev.event_id, ev.room_id, type(error).__name__
+        )
         try:
-            async with self.db.acquire() as conn, conn.transaction():
+            async with transaction(self.db) as conn:
                 await self.queue.mark_processed(conn, [(ev.seq, f"failed:{type(error).__name__}")])
             self.processed += 1
             return True

@@ -15,6 +15,7 @@ from typing import Any
 from mautrix.util.async_db import Connection, Database
 
 from bridge.clock import now_ms
+from bridge.db import transaction
 
 RETENTION_MS = 14 * 24 * 3600 * 1000
 
@@ -37,8 +38,9 @@ class EventQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def store_transaction(self, txn_id: str, events: list[dict[str, Any]],
-                                ephemeral: list[dict[str, Any]]) -> int:
+    async def store_transaction(
+        self, txn_id: str, events: list[dict[str, Any]], ephemeral: list[dict[str, Any]]
+    ) -> int:
         """Store a transaction's events in one database transaction; return how many it held.
 
         Returns -1 when the transaction itself was already stored. Events already stored by an
@@ -53,27 +55,33 @@ class EventQueue:
             rows.append((event_id, _room(ev), json.dumps(ev), now))
         for edu in ephemeral:
             rows.append((ephemeral_id(edu), _room(edu), json.dumps(edu | {"_edu": True}), now))
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             inserted = await conn.fetchval(
                 "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) "
-                "ON CONFLICT (txn_id) DO NOTHING RETURNING 1", txn_id, now,
+                "ON CONFLICT (txn_id) DO NOTHING RETURNING 1",
+                txn_id,
+                now,
             )
             if not inserted:
                 return -1
             if rows:
                 await conn.executemany(
                     "INSERT INTO event_queue (event_id, room_id, payload, received_at) "
-                    "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING", rows,
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+                    rows,
                 )
             return len(rows)
 
     async def pending(self, limit: int) -> list[QueuedEvent]:
         rows = await self.db.fetch(
             "SELECT seq, event_id, room_id, payload FROM event_queue "
-            "WHERE processed_at IS NULL ORDER BY seq LIMIT $1", limit,
+            "WHERE processed_at IS NULL ORDER BY seq LIMIT $1",
+            limit,
         )
-        return [QueuedEvent(r["seq"], r["event_id"], r["room_id"], json.loads(r["payload"]))
-                for r in rows]
+        return [
+            QueuedEvent(r["seq"], r["event_id"], r["room_id"], json.loads(r["payload"]))
+            for r in rows
+        ]
 
     @staticmethod
     async def mark_processed(conn: Connection, results: list[tuple[int, str]]) -> None:
@@ -85,14 +93,15 @@ class EventQueue:
         )
 
     async def unprocessed_count(self) -> int:
-        return int(await self.db.fetchval(
-            "SELECT count(*) FROM event_queue WHERE processed_at IS NULL"))
+        return int(
+            await self.db.fetchval("SELECT count(*) FROM event_queue WHERE processed_at IS NULL")
+        )
 
     async def prune(self, retention_ms: int = RETENTION_MS) -> None:
         cutoff = now_ms() - retention_ms
         await self.db.execute(
-            "DELETE FROM event_queue WHERE processed_at IS NOT NULL AND processed_at < $1",
-            cutoff)
+            "DELETE FROM event_queue WHERE processed_at IS NOT NULL AND processed_at < $1", cutoff
+        )
         await self.db.execute("DELETE FROM appservice_txn WHERE received_at < $1", cutoff)
 
 

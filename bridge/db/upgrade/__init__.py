@@ -2,7 +2,8 @@
 
 from mautrix.util.async_db import UpgradeTable
 
-upgrade_table = UpgradeTable(database_name="practice-bridge",
-                             version_table_name="practice_bridge_version")
+upgrade_table = UpgradeTable(
+    database_name="practice-bridge", version_table_name="practice_bridge_version"
+)
 
 from . import v01_initial  # noqa: E402,F401  (registers itself)

@@ -5,10 +5,13 @@ from mautrix.util.async_db import Connection, Scheme
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Directory, event intake and audit log")
+@upgrade_table.register(description="Directory, event intake and audit log")  # type: ignore[misc,call-arg,arg-type]
 async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
-    serial = ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY" if scheme != Scheme.SQLITE
-              else "INTEGER PRIMARY KEY AUTOINCREMENT")
+    serial = (
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        if scheme != Scheme.SQLITE
+        else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    )
     await conn.execute("""
         CREATE TABLE practice (
             practice_id TEXT PRIMARY KEY,
@@ -49,9 +52,7 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
             PRIMARY KEY (practice_id, client_id)
         )
     """)
-    await conn.execute(
-        "CREATE INDEX client_family_idx ON client (practice_id, family_primary_id)"
-    )
+    await conn.execute("CREATE INDEX client_family_idx ON client (practice_id, family_primary_id)")
     # Every event Synapse delivered: stored before the transaction is acknowledged, processed
     # in order per room, kept (without payload) after processing to drop redeliveries.
     await conn.execute(f"""
