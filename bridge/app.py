@@ -8,11 +8,18 @@ import logging
 from mautrix.util.async_db import Database
 
 from appservice.api.auth import Authenticator
+from appservice.api.chats import ChatRoutes
 from appservice.api.directory import DirectoryRoutes
 from appservice.api.server import build_api_app
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
+from appservice.rooms import SynapseRooms
 from bridge.audit import AuditLog
+from bridge.chats.activity import ChatActivity
+from bridge.chats.listing import ChatDirectory
+from bridge.chats.service import ChatService
+from bridge.chats.store import ChatStore
+from bridge.chats.userstate import UserStateMirror
 from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
@@ -62,6 +69,23 @@ class Bridge:
             dict(config["practice.plans"]),
             config["practice.default_plan"],
         )
+        self.chat_store = ChatStore(self.db)
+        self.rooms = SynapseRooms(self.az)
+        bot = self.mapper.bot_mxid
+        self.chats = ChatService(
+            self.directory_store,
+            self.chat_store,
+            self.rooms,
+            self.audit,
+            bot,
+            dict(config["practice.plans"]),
+        )
+        self.directory.client_listeners.append(self.chats.client_changed)
+        self.user_state = UserStateMirror(self.chat_store, self.rooms)
+        self.chat_directory = ChatDirectory(
+            self.directory_store, self.chat_store, self.user_state, bot
+        )
+        self.pipeline.add_handler(ChatActivity(self.chat_store, bot))
         self.auth = Authenticator(
             config["provisioning.shared_secret"],
             self.homeserver,
@@ -73,6 +97,14 @@ class Bridge:
             config["provisioning.prefix"],
             [
                 DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
+                ChatRoutes(
+                    self.auth,
+                    self.directory_store,
+                    self.chats,
+                    self.chat_directory,
+                    self.user_state,
+                    max_text,
+                ),
             ],
         )
         self.az.app.add_subapp(config["provisioning.prefix"], self.api)

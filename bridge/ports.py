@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from mautrix.types import UserID
+from mautrix.types import RoomID, UserID
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,54 @@ class Homeserver(Protocol):
 
     async def whoami(self, access_token: str) -> UserID | None:
         """The user an access token belongs to, or None if the homeserver refuses it."""
+
+
+class Rooms(Protocol):
+    """Room and per-user operations on the homeserver, done by the bot or as a namespace user."""
+
+    async def create_room(
+        self,
+        *,
+        name: str | None,
+        is_direct: bool,
+        initial_state: list[dict[str, Any]],
+        power_levels: dict[str, Any],
+        invitees: list[UserID],
+    ) -> RoomID: ...
+
+    async def join(self, room_id: RoomID, user_id: UserID) -> None: ...
+
+    async def invite(self, room_id: RoomID, user_id: UserID) -> None: ...
+
+    async def kick(self, room_id: RoomID, user_id: UserID, reason: str) -> None: ...
+
+    async def send_state(
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> None: ...
+
+    async def get_state(
+        self, room_id: RoomID, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None: ...
+
+    async def get_account_data(self, user_id: UserID, event_type: str) -> dict[str, Any]: ...
+
+    async def set_account_data(
+        self, user_id: UserID, event_type: str, content: dict[str, Any]
+    ) -> None: ...
+
+    async def set_room_account_data(
+        self, user_id: UserID, room_id: RoomID, event_type: str, content: dict[str, Any]
+    ) -> None: ...
+
+    async def set_tag(
+        self, user_id: UserID, room_id: RoomID, tag: str, content: dict[str, Any]
+    ) -> None: ...
+
+    async def remove_tag(self, user_id: UserID, room_id: RoomID, tag: str) -> None: ...
+
+    async def sync(
+        self, user_id: UserID, since: str | None, sync_filter: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def delete_room(self, room_id: RoomID) -> None:
+        """Delete and purge a room for good; return when the homeserver has finished."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,8 @@ class DirectoryService:
         self.mapper = mapper
         self.plans = plans
         self.default_plan = default_plan
+        # Called after a client record changed (the chats follow family moves).
+        self.client_listeners: list[Callable[[Client | None, Client], Awaitable[None]]] = []
         # Minting and revoking for one user never interleave.
         self._user_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -181,6 +184,8 @@ class DirectoryService:
             ended = 0
             if existing is not None and existing.has_account and not client.has_account:
                 ended = await self.hs.logout_all(client.user_id)
+        for listener in self.client_listeners:
+            await listener(existing, client)
         details: dict[str, Any] = {
             "activated": activated,
             "portal_access": portal_access,

@@ -94,6 +94,21 @@ class DirectoryStore:
         )
         return [Client.from_row(r) for r in rows]
 
+    async def get_clients(self, practice_id: str, client_ids: list[str]) -> dict[str, Client]:
+        if not client_ids:
+            return {}
+        found: dict[str, Client] = {}
+        for start in range(0, len(client_ids), 500):
+            chunk = client_ids[start : start + 500]
+            marks = ",".join(f"${i + 2}" for i in range(len(chunk)))
+            rows = await self.db.fetch(
+                f"SELECT * FROM client WHERE practice_id=$1 AND client_id IN ({marks})",
+                practice_id,
+                *chunk,
+            )
+            found.update((r["client_id"], Client.from_row(r)) for r in rows)
+        return found
+
     async def list_family(self, practice_id: str, primary_id: str) -> list[Client]:
         rows = await self.db.fetch(
             "SELECT * FROM client WHERE practice_id=$1 AND family_primary_id=$2 "

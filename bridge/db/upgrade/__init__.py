@@ -7,3 +7,4 @@ upgrade_table = UpgradeTable(
 )
 
 from . import v01_initial  # noqa: E402,F401  (registers itself)
+from . import v02_chats  # noqa: E402,F401

@@ -1,0 +1,209 @@
+"""Rooms and account data on Synapse, as the bot or as a namespace user (appservice masquerade).
+
+Implements :class:`bridge.ports.Rooms` with plain client-server API requests (spec section named
+on each) so that nothing depends on mautrix's cached room state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from mautrix.api import Method, PathBuilder
+from mautrix.appservice import AppService
+from mautrix.errors import MatrixRequestError
+from mautrix.types import RoomID, UserID
+
+from bridge.errors import PracticeError
+
+log = logging.getLogger("practice.rooms")
+_V3 = "/_matrix/client/v3"
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+class SynapseRooms:
+    def __init__(self, az: AppService, delete_timeout: float = 120) -> None:
+        self.az = az
+        self.delete_timeout = delete_timeout
+
+    def _bot(self) -> Any:
+        return self.az.intent.api
+
+    def _as(self, user_id: UserID) -> Any:
+        return self.az.intent.user(user_id).api
+
+    async def create_room(
+        self,
+        *,
+        name: str | None,
+        is_direct: bool,
+        initial_state: list[dict[str, Any]],
+        power_levels: dict[str, Any],
+        invitees: list[UserID],
+    ) -> RoomID:
+        """POST /createRoom (spec: Client-Server API, Room creation)."""
+        body: dict[str, Any] = {
+            "visibility": "private",
+            "preset": "private_chat",
+            "is_direct": is_direct,
+            "invite": list(invitees),
+            "initial_state": initial_state,
+            "power_level_content_override": power_levels,
+        }
+        if name:
+            body["name"] = name
+        resp = await self._bot().request(Method.POST, PathBuilder(f"{_V3}/createRoom"), body)
+        return RoomID(resp["room_id"])
+
+    async def join(self, room_id: RoomID, user_id: UserID) -> None:
+        """POST /rooms/{roomId}/join as the user (spec: Joining rooms)."""
+        await self.az.intent.user(user_id).ensure_registered()
+        await self._as(user_id).request(
+            Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/join"), {}
+        )
+
+    async def invite(self, room_id: RoomID, user_id: UserID) -> None:
+        """POST /rooms/{roomId}/invite (spec: Room membership)."""
+        try:
+            await self._bot().request(
+                Method.POST,
+                PathBuilder(f"{_V3}/rooms/{_q(room_id)}/invite"),
+                {"user_id": user_id},
+            )
+        except MatrixRequestError as e:
+            if "already in the room" not in (e.message or ""):
+                raise
+
+    async def kick(self, room_id: RoomID, user_id: UserID, reason: str) -> None:
+        """POST /rooms/{roomId}/kick (spec: Room membership)."""
+        try:
+            await self._bot().request(
+                Method.POST,
+                PathBuilder(f"{_V3}/rooms/{_q(room_id)}/kick"),
+                {"user_id": user_id, "reason": reason},
+            )
+        except MatrixRequestError as e:
+            if e.http_status != 403:
+                raise
+            log.info("%s was not in %s", user_id, room_id)
+
+    async def send_state(
+        self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> None:
+        """PUT /rooms/{roomId}/state/{eventType}/{stateKey} (spec: Sending events)."""
+        await self._bot().request(
+            Method.PUT,
+            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}"),
+            content,
+        )
+
+    async def get_state(
+        self, room_id: RoomID, event_type: str, state_key: str = ""
+    ) -> dict[str, Any] | None:
+        try:
+            resp: dict[str, Any] = await self._bot().request(
+                Method.GET,
+                PathBuilder(f"{_V3}/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}"),
+            )
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return None
+            raise
+        return resp
+
+    async def get_account_data(self, user_id: UserID, event_type: str) -> dict[str, Any]:
+        """GET /user/{userId}/account_data/{type} (spec: Client config)."""
+        try:
+            resp: dict[str, Any] = await self._as(user_id).request(
+                Method.GET,
+                PathBuilder(f"{_V3}/user/{_q(user_id)}/account_data/{_q(event_type)}"),
+            )
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return {}
+            raise
+        return resp
+
+    async def set_account_data(
+        self, user_id: UserID, event_type: str, content: dict[str, Any]
+    ) -> None:
+        await self._as(user_id).request(
+            Method.PUT,
+            PathBuilder(f"{_V3}/user/{_q(user_id)}/account_data/{_q(event_type)}"),
+            content,
+        )
+
+    async def set_room_account_data(
+        self, user_id: UserID, room_id: RoomID, event_type: str, content: dict[str, Any]
+    ) -> None:
+        await self._as(user_id).request(
+            Method.PUT,
+            PathBuilder(
+                f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/account_data/{_q(event_type)}"
+            ),
+            content,
+        )
+
+    async def set_tag(
+        self, user_id: UserID, room_id: RoomID, tag: str, content: dict[str, Any]
+    ) -> None:
+        """PUT /user/{userId}/rooms/{roomId}/tags/{tag} (spec: Room tagging)."""
+        await self._as(user_id).request(
+            Method.PUT,
+            PathBuilder(f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/tags/{_q(tag)}"),
+            content,
+        )
+
+    async def remove_tag(self, user_id: UserID, room_id: RoomID, tag: str) -> None:
+        await self._as(user_id).request(
+            Method.DELETE,
+            PathBuilder(f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/tags/{_q(tag)}"),
+        )
+
+    async def sync(
+        self, user_id: UserID, since: str | None, sync_filter: dict[str, Any]
+    ) -> dict[str, Any]:
+        """GET /sync as the user, without waiting (spec: Syncing)."""
+        params = {"filter": json.dumps(sync_filter), "timeout": "0"}
+        if since:
+            params["since"] = since
+        resp: dict[str, Any] = await self._as(user_id).request(
+            Method.GET, PathBuilder(f"{_V3}/sync"), query_params=params
+        )
+        return resp
+
+    async def delete_room(self, room_id: RoomID) -> None:
+        """Synapse admin API: DELETE /_synapse/admin/v2/rooms/{roomId} with purge, then wait."""
+        resp = await self._bot().request(
+            Method.DELETE,
+            PathBuilder(f"/_synapse/admin/v2/rooms/{_q(room_id)}"),
+            {"purge": True, "block": False, "force_purge": True},
+        )
+        delete_id = resp["delete_id"]
+        status_path = PathBuilder(f"/_synapse/admin/v2/rooms/delete_status/{_q(delete_id)}")
+        deadline = asyncio.get_running_loop().time() + self.delete_timeout
+        while asyncio.get_running_loop().time() < deadline:
+            status = await self._bot().request(Method.GET, status_path)
+            state = status.get("status")
+            if state == "complete":
+                return
+            if state == "failed":
+                raise PracticeError(
+                    "ORG.PRACTICEBRIDGE.DELETE_FAILED",
+                    "The homeserver could not delete the chat; nothing was removed from the "
+                    "chat list. Try again.",
+                    502,
+                    reason=str(status.get("error", ""))[:200],
+                )
+            await asyncio.sleep(0.2)
+        raise PracticeError(
+            "ORG.PRACTICEBRIDGE.DELETE_PENDING",
+            "The homeserver is still deleting the chat; try again shortly.",
+            504,
+        )

@@ -1,0 +1,58 @@
+"""Who is acting: a staff member or a client account (with the family records it answers for)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mautrix.types import UserID
+
+from bridge.directory import Client, DirectoryStore, Staff
+from bridge.directory.service import DirectoryService
+from bridge.errors import forbidden
+
+
+@dataclass
+class Actor:
+    user_id: UserID
+    practice_id: str
+    staff: Staff | None = None
+    client: Client | None = None
+    # Client records this account answers for: its own and its family members' (sub-records).
+    client_ids: list[str] = field(default_factory=list)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.staff is not None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.staff is not None and self.staff.role == "owner"
+
+    @property
+    def member_kind(self) -> str:
+        return "staff" if self.staff is not None else "client"
+
+    @property
+    def member_ids(self) -> list[str]:
+        return [self.staff.staff_id] if self.staff is not None else self.client_ids
+
+
+async def resolve_actor(store: DirectoryStore, user_id: UserID) -> Actor:
+    """The directory record behind a portal user, refusing users without access."""
+    staff = await store.get_staff_by_user(user_id)
+    if staff is not None:
+        if not staff.active:
+            raise forbidden(
+                "This team member was removed from the practice.",
+                "ORG.PRACTICEBRIDGE.STAFF_REMOVED",
+            )
+        return Actor(user_id, staff.practice_id, staff=staff)
+    client = await store.get_client_by_user(user_id)
+    if client is None:
+        raise forbidden(
+            "This user is not part of any practice.", "ORG.PRACTICEBRIDGE.UNKNOWN_USER"
+        )
+    DirectoryService.check_client_access(client)
+    family = await store.list_family(client.practice_id, client.client_id)
+    ids = [client.client_id] + [c.client_id for c in family if c.active]
+    return Actor(user_id, client.practice_id, client=client, client_ids=ids)

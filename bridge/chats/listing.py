@@ -1,0 +1,212 @@
+"""The chat list and the contacts, as the caller may see them (DESIGN §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+from bridge.directory import Client, DirectoryStore, Staff
+
+from .actors import Actor
+from .models import Chat, UserChatState
+from .store import ChatStore
+from .userstate import UserStateMirror
+
+log = logging.getLogger("practice.chatlist")
+ChatFilter = Literal["all", "unread", "pinned"]
+FILTERS: tuple[ChatFilter, ...] = ("all", "unread", "pinned")
+
+
+class ChatDirectory:
+    def __init__(
+        self, directory: DirectoryStore, chats: ChatStore, mirror: UserStateMirror, bot: str
+    ) -> None:
+        self.directory = directory
+        self.chats = chats
+        self.mirror = mirror
+        self.bot = bot
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def chats_of(self, actor: Actor) -> list[Chat]:
+        return await self.chats.for_member(actor.practice_id, actor.member_kind, actor.member_ids)
+
+    async def list_chats(
+        self, actor: Actor, chat_filter: ChatFilter, include_hidden: bool
+    ) -> list[dict[str, Any]]:
+        states = await self.mirror.refresh(actor.user_id)
+        chats = await self.chats_of(actor)
+        people = await self._people(actor.practice_id, chats)
+        items = []
+        for chat in chats:
+            state = states.get(chat.room_id) or UserChatState()
+            hidden = self.mirror.is_hidden(state, chat)
+            if state.hidden_at is not None and not hidden:
+                self._unhide_later(actor, chat)
+            item = self._item(chat, state, hidden, actor, people)
+            if hidden and not include_hidden:
+                continue
+            if chat_filter == "unread" and not item["unread"]:
+                continue
+            if chat_filter == "pinned" and not item["pinned"]:
+                continue
+            items.append(item)
+        items.sort(key=lambda i: (not i["pinned"], -i["last_message_ts"], i["chat_id"]))
+        return items
+
+    def _unhide_later(self, actor: Actor, chat: Chat) -> None:
+        """A new message arrived after the user hid the chat: drop the hidden tag."""
+
+        async def unhide() -> None:
+            try:
+                await self.mirror.set_hidden(actor.user_id, chat.room_id, False)
+            except Exception:
+                log.warning("Could not unhide %s for %s", chat.room_id, actor.user_id)
+
+        task = asyncio.create_task(unhide())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _item(
+        self,
+        chat: Chat,
+        state: UserChatState,
+        hidden: bool,
+        actor: Actor,
+        people: tuple[dict[str, Staff], dict[str, Client]],
+    ) -> dict[str, Any]:
+        return {
+            "chat_id": chat.room_id,
+            "kind": chat.kind,
+            "name": chat.name or self._direct_name(chat, actor, people),
+            "pinned": state.favourite,
+            "unread": self.mirror.is_unread(state, chat, actor.user_id, self.bot),
+            "hidden": hidden,
+            "last_message_ts": chat.last_message_ts,
+            "owner_staff_id": chat.owner_staff_id,
+            "shared_with_staff_ids": list(chat.shared_staff_ids),
+            "members": self._members(chat, people),
+            "subject_client_ids": list(chat.client_ids),
+        }
+
+    @staticmethod
+    def _direct_name(
+        chat: Chat, actor: Actor, people: tuple[dict[str, Staff], dict[str, Client]]
+    ) -> str:
+        staff, clients = people
+        if actor.is_staff:
+            names = [clients[c].name for c in chat.client_ids if c in clients]
+        else:
+            names = [staff[s].name for s in chat.staff_ids if s in staff]
+        return ", ".join(names)
+
+    @staticmethod
+    def _members(
+        chat: Chat, people: tuple[dict[str, Staff], dict[str, Client]]
+    ) -> list[dict[str, Any]]:
+        staff, clients = people
+        members: list[dict[str, Any]] = []
+        for sid in chat.staff_ids:
+            if sid in staff:
+                s = staff[sid]
+                members.append(
+                    {
+                        "kind": "staff",
+                        "staff_id": sid,
+                        "user_id": s.user_id,
+                        "name": s.name,
+                        "role": s.role,
+                        "shared": sid in chat.shared_staff_ids,
+                    }
+                )
+        for cid in chat.client_ids:
+            if cid in clients:
+                c = clients[cid]
+                members.append(
+                    {
+                        "kind": "client",
+                        "client_id": cid,
+                        "name": c.name,
+                        "user_id": None if c.is_sub_record else c.user_id,
+                        "family_primary_id": c.family_primary_id,
+                    }
+                )
+        return members
+
+    async def _people(
+        self, practice_id: str, chats: list[Chat]
+    ) -> tuple[dict[str, Staff], dict[str, Client]]:
+        staff = {s.staff_id: s for s in await self.directory.list_staff(practice_id)}
+        client_ids = sorted({cid for chat in chats for cid in chat.client_ids})
+        return staff, await self.directory.get_clients(practice_id, client_ids)
+
+    # -- contacts --------------------------------------------------------------------------
+
+    async def contacts(self, actor: Actor) -> dict[str, Any]:
+        chats = await self.chats_of(actor)
+        staff = [s for s in await self.directory.list_staff(actor.practice_id) if s.active]
+        refs: dict[str, dict[str, Any]] = {c.room_id: _ref(c) for c in chats}
+        groups = [refs[c.room_id] for c in chats if c.kind == "group"]
+        if actor.staff is not None:
+            me = actor.staff.staff_id
+            clients = [c for c in await self.directory.list_clients(actor.practice_id) if c.active]
+            team = [s for s in staff if s.staff_id != me]
+        else:
+            assert actor.client is not None
+            family = await self.directory.get_clients(actor.practice_id, actor.client_ids)
+            clients = [family[cid] for cid in actor.client_ids if cid in family]
+            in_chats = {sid for c in chats for sid in c.staff_ids}
+            if actor.client.direct_chat_access:
+                team = staff
+            else:
+                team = [s for s in staff if s.staff_id in in_chats]
+        return {
+            "team_members": [self._staff_contact(s, chats, refs) for s in team],
+            "groups": groups,
+            "clients": self._client_contacts(clients, chats, refs),
+        }
+
+    @staticmethod
+    def _staff_contact(
+        staff: Staff, chats: list[Chat], refs: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "staff_id": staff.staff_id,
+            "user_id": staff.user_id,
+            "name": staff.name,
+            "role": staff.role,
+            "chats": [refs[c.room_id] for c in chats if staff.staff_id in c.staff_ids],
+        }
+
+    @staticmethod
+    def _client_contacts(
+        clients: list[Client], chats: list[Chat], refs: dict[str, dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        def entry(client: Client) -> dict[str, Any]:
+            return {
+                "client_id": client.client_id,
+                "user_id": None if client.is_sub_record else client.user_id,
+                "name": client.name,
+                "can_message": client.is_sub_record or client.has_account,
+                "direct_chat_access": client.direct_chat_access,
+                "chats": [refs[c.room_id] for c in chats if client.client_id in c.client_ids],
+            }
+
+        primaries = [c for c in clients if not c.is_sub_record]
+        known = {c.client_id for c in primaries}
+        result = []
+        for primary in primaries:
+            item = entry(primary)
+            item["family_members"] = [
+                entry(c) for c in clients if c.family_primary_id == primary.client_id
+            ]
+            result.append(item)
+        # Family members whose primary is not listed (a client's own family view).
+        for orphan in clients:
+            if orphan.is_sub_record and orphan.family_primary_id not in known:
+                result.append(entry(orphan) | {"family_members": []})
+        return result
+
+
+def _ref(chat: Chat) -> dict[str, Any]:
+    return {"chat_id": chat.room_id, "kind": chat.kind, "name": chat.name}

@@ -1,0 +1,74 @@
+"""Chats as the practice sees them: a room, its kind, its owner, its staff and client records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mautrix.types import RoomID
+
+ChatKind = Literal["direct", "group"]
+CHAT_STATE = "org.practicebridge.chat"
+POLICY_STATE = "org.practicebridge.policy"
+HIDDEN_TAG = "org.practicebridge.hidden"
+FAVOURITE_TAG = "m.favourite"
+MARKED_UNREAD = "m.marked_unread"
+MARKED_UNREAD_UNSTABLE = "com.famedly.marked_unread"
+
+
+@dataclass
+class Chat:
+    room_id: RoomID
+    practice_id: str
+    kind: ChatKind
+    name: str | None
+    owner_staff_id: str
+    created_at: int = 0
+    last_message_ts: int = 0
+    last_sender: str | None = None
+    deleted: bool = False
+    staff_ids: list[str] = field(default_factory=list)
+    shared_staff_ids: list[str] = field(default_factory=list)
+    client_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Chat:
+        return cls(
+            RoomID(row["room_id"]),
+            row["practice_id"],
+            row["kind"],
+            row["name"],
+            row["owner_staff_id"],
+            row["created_at"],
+            row["last_message_ts"],
+            row["last_sender"],
+            bool(row["deleted"]),
+        )
+
+    @property
+    def chat_id(self) -> str:
+        return self.room_id
+
+    def has_staff(self, staff_id: str) -> bool:
+        return staff_id in self.staff_ids
+
+    def summary(self) -> dict[str, Any]:
+        """How the chat is named when offered as a choice (the CHOOSE_CHAT candidates)."""
+        return {
+            "chat_id": self.room_id,
+            "kind": self.kind,
+            "name": self.name,
+            "owner_staff_id": self.owner_staff_id,
+            "shared_with_staff_ids": list(self.shared_staff_ids),
+            "subject_client_ids": list(self.client_ids),
+        }
+
+
+@dataclass
+class UserChatState:
+    """One user's state of one chat, mirrored from their Matrix account data and receipts."""
+
+    favourite: bool = False
+    marked_unread: bool = False
+    hidden_at: int | None = None
+    read_ts: int = 0

@@ -1,0 +1,451 @@
+"""Starting, sharing, converting and deleting chats (DESIGN §4, §5, §9).
+
+Every chat is a room the bot creates; members join through the appservice, so nobody has to
+accept an invite. The practice's view of who is in a chat (staff records, client records with
+sub-records reached through their primary's account) is kept in the bridge database and mirrored
+into the room's chat and policy state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from mautrix.types import RoomID, UserID
+
+from bridge.audit import AuditLog
+from bridge.clock import now_ms
+from bridge.directory import Client, DirectoryStore, Practice, Staff
+from bridge.directory.service import DirectoryService
+from bridge.errors import PREFIX, PracticeError, forbidden, invalid_param, not_found
+from bridge.ports import Rooms
+
+from . import layout
+from .actors import Actor
+from .models import CHAT_STATE, POLICY_STATE, Chat, ChatKind
+from .store import ChatStore
+
+log = logging.getLogger("practice.chats")
+MAX_MEMBERS = 100
+
+
+def unknown_chat() -> PracticeError:
+    # The same answer whether the chat does not exist or belongs to someone else.
+    return not_found("This chat", PREFIX + "UNKNOWN_CHAT")
+
+
+class ChatService:
+    def __init__(
+        self,
+        directory: DirectoryStore,
+        chats: ChatStore,
+        rooms: Rooms,
+        audit: AuditLog,
+        bot: UserID,
+        plans: dict[str, dict[str, bool]],
+    ) -> None:
+        self.directory = directory
+        self.chats = chats
+        self.rooms = rooms
+        self.audit = audit
+        self.bot = bot
+        self.plans = plans
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    @staticmethod
+    def is_member(actor: Actor, chat: Chat) -> bool:
+        if actor.staff is not None:
+            return actor.staff.staff_id in chat.staff_ids
+        return any(cid in chat.client_ids for cid in actor.client_ids)
+
+    async def visible_chat(self, actor: Actor, chat_id: str) -> Chat:
+        chat = await self.chats.get(chat_id)
+        if (
+            chat is None
+            or chat.practice_id != actor.practice_id
+            or not self.is_member(actor, chat)
+        ):
+            raise unknown_chat()
+        return chat
+
+    async def _client(self, practice_id: str, client_id: str) -> Client:
+        client = await self.directory.get_client(practice_id, client_id)
+        if client is None or not client.active:
+            raise not_found("This client", PREFIX + "UNKNOWN_CLIENT")
+        return client
+
+    async def _staff(self, practice_id: str, staff_id: str) -> Staff:
+        staff = await self.directory.get_staff(practice_id, staff_id)
+        if staff is None or not staff.active:
+            raise not_found("This team member", PREFIX + "UNKNOWN_STAFF")
+        return staff
+
+    async def account_of(self, client: Client) -> UserID:
+        """The Matrix account that reads and answers for a client record."""
+        if client.family_primary_id is None:
+            DirectoryService.check_client_access(client)
+            return client.user_id
+        primary = await self._client(client.practice_id, client.family_primary_id)
+        DirectoryService.check_client_access(primary)
+        return primary.user_id
+
+    async def _practice(self, practice_id: str) -> Practice:
+        practice = await self.directory.get_practice(practice_id)
+        assert practice is not None, "an actor always belongs to an existing practice"
+        return practice
+
+    # -- direct chats ----------------------------------------------------------------------
+
+    async def start_direct(
+        self,
+        actor: Actor,
+        *,
+        client_id: str | None,
+        staff_id: str | None,
+        chat_id: str | None,
+        create_new: bool,
+    ) -> tuple[Chat, bool]:
+        """Open the caller's 1:1 chat with a client (staff) or a staff member (client)."""
+        if actor.staff is not None:
+            if client_id is None:
+                raise invalid_param("client_id", "Staff start direct chats with a 'client_id'.")
+            client = await self._client(actor.practice_id, client_id)
+            await self.account_of(client)
+            owner = actor.staff
+        else:
+            if staff_id is None:
+                raise invalid_param("staff_id", "Clients start direct chats with a 'staff_id'.")
+            assert actor.client is not None
+            subject_id = client_id or actor.client.client_id
+            if subject_id not in actor.client_ids:
+                raise not_found("This client", PREFIX + "UNKNOWN_CLIENT")
+            client = await self._client(actor.practice_id, subject_id)
+            if not actor.client.direct_chat_access or not client.direct_chat_access:
+                raise forbidden(
+                    "Direct messages to the practice are turned off for this client.",
+                    PREFIX + "DIRECT_CHAT_DISABLED",
+                )
+            owner = await self._staff(actor.practice_id, staff_id)
+        async with self._locks[(actor.practice_id, client.client_id)]:
+            candidates = await self._direct_candidates(actor, client, owner)
+            if chat_id is not None:
+                for chat in candidates:
+                    if chat.room_id == chat_id:
+                        return chat, False
+                raise unknown_chat()
+            if candidates and not create_new:
+                if len(candidates) == 1:
+                    return candidates[0], False
+                raise PracticeError(
+                    PREFIX + "CHOOSE_CHAT",
+                    "There is more than one chat with this person; choose one or start a new one.",
+                    409,
+                    candidates=[c.summary() for c in candidates],
+                )
+            owner_id = owner.staff_id
+            chat = Chat(
+                RoomID(""),
+                actor.practice_id,
+                "direct",
+                None,
+                owner_id,
+                staff_ids=[owner_id],
+                client_ids=[client.client_id],
+            )
+            await self._create(chat, actor)
+            return chat, True
+
+    async def _direct_candidates(self, actor: Actor, client: Client, staff: Staff) -> list[Chat]:
+        """The 1:1 chats of the client with this staff member: their own and shared ones."""
+        chats = await self.chats.for_member(actor.practice_id, "client", [client.client_id])
+        return [c for c in chats if c.kind == "direct" and staff.staff_id in c.staff_ids]
+
+    # -- group chats -----------------------------------------------------------------------
+
+    async def create_group(
+        self, actor: Actor, name: str, client_ids: list[str], staff_ids: list[str]
+    ) -> Chat:
+        staff = self._require_staff(actor)
+        clients = [await self._client(actor.practice_id, cid) for cid in _unique(client_ids)]
+        for client in clients:
+            await self.account_of(client)
+        members = [await self._staff(actor.practice_id, sid) for sid in _unique(staff_ids)]
+        staff_set = _unique([staff.staff_id] + [s.staff_id for s in members])
+        if len(staff_set) + len(clients) < 2:
+            raise invalid_param("client_ids", "A group chat needs at least one other member.")
+        _check_size(len(staff_set) + len(clients))
+        chat = Chat(
+            RoomID(""),
+            actor.practice_id,
+            "group",
+            name,
+            staff.staff_id,
+            staff_ids=staff_set,
+            client_ids=[c.client_id for c in clients],
+        )
+        await self._create(chat, actor)
+        return chat
+
+    async def convert(
+        self, actor: Actor, chat_id: str, name: str, client_ids: list[str], staff_ids: list[str]
+    ) -> Chat:
+        """Turn a 1:1 chat into a group chat in the same room: the history stays."""
+        self._require_staff(actor)
+        chat = await self.visible_chat(actor, chat_id)
+        if chat.kind != "direct":
+            raise PracticeError(PREFIX + "NOT_DIRECT", "This chat is already a group chat.", 409)
+        new_clients = [
+            await self._client(actor.practice_id, cid)
+            for cid in _unique(client_ids)
+            if cid not in chat.client_ids
+        ]
+        for client in new_clients:
+            await self.account_of(client)
+        new_staff = [
+            await self._staff(actor.practice_id, sid)
+            for sid in _unique(staff_ids)
+            if sid not in chat.staff_ids
+        ]
+        _check_size(len(chat.staff_ids) + len(chat.client_ids) + len(new_clients) + len(new_staff))
+        async with self._room_locks[chat.room_id]:
+            old_users = await self._users(chat)
+            chat.kind = "group"
+            chat.name = name
+            chat.staff_ids += [s.staff_id for s in new_staff]
+            chat.client_ids += [c.client_id for c in new_clients]
+            await self.rooms.send_state(chat.room_id, "m.room.name", {"name": name})
+            await self._sync_room(chat, old_users)
+            await self.chats.update(chat)
+            for user in old_users:
+                await self._forget_direct(user, chat.room_id)
+        await self.audit.record(
+            actor.practice_id,
+            actor.user_id,
+            "chat.converted",
+            chat.room_id,
+            {"client_ids": chat.client_ids, "staff_ids": chat.staff_ids},
+        )
+        return chat
+
+    # -- sharing ---------------------------------------------------------------------------
+
+    async def share(self, actor: Actor, chat_id: str, staff_id: str) -> Chat:
+        """Share a 1:1 chat with a team member when the plan and the practice allow it."""
+        staff = self._require_staff(actor)
+        chat = await self.visible_chat(actor, chat_id)
+        if chat.kind != "direct":
+            raise PracticeError(
+                PREFIX + "NOT_DIRECT", "Only direct chats are shared; add people to a group.", 409
+            )
+        if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
+            raise forbidden(
+                "Only the chat's practitioner or the practice owner may share it.",
+                PREFIX + "NOT_CHAT_OWNER",
+            )
+        practice = await self._practice(actor.practice_id)
+        if not self.plans.get(practice.plan, {}).get("direct_chat_sharing", False):
+            raise forbidden(
+                f"The practice's plan ({practice.plan}) does not include sharing direct chats.",
+                PREFIX + "PLAN_FORBIDS_SHARING",
+            )
+        if not practice.settings.get("allow_direct_chat_sharing", True):
+            raise forbidden(
+                "The practice has turned off sharing direct chats.",
+                PREFIX + "SHARING_DISABLED",
+            )
+        target = await self._staff(actor.practice_id, staff_id)
+        async with self._room_locks[chat.room_id]:
+            if target.staff_id in chat.staff_ids:
+                return chat
+            old_users = await self._users(chat)
+            chat.staff_ids.append(target.staff_id)
+            chat.shared_staff_ids.append(target.staff_id)
+            await self._sync_room(chat, old_users)
+            await self.chats.update(chat)
+            for client_user in await self._client_users(chat):
+                await self._remember_direct(target.user_id, client_user, chat.room_id)
+        await self.audit.record(
+            actor.practice_id, actor.user_id, "chat.shared", chat.room_id, {"staff_id": staff_id}
+        )
+        return chat
+
+    # -- deleting --------------------------------------------------------------------------
+
+    async def delete(self, actor: Actor, chat_id: str) -> None:
+        """Delete a chat for good (Synapse purges the room); owner or the chat's practitioner."""
+        staff = self._require_staff(actor)
+        chat = await self.visible_chat(actor, chat_id)
+        if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
+            raise forbidden(
+                "Only the practice owner or the chat's practitioner may delete it.",
+                PREFIX + "NOT_CHAT_OWNER",
+            )
+        async with self._room_locks[chat.room_id]:
+            users = await self._users(chat)
+            await self.rooms.delete_room(chat.room_id)
+            await self.chats.mark_deleted(chat.room_id)
+        for user in users:
+            try:
+                await self._forget_direct(user, chat.room_id)
+            except Exception:
+                log.warning("Could not clean m.direct of %s", user, exc_info=True)
+        await self.audit.record(
+            actor.practice_id, actor.user_id, "chat.deleted", chat.room_id, {"kind": chat.kind}
+        )
+
+    # -- family moves ----------------------------------------------------------------------
+
+    async def client_changed(self, old: Client | None, new: Client) -> None:
+        """A sub-record moved to another primary (or got its own account): move its chats."""
+        if old is None or old.family_primary_id == new.family_primary_id:
+            return
+        chats = await self.chats.for_member(new.practice_id, "client", [new.client_id])
+        for chat in chats:
+            async with self._room_locks[chat.room_id]:
+                old_users = await self._users(chat, old_records={new.client_id: old})
+                await self._sync_room(chat, old_users)
+                await self.chats.update(chat)
+            await self.audit.record(
+                new.practice_id,
+                "bridge",
+                "chat.family_moved",
+                chat.room_id,
+                {"client_id": new.client_id, "family_primary_id": new.family_primary_id},
+            )
+
+    # -- rooms -----------------------------------------------------------------------------
+
+    def _require_staff(self, actor: Actor) -> Staff:
+        if actor.staff is None:
+            raise forbidden("Only the practice's team may do this.", PREFIX + "STAFF_ONLY")
+        return actor.staff
+
+    async def _staff_users(self, chat: Chat) -> list[UserID]:
+        users = []
+        for sid in chat.staff_ids:
+            staff = await self.directory.get_staff(chat.practice_id, sid)
+            if staff is not None and staff.active:
+                users.append(staff.user_id)
+        return users
+
+    async def _client_users(
+        self, chat: Chat, old_records: dict[str, Client] | None = None
+    ) -> list[UserID]:
+        users: list[UserID] = []
+        for cid in chat.client_ids:
+            client = (old_records or {}).get(cid) or await self.directory.get_client(
+                chat.practice_id, cid
+            )
+            if client is None or not client.active:
+                continue
+            try:
+                user = await self.account_of(client)
+            except PracticeError:
+                continue
+            if user not in users:
+                users.append(user)
+        return users
+
+    async def _users(
+        self, chat: Chat, old_records: dict[str, Client] | None = None
+    ) -> list[UserID]:
+        return await self._staff_users(chat) + await self._client_users(chat, old_records)
+
+    async def _states(self, chat: Chat) -> tuple[dict, dict, list[UserID], list[UserID]]:
+        practice = await self._practice(chat.practice_id)
+        staff_users = await self._staff_users(chat)
+        client_users = await self._client_users(chat)
+        subjects = [
+            c
+            for cid in chat.client_ids
+            if (c := await self.directory.get_client(chat.practice_id, cid)) is not None
+        ]
+        may_send = True
+        if chat.kind == "direct":
+            may_send = all(c.direct_chat_access for c in subjects)
+        chat_content = layout.chat_state(chat, subjects)
+        policy = layout.policy_state(chat, practice, client_users, may_send)
+        return chat_content, policy, staff_users, client_users
+
+    async def _create(self, chat: Chat, actor: Actor) -> None:
+        chat_content, policy, staff_users, client_users = await self._states(chat)
+        users = staff_users + client_users
+        room_id = await self.rooms.create_room(
+            name=chat.name,
+            is_direct=chat.kind == "direct",
+            initial_state=layout.initial_state(chat_content, policy),
+            power_levels=layout.power_levels(self.bot, staff_users),
+            invitees=users,
+        )
+        for user in users:
+            await self.rooms.join(room_id, user)
+        chat.room_id = room_id
+        chat.created_at = chat.last_message_ts = now_ms()
+        await self.chats.insert(chat)
+        if chat.kind == "direct":
+            for staff_user in staff_users:
+                for client_user in client_users:
+                    await self._remember_direct(staff_user, client_user, room_id)
+                    await self._remember_direct(client_user, staff_user, room_id)
+        log.info("Created %s chat %s in %s", chat.kind, room_id, chat.practice_id)
+        await self.audit.record(
+            chat.practice_id,
+            actor.user_id,
+            "chat.created",
+            room_id,
+            {"kind": chat.kind, "client_ids": chat.client_ids, "staff_ids": chat.staff_ids},
+        )
+
+    async def _sync_room(self, chat: Chat, old_users: list[UserID]) -> None:
+        """Bring the room's members, power levels, chat and policy state in line with ``chat``."""
+        chat_content, policy, staff_users, client_users = await self._states(chat)
+        users = staff_users + client_users
+        for user in users:
+            if user not in old_users:
+                await self.rooms.invite(chat.room_id, user)
+                await self.rooms.join(chat.room_id, user)
+        for user in old_users:
+            if user not in users:
+                await self.rooms.kick(chat.room_id, user, "No longer part of this chat")
+        await self.rooms.send_state(
+            chat.room_id, "m.room.power_levels", layout.power_levels(self.bot, staff_users)
+        )
+        await self.rooms.send_state(chat.room_id, CHAT_STATE, chat_content)
+        await self.rooms.send_state(chat.room_id, POLICY_STATE, policy)
+
+    async def _remember_direct(self, user: UserID, other: UserID, room_id: RoomID) -> None:
+        """Add the room to the user's m.direct (spec: Direct Messaging)."""
+        content = await self.rooms.get_account_data(user, "m.direct")
+        rooms = content.get(other)
+        rooms = list(rooms) if isinstance(rooms, list) else []
+        if room_id not in rooms:
+            content[other] = rooms + [room_id]
+            await self.rooms.set_account_data(user, "m.direct", content)
+
+    async def _forget_direct(self, user: UserID, room_id: RoomID) -> None:
+        content = await self.rooms.get_account_data(user, "m.direct")
+        changed = False
+        for other, rooms in list(content.items()):
+            if isinstance(rooms, list) and room_id in rooms:
+                content[other] = [r for r in rooms if r != room_id]
+                if not content[other]:
+                    del content[other]
+                changed = True
+        if changed:
+            await self.rooms.set_account_data(user, "m.direct", content)
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _check_size(count: int) -> None:
+    if count > MAX_MEMBERS:
+        raise invalid_param("client_ids", f"A chat has at most {MAX_MEMBERS} members.")
+
+
+__all__ = ["ChatKind", "ChatService", "unknown_chat"]

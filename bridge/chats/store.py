@@ -1,0 +1,201 @@
+"""SQL for chats, their members, and the per-user chat state mirror."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mautrix.types import RoomID
+from mautrix.util.async_db import Connection, Database
+
+from bridge.db import transaction
+
+from .models import Chat, UserChatState
+
+_CHAT_COLUMNS = (
+    "c.room_id, c.practice_id, c.kind, c.name, c.owner_staff_id, c.created_at, "
+    "c.last_message_ts, c.last_sender, c.deleted"
+)
+
+
+class ChatStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, chat: Chat) -> None:
+        async with transaction(self.db) as conn:
+            await conn.execute(
+                "INSERT INTO chat (room_id, practice_id, kind, name, owner_staff_id, created_at,"
+                " last_message_ts, last_sender, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,false)",
+                chat.room_id,
+                chat.practice_id,
+                chat.kind,
+                chat.name,
+                chat.owner_staff_id,
+                chat.created_at,
+                chat.last_message_ts,
+                chat.last_sender,
+            )
+            await self._insert_members(conn, chat)
+
+    async def _insert_members(self, conn: Connection, chat: Chat) -> None:
+        rows: list[tuple[str, str, str, bool]] = [
+            (chat.room_id, "staff", s, s in chat.shared_staff_ids) for s in chat.staff_ids
+        ]
+        rows += [(chat.room_id, "client", c, False) for c in chat.client_ids]
+        await conn.executemany(
+            "INSERT INTO chat_member (room_id, kind, member_id, shared) VALUES ($1,$2,$3,$4) "
+            "ON CONFLICT (room_id, kind, member_id) DO UPDATE SET shared=excluded.shared",
+            rows,
+        )
+
+    async def update(self, chat: Chat) -> None:
+        """Write the chat's kind, name and members as they are now."""
+        async with transaction(self.db) as conn:
+            await conn.execute(
+                "UPDATE chat SET kind=$2, name=$3, owner_staff_id=$4 WHERE room_id=$1",
+                chat.room_id,
+                chat.kind,
+                chat.name,
+                chat.owner_staff_id,
+            )
+            await conn.execute("DELETE FROM chat_member WHERE room_id=$1", chat.room_id)
+            await self._insert_members(conn, chat)
+
+    async def mark_deleted(self, room_id: RoomID) -> None:
+        async with transaction(self.db) as conn:
+            await conn.execute("UPDATE chat SET deleted=true WHERE room_id=$1", room_id)
+            await conn.execute("DELETE FROM chat_member WHERE room_id=$1", room_id)
+            await conn.execute("DELETE FROM user_chat_state WHERE room_id=$1", room_id)
+
+    async def get(self, room_id: str) -> Chat | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_CHAT_COLUMNS} FROM chat c WHERE c.room_id=$1 AND NOT c.deleted", room_id
+        )
+        if row is None:
+            return None
+        chat = Chat.from_row(row)
+        await self._fill_members([chat])
+        return chat
+
+    async def _fill_members(self, chats: list[Chat]) -> None:
+        if not chats:
+            return
+        by_room = {c.room_id: c for c in chats}
+        rows = await self._fetch_in(
+            "SELECT room_id, kind, member_id, shared FROM chat_member WHERE room_id IN ({})",
+            list(by_room),
+        )
+        for r in sorted(rows, key=lambda r: (r["room_id"], r["kind"], r["member_id"])):
+            chat = by_room[r["room_id"]]
+            if r["kind"] == "staff":
+                chat.staff_ids.append(r["member_id"])
+                if r["shared"]:
+                    chat.shared_staff_ids.append(r["member_id"])
+            else:
+                chat.client_ids.append(r["member_id"])
+
+    async def _fetch_in(self, query: str, values: list[str], *args: Any) -> list[Any]:
+        rows: list[Any] = []
+        offset = len(args)
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            marks = ",".join(f"${offset + i + 1}" for i in range(len(chunk)))
+            rows += await self.db.fetch(query.format(marks), *args, *chunk)
+        return rows
+
+    async def for_member(
+        self, practice_id: str, kind: str, member_ids: Iterable[str]
+    ) -> list[Chat]:
+        """Every live chat of the practice that has one of these staff or client records."""
+        ids = list(member_ids)
+        if not ids:
+            return []
+        rows = await self._fetch_in(
+            f"SELECT DISTINCT {_CHAT_COLUMNS} FROM chat c JOIN chat_member m "
+            "ON m.room_id=c.room_id WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 "
+            "AND m.member_id IN ({})",
+            ids,
+            practice_id,
+            kind,
+        )
+        chats = [Chat.from_row(r) for r in rows]
+        await self._fill_members(chats)
+        return chats
+
+    async def record_activity(self, conn: Connection, room_id: str, ts: int, sender: str) -> bool:
+        """Move a chat's last message time forward; False if the room is not a chat."""
+        result = await conn.execute(
+            "UPDATE chat SET last_message_ts=$2, last_sender=$3 "
+            "WHERE room_id=$1 AND last_message_ts <= $2",
+            room_id,
+            ts,
+            sender,
+        )
+        return _changed(result)
+
+    async def is_chat(self, conn: Connection, room_id: str) -> bool:
+        return bool(await conn.fetchval("SELECT 1 FROM chat WHERE room_id=$1", room_id))
+
+    # -- per-user state --------------------------------------------------------------------
+
+    async def user_states(self, user_id: str) -> dict[str, UserChatState]:
+        rows = await self.db.fetch(
+            "SELECT room_id, favourite, marked_unread, hidden_at, read_ts "
+            "FROM user_chat_state WHERE user_id=$1",
+            user_id,
+        )
+        return {
+            r["room_id"]: UserChatState(
+                bool(r["favourite"]), bool(r["marked_unread"]), r["hidden_at"], r["read_ts"]
+            )
+            for r in rows
+        }
+
+    async def save_user_states(
+        self, user_id: str, states: dict[str, UserChatState], next_batch: str | None = None
+    ) -> None:
+        async with transaction(self.db) as conn:
+            await conn.executemany(
+                "INSERT INTO user_chat_state (user_id, room_id, favourite, marked_unread, "
+                "hidden_at, read_ts) VALUES ($1,$2,$3,$4,$5,$6) "
+                "ON CONFLICT (user_id, room_id) DO UPDATE SET favourite=excluded.favourite, "
+                "marked_unread=excluded.marked_unread, hidden_at=excluded.hidden_at, "
+                "read_ts=excluded.read_ts",
+                [
+                    (user_id, room, s.favourite, s.marked_unread, s.hidden_at, s.read_ts)
+                    for room, s in states.items()
+                ],
+            )
+            if next_batch is not None:
+                await conn.execute(
+                    "INSERT INTO user_sync (user_id, next_batch) VALUES ($1, $2) "
+                    "ON CONFLICT (user_id) DO UPDATE SET next_batch=excluded.next_batch",
+                    user_id,
+                    next_batch,
+                )
+
+    async def sync_token(self, user_id: str) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT next_batch FROM user_sync WHERE user_id=$1", user_id
+        )
+        return str(value) if value is not None else None
+
+    @staticmethod
+    async def record_read(conn: Connection, user_id: str, room_id: str, ts: int) -> None:
+        """The user read the chat up to ``ts`` (they sent a message, or a receipt arrived)."""
+        await conn.execute(
+            "INSERT INTO user_chat_state (user_id, room_id, read_ts) VALUES ($1,$2,$3) "
+            "ON CONFLICT (user_id, room_id) DO UPDATE SET read_ts=excluded.read_ts "
+            "WHERE user_chat_state.read_ts < excluded.read_ts",
+            user_id,
+            room_id,
+            ts,
+        )
+
+
+def _changed(result: Any) -> bool:
+    """Whether an UPDATE touched a row (asyncpg returns 'UPDATE n', aiosqlite a cursor)."""
+    if isinstance(result, str):
+        return not result.endswith(" 0")
+    return bool(getattr(result, "rowcount", 0))
