@@ -43,20 +43,27 @@ def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[
         "namespaces": {
             "users": [
                 {"regex": mapper.namespace_regex(), "exclusive": True},
-                {"regex": re.escape(config.bot_mxid), "exclusive": True},
+                # Anchored: Synapse tests with re.match, which only anchors the start.
+                {"regex": re.escape(config.bot_mxid) + "$", "exclusive": True},
             ],
             "aliases": [],
             "rooms": [],
         },
     }
+    # Both files get the new tokens or neither does: the registration is staged first and
+    # only put in place once the config holds the tokens.
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         YAML().dump(registration, f)
     os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    config["appservice.as_token"] = as_token
-    config["appservice.hs_token"] = hs_token
-    config.save()
+    try:
+        config["appservice.as_token"] = as_token
+        config["appservice.hs_token"] = hs_token
+        config.save()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return registration
 
 

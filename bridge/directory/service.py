@@ -132,6 +132,7 @@ class DirectoryService:
         await self.audit.record(
             practice_id, actor, "staff.removed", staff.user_id, {"sessions_ended": ended}
         )
+        await self._audit_revoked(practice_id, actor, staff.user_id, ended, "staff.removed")
         return staff
 
     # -- clients ---------------------------------------------------------------------------
@@ -191,16 +192,12 @@ class DirectoryService:
             "portal_access": portal_access,
             "family_primary_id": family_primary_id,
         }
+        action = "client.updated" if existing else "client.created"
         if existing is not None and existing.has_account != client.has_account:
-            details["access"] = "granted" if client.has_account else "revoked"
+            action = "client.access_granted" if client.has_account else "client.access_revoked"
             details["sessions_ended"] = ended
-        await self.audit.record(
-            practice_id,
-            actor,
-            "client.updated" if existing else "client.created",
-            client.user_id,
-            details,
-        )
+        await self.audit.record(practice_id, actor, action, client.user_id, details)
+        await self._audit_revoked(practice_id, actor, client.user_id, ended, action)
         return client, existing is None
 
     async def _check_primary(self, practice_id: str, client_id: str, primary_id: str) -> None:
@@ -239,6 +236,7 @@ class DirectoryService:
         await self.audit.record(
             practice_id, actor, "client.removed", client.user_id, {"sessions_ended": ended}
         )
+        await self._audit_revoked(practice_id, actor, client.user_id, ended, "client.removed")
         return client
 
     async def set_direct_chat_access(
@@ -253,6 +251,15 @@ class DirectoryService:
             practice_id, actor, "client.direct_chat_access", client.user_id, {"enabled": enabled}
         )
         return client
+
+    async def _audit_revoked(
+        self, practice_id: str, actor: str, user_id: UserID, ended: int, reason: str
+    ) -> None:
+        """One row for the sessions an access change ended (none when there were none)."""
+        if ended:
+            await self.audit.record(
+                practice_id, actor, "session.revoked", user_id, {"count": ended, "reason": reason}
+            )
 
     async def _revoke(self, user_id: UserID) -> int:
         try:
