@@ -42,6 +42,7 @@ class SynapseRooms:
         self,
         *,
         name: str | None,
+        room_version: str,
         is_direct: bool,
         initial_state: list[dict[str, Any]],
         power_levels: dict[str, Any],
@@ -50,6 +51,7 @@ class SynapseRooms:
         """POST /createRoom (spec: Client-Server API, Room creation)."""
         body: dict[str, Any] = {
             "visibility": "private",
+            "room_version": room_version,
             "preset": "private_chat",
             "is_direct": is_direct,
             "invite": list(invitees),

@@ -38,6 +38,7 @@ class Rooms(Protocol):
         self,
         *,
         name: str | None,
+        room_version: str,
         is_direct: bool,
         initial_state: list[dict[str, Any]],
         power_levels: dict[str, Any],

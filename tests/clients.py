@@ -148,3 +148,17 @@ class MatrixClient:
         return await self.request(
             "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{event_type}/{txn}", content
         )
+
+
+async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll ``check`` (an async callable) until it returns something truthy; return that."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: last result {result!r}")
+        await asyncio.sleep(interval)

@@ -3,6 +3,7 @@ pinning, hiding, marking unread and deleting chats."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -19,13 +20,14 @@ from .auth import Authenticator
 from .http import Body, check_id, json_response, read_json
 
 _MAX_CHAT_ID = 255
+_CHAT_ID_RE = re.compile(r"![A-Za-z0-9._~:+/=-]{1,254}")
 _FLAG_FIELDS = {"pin": "pinned", "hide": "hidden", "unread": "unread"}
 
 
 def _chat_id(request: web.Request) -> str:
     value = request.match_info.get("chat_id", "")
-    if not value.startswith("!") or ":" not in value or len(value) > _MAX_CHAT_ID:
-        raise invalid_param("chat_id", "'chat_id' must be a chat id such as '!abc:example.com'.")
+    if not _CHAT_ID_RE.fullmatch(value):
+        raise invalid_param("chat_id", "'chat_id' must be a chat id such as '!abc123'.")
     return value
 
 

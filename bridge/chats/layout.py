@@ -12,12 +12,15 @@ from .models import CHAT_STATE, POLICY_STATE, Chat
 
 BOT_LEVEL = 100
 STAFF_LEVEL = 50
+# Room version 12: the creator (the bot) stands above every power level and is not listed in
+# `users`; everything that needs level 100 is therefore the bot's alone.
+ROOM_VERSION = "12"
 
 
-def power_levels(bot: UserID, staff_users: list[UserID]) -> dict[str, Any]:
-    """Bot 100, staff 50 (may pin), clients 0; only the bot invites, kicks, names, writes state."""
+def power_levels(staff_users: list[UserID]) -> dict[str, Any]:
+    """Bot on top (creator), staff 50 (may pin), clients 0; only the bot invites, kicks, names
+    and writes state other than pins."""
     users: dict[str, int] = {user: STAFF_LEVEL for user in staff_users}
-    users[bot] = BOT_LEVEL
     return {
         "users": users,
         "users_default": 0,

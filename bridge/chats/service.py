@@ -376,9 +376,10 @@ class ChatService:
         users = staff_users + client_users
         room_id = await self.rooms.create_room(
             name=chat.name,
+            room_version=layout.ROOM_VERSION,
             is_direct=chat.kind == "direct",
             initial_state=layout.initial_state(chat_content, policy),
-            power_levels=layout.power_levels(self.bot, staff_users),
+            power_levels=layout.power_levels(staff_users),
             invitees=users,
         )
         for user in users:
@@ -412,7 +413,7 @@ class ChatService:
             if user not in users:
                 await self.rooms.kick(chat.room_id, user, "No longer part of this chat")
         await self.rooms.send_state(
-            chat.room_id, "m.room.power_levels", layout.power_levels(self.bot, staff_users)
+            chat.room_id, "m.room.power_levels", layout.power_levels(staff_users)
         )
         await self.rooms.send_state(chat.room_id, CHAT_STATE, chat_content)
         await self.rooms.send_state(chat.room_id, POLICY_STATE, policy)

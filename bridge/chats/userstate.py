@@ -51,6 +51,12 @@ class UserStateMirror:
         since = await self.chats.sync_token(user_id)
         resp = await self.rooms.sync(user_id, since, SYNC_FILTER)
         changed: dict[str, UserChatState] = {}
+        if since is None:
+            # A first sync lists only what is set: anything else mirrored before is gone.
+            for room_id, old in states.items():
+                fresh = UserChatState(read_ts=old.read_ts)
+                if fresh != old:
+                    states[room_id] = changed[room_id] = fresh
         for room_id, room in (resp.get("rooms", {}).get("join") or {}).items():
             state = states.get(room_id) or UserChatState()
             if _apply(state, room, user_id):

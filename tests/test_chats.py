@@ -1,0 +1,420 @@
+"""Chats as rooms, through the API and real Matrix sessions (DESIGN §4, §9)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote
+
+from bridge.app import Bridge
+from tests.clients import ApiClient, MatrixClient, eventually
+
+
+async def _direct(api: ApiClient, who: MatrixClient, **body: Any) -> str:
+    r = await api.call("POST", "/chats/direct", body, token=who.token)
+    assert r.status in (200, 201), r.body
+    return str(r.body["chat_id"])
+
+
+async def _chats(api: ApiClient, who: MatrixClient, **params: str) -> list[dict[str, Any]]:
+    r = await api.call("GET", "/chats", token=who.token, params=params or None)
+    assert r.status == 200, r.body
+    return list(r.body["chats"])
+
+
+async def _state(mc: MatrixClient, room: str, event_type: str) -> dict[str, Any]:
+    r = await mc.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{event_type}/")
+    assert r.status == 200, r.body
+    return dict(r.body)
+
+
+async def test_direct_chat_appears_in_both_syncs_with_power_levels_and_state(
+    api: ApiClient, practice_id: str, bridge: Bridge
+) -> None:
+    await api.setup_practice(practice_id)
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
+    assert (r.status, r.body["created"]) == (201, True)
+    room = r.body["chat_id"]
+
+    for mc in (staff, client):
+        sync = await mc.request("GET", "/_matrix/client/v3/sync", params={"timeout": "0"})
+        assert room in sync.body["rooms"]["join"], mc.user_id
+        direct = await mc.request(
+            "GET", f"/_matrix/client/v3/user/{quote(mc.user_id)}/account_data/m.direct"
+        )
+        other = client.user_id if mc is staff else staff.user_id
+        assert room in direct.body[other]
+
+    create = await _state(client, room, "m.room.create")
+    assert create["room_version"] == "12"  # the creator, the bot, stands above every level
+    levels = await _state(client, room, "m.room.power_levels")
+    assert bridge.mapper.bot_mxid not in levels["users"]
+    assert levels["users"][staff.user_id] == 50
+    assert client.user_id not in levels["users"] and levels["users_default"] == 0
+    assert levels["invite"] == levels["kick"] == levels["state_default"] == 100
+    assert levels["events"]["m.room.pinned_events"] == 50
+    assert levels["events"]["m.room.name"] == 100
+    assert (await _state(client, room, "m.room.join_rules"))["join_rule"] == "invite"
+    hist = await _state(client, room, "m.room.history_visibility")
+    assert hist["history_visibility"] == "shared"
+    guest = await _state(client, room, "m.room.guest_access")
+    assert guest["guest_access"] == "forbidden"
+    chat = await _state(client, room, "org.practicebridge.chat")
+    assert chat["practice_id"] == practice_id and chat["kind"] == "direct"
+    assert chat["owner_staff_id"] == "s1" and chat["subject_client_ids"] == ["c1"]
+    policy = await _state(client, room, "org.practicebridge.policy")
+    assert policy["client_user_ids"] == [client.user_id]
+
+    # Both see the chat in their list; the client names it after the practitioner.
+    (staff_item,) = await _chats(api, staff)
+    (client_item,) = await _chats(api, client)
+    assert staff_item["chat_id"] == client_item["chat_id"] == room
+    assert client_item["name"] == "Staff s1" and staff_item["name"] == "Client c1"
+
+    # The same chat is reused from either side, never duplicated.
+    assert await _direct(api, staff, client_id="c1") == room
+    r = await api.call("POST", "/chats/direct", {"staff_id": "s1"}, token=client.token)
+    assert (r.status, r.body) == (200, {"chat_id": room, "created": False})
+
+
+async def test_client_cannot_invite_or_rename(api: ApiClient, practice_id: str) -> None:
+    await api.setup_practice(practice_id, clients=("c1", "c2"))
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    other = await api.session_for(practice_id, client_id="c2")
+    room = await _direct(api, staff, client_id="c1")
+    r = await client.request(
+        "POST", f"/_matrix/client/v3/rooms/{quote(room)}/invite", {"user_id": other.user_id}
+    )
+    assert r.status == 403
+    r = await client.request(
+        "PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.name/", {"name": "Mine"}
+    )
+    assert r.status == 403
+    # Staff may not rename either: only the bot names rooms.
+    r = await staff.request(
+        "PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.name/", {"name": "Mine"}
+    )
+    assert r.status == 403
+
+
+async def test_pin_through_api_shows_in_matrix_tags_and_matrix_tags_show_in_list(
+    api: ApiClient, practice_id: str
+) -> None:
+    await api.setup_practice(practice_id, clients=("c1", "c2"))
+    staff = await api.session_for(practice_id, staff_id="s1")
+    first = await _direct(api, staff, client_id="c1")
+    second = await _direct(api, staff, client_id="c2")
+    r = await api.call("PUT", f"/chats/{quote(first)}/pin", token=staff.token)
+    assert r.status == 200 and r.body["pinned"] is True, r.body
+    tags = await staff.request(
+        "GET", f"/_matrix/client/v3/user/{quote(staff.user_id)}/rooms/{quote(first)}/tags"
+    )
+    assert "m.favourite" in tags.body["tags"]
+
+    # A tag set by any Matrix client shows in GET /chats, pinned first.
+    r = await staff.request(
+        "DELETE",
+        f"/_matrix/client/v3/user/{quote(staff.user_id)}/rooms/{quote(first)}/tags/m.favourite",
+    )
+    assert r.status == 200, r.body
+    await staff.request(
+        "PUT",
+        f"/_matrix/client/v3/user/{quote(staff.user_id)}/rooms/{quote(second)}/tags/m.favourite",
+        {"order": 0.1},
+    )
+    chats = await _chats(api, staff)
+    assert [c["chat_id"] for c in chats] == [second, first]
+    assert [c["pinned"] for c in chats] == [True, False]
+    pinned = await _chats(api, staff, filter="pinned")
+    assert [c["chat_id"] for c in pinned] == [second]
+
+    # Marked unread in a Matrix client (either event type) shows in the unread filter.
+    await staff.request(
+        "PUT",
+        f"/_matrix/client/v3/user/{quote(staff.user_id)}/rooms/{quote(first)}"
+        "/account_data/com.famedly.marked_unread",
+        {"unread": True},
+    )
+    unread = await _chats(api, staff, filter="unread")
+    assert [c["chat_id"] for c in unread] == [first]
+    r = await api.call("DELETE", f"/chats/{quote(first)}/unread", token=staff.token)
+    assert r.status == 200
+    assert await _chats(api, staff, filter="unread") == []
+
+
+async def test_hidden_chat_comes_back_on_new_message_and_from_contacts(
+    api: ApiClient, practice_id: str
+) -> None:
+    await api.setup_practice(practice_id)
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    room = await _direct(api, staff, client_id="c1")
+    r = await api.call("PUT", f"/chats/{quote(room)}/hide", token=staff.token)
+    assert r.status == 200
+    assert await _chats(api, staff) == []
+    (hidden,) = await _chats(api, staff, include_hidden="true")
+    assert hidden["hidden"] is True
+
+    sent = await client.send(room, {"msgtype": "m.text", "body": "Are you there?"})
+    assert sent.status == 200
+
+    async def back() -> list[dict[str, Any]]:
+        return await _chats(api, staff)
+
+    (item,) = await eventually(back)
+    assert item["chat_id"] == room and item["hidden"] is False and item["unread"] is True
+
+    # Hiding again, then opening the client from the contacts opens the same chat, unhidden.
+    await api.call("PUT", f"/chats/{quote(room)}/hide", token=staff.token)
+    assert await _chats(api, staff) == []
+    contacts = await api.call("GET", "/contacts", token=staff.token)
+    (entry,) = [c for c in contacts.body["clients"] if c["client_id"] == "c1"]
+    assert [c["chat_id"] for c in entry["chats"]] == [room]
+    assert await _direct(api, staff, client_id="c1") == room
+    assert [c["chat_id"] for c in await _chats(api, staff)] == [room]
+
+
+async def test_chat_list_orders_by_latest_message(api: ApiClient, practice_id: str) -> None:
+    await api.setup_practice(practice_id, clients=("c1", "c2"))
+    staff = await api.session_for(practice_id, staff_id="s1")
+    c2 = await api.session_for(practice_id, client_id="c2")
+    first = await _direct(api, staff, client_id="c1")
+    second = await _direct(api, staff, client_id="c2")
+    await staff.send(first, {"msgtype": "m.text", "body": "hello"})
+
+    async def first_on_top() -> bool:
+        return [c["chat_id"] for c in await _chats(api, staff)] == [first, second]
+
+    await eventually(first_on_top)
+    await c2.send(second, {"msgtype": "m.text", "body": "hi"})
+
+    async def second_on_top() -> bool:
+        return [c["chat_id"] for c in await _chats(api, staff)] == [second, first]
+
+    await eventually(second_on_top)
+    chats = await _chats(api, staff)
+    assert chats[0]["unread"] is True and chats[1]["unread"] is False
+
+
+async def test_delete_leaves_no_trace(api: ApiClient, practice_id: str, bridge: Bridge) -> None:
+    await api.setup_practice(practice_id, staff=(("own", "owner"), ("s1", "practitioner")))
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    room = await _direct(api, staff, client_id="c1")
+    await client.send(room, {"msgtype": "m.text", "body": "private things"})
+    r = await api.call("DELETE", f"/chats/{quote(room)}", token=client.token)
+    assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.STAFF_ONLY")
+    r = await api.call("DELETE", f"/chats/{quote(room)}", token=staff.token)
+    assert (r.status, r.body) == (200, {"deleted": True})
+
+    admin = bridge.az.intent.api
+    from mautrix.api import Method, PathBuilder
+    from mautrix.errors import MatrixRequestError
+
+    try:
+        await admin.request(Method.GET, PathBuilder(f"/_synapse/admin/v1/rooms/{quote(room)}"))
+        raise AssertionError("the room still exists")
+    except MatrixRequestError as e:
+        assert e.http_status == 404
+    assert await _chats(api, staff, include_hidden="true") == []
+    assert await _chats(api, client, include_hidden="true") == []
+    contacts = await api.call("GET", "/contacts", token=staff.token)
+    assert all(c["chats"] == [] for c in contacts.body["clients"])
+    audit = await api.call("GET", "/audit", params={"practice_id": practice_id})
+    assert any(
+        e["action"] == "chat.deleted" and e["target"] == room for e in audit.body["entries"]
+    )
+
+
+async def test_choose_chat_when_own_and_shared_chats_fit(api: ApiClient, practice_id: str) -> None:
+    await api.setup_practice(
+        practice_id, staff=(("p1", "practitioner"), ("p2", "practitioner"), ("t1", "team_member"))
+    )
+    p1 = await api.session_for(practice_id, staff_id="p1")
+    p2 = await api.session_for(practice_id, staff_id="p2")
+    t1 = await api.session_for(practice_id, staff_id="t1")
+    chat1 = await _direct(api, p1, client_id="c1")
+    chat2 = await _direct(api, p2, client_id="c1")
+    for owner, chat in ((p1, chat1), (p2, chat2)):
+        r = await api.call(
+            "POST", f"/chats/{quote(chat)}/share", {"staff_id": "t1"}, token=owner.token
+        )
+        assert r.status == 200, r.body
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=t1.token)
+    assert (r.status, r.errcode) == (409, "ORG.PRACTICEBRIDGE.CHOOSE_CHAT")
+    candidates = {c["chat_id"]: c for c in r.body["candidates"]}
+    assert set(candidates) == {chat1, chat2}
+    assert candidates[chat1]["owner_staff_id"] == "p1"
+    assert candidates[chat1]["shared_with_staff_ids"] == ["t1"]
+    r = await api.call(
+        "POST", "/chats/direct", {"client_id": "c1", "chat_id": chat2}, token=t1.token
+    )
+    assert (r.status, r.body) == (200, {"chat_id": chat2, "created": False})
+    r = await api.call(
+        "POST", "/chats/direct", {"client_id": "c1", "create_new": True}, token=t1.token
+    )
+    assert r.status == 201 and r.body["chat_id"] not in (chat1, chat2)
+
+
+async def test_concurrent_direct_requests_give_one_room(api: ApiClient, practice_id: str) -> None:
+    await api.setup_practice(practice_id)
+    staff = await api.session_for(practice_id, staff_id="s1")
+    replies = await asyncio.gather(
+        *(
+            api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
+            for _ in range(5)
+        )
+    )
+    assert {r.body["chat_id"] for r in replies} and len({r.body["chat_id"] for r in replies}) == 1
+    assert sorted(r.status for r in replies) == [200, 200, 200, 200, 201]
+
+
+async def test_sharing_refused_by_plan_and_by_setting(
+    api: ApiClient, practice_id: str, bridge: Bridge
+) -> None:
+    await api.setup_practice(
+        practice_id, plan="solo", staff=(("p1", "practitioner"), ("t1", "team_member"))
+    )
+    p1 = await api.session_for(practice_id, staff_id="p1")
+    t1 = await api.session_for(practice_id, staff_id="t1")
+    room = await _direct(api, p1, client_id="c1")
+    r = await api.call("POST", f"/chats/{quote(room)}/share", {"staff_id": "t1"}, token=p1.token)
+    assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.PLAN_FORBIDS_SHARING")
+    assert "plan" in r.body["error"]
+
+    await api.call(
+        "PUT",
+        f"/practices/{practice_id}",
+        {"name": "Sunrise Wellness", "plan": "plus", "timezone": "Europe/Berlin"},
+    )
+    await bridge.directory_store.set_practice_settings(
+        practice_id, {"allow_direct_chat_sharing": False}
+    )
+    r = await api.call("POST", f"/chats/{quote(room)}/share", {"staff_id": "t1"}, token=p1.token)
+    assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.SHARING_DISABLED")
+
+    # The team member does not see the unshared chat, nor can act on it.
+    assert await _chats(api, t1) == []
+    r = await api.call("PUT", f"/chats/{quote(room)}/pin", token=t1.token)
+    assert (r.status, r.errcode) == (404, "ORG.PRACTICEBRIDGE.UNKNOWN_CHAT")
+
+    await bridge.directory_store.set_practice_settings(
+        practice_id, {"allow_direct_chat_sharing": True}
+    )
+    r = await api.call("POST", f"/chats/{quote(room)}/share", {"staff_id": "t1"}, token=p1.token)
+    assert r.status == 200 and r.body["shared_with_staff_ids"] == ["t1"]
+    assert [c["chat_id"] for c in await _chats(api, t1)] == [room]
+    levels = await _state(t1, room, "m.room.power_levels")
+    assert levels["users"][t1.user_id] == 50
+
+
+async def test_group_chat_and_conversion_keep_history(api: ApiClient, practice_id: str) -> None:
+    await api.setup_practice(
+        practice_id, clients=("c1", "c2"), staff=(("p1", "practitioner"), ("t1", "team_member"))
+    )
+    p1 = await api.session_for(practice_id, staff_id="p1")
+    c1 = await api.session_for(practice_id, client_id="c1")
+    c2 = await api.session_for(practice_id, client_id="c2")
+    r = await api.call(
+        "POST",
+        "/chats/group",
+        {"name": "Yoga", "client_ids": ["c1", "c2"], "staff_ids": ["t1"]},
+        token=p1.token,
+    )
+    assert r.status == 201, r.body
+    group = r.body["chat_id"]
+    r = await api.call(
+        "POST", "/chats/group", {"name": "Mine", "client_ids": ["c2"]}, token=c1.token
+    )
+    assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.STAFF_ONLY")
+
+    room = await _direct(api, p1, client_id="c1")
+    await c1.send(room, {"msgtype": "m.text", "body": "before the group"})
+    r = await api.call(
+        "POST",
+        f"/chats/{quote(room)}/convert",
+        {"name": "Family plan", "client_ids": ["c2"], "staff_ids": ["t1"]},
+        token=p1.token,
+    )
+    assert r.status == 200, r.body
+    assert r.body["kind"] == "group" and r.body["chat_id"] == room
+    name = await _state(c2, room, "m.room.name")
+    assert name["name"] == "Family plan"
+    msgs = await c2.request(
+        "GET",
+        f"/_matrix/client/v3/rooms/{quote(room)}/messages",
+        params={"dir": "b", "limit": "50"},
+    )
+    bodies = [
+        e["content"].get("body") for e in msgs.body["chunk"] if e["type"] == "m.room.message"
+    ]
+    assert "before the group" in bodies
+    kinds = {c["chat_id"]: c["kind"] for c in await _chats(api, c2)}
+    assert kinds == {group: "group", room: "group"}
+    contacts = await api.call("GET", "/contacts", token=c2.token)
+    assert {g["chat_id"] for g in contacts.body["groups"]} == {group, room}
+
+
+async def test_family_chats_go_through_the_primary(
+    api: ApiClient, practice_id: str, bridge: Bridge
+) -> None:
+    await api.setup_practice(practice_id, clients=("parent", "other"))
+    r = await api.call(
+        "PUT",
+        f"/practices/{practice_id}/clients/kid",
+        {
+            "name": "Kid",
+            "email": "kid@example.com",
+            "activated": True,
+            "portal_access": True,
+            "family_primary_id": "parent",
+        },
+    )
+    assert r.status == 201, r.body
+    assert r.body["user_id"] is None
+    staff = await api.session_for(practice_id, staff_id="s1")
+    parent = await api.session_for(practice_id, client_id="parent")
+    room = await _direct(api, staff, client_id="kid")
+    chat = await _state(parent, room, "org.practicebridge.chat")
+    assert chat["subject_client_ids"] == ["kid"]
+    assert chat["subjects"][0]["name"] == "Kid"
+    assert chat["subjects"][0]["family_primary_id"] == "parent"
+    sent = await parent.send(room, {"msgtype": "m.text", "body": "About my kid"})
+    assert sent.status == 200
+
+    contacts = await api.call("GET", "/contacts", token=parent.token)
+    (me,) = contacts.body["clients"]
+    assert me["client_id"] == "parent"
+    (kid,) = me["family_members"]
+    assert kid["client_id"] == "kid" and [c["chat_id"] for c in kid["chats"]] == [room]
+    (item,) = await _chats(api, parent)
+    assert item["subject_client_ids"] == ["kid"]
+
+    # The kid moves to another primary: the chat's client member moves, history kept.
+    other = await api.session_for(practice_id, client_id="other")
+    r = await api.call(
+        "PUT",
+        f"/practices/{practice_id}/clients/kid",
+        {
+            "name": "Kid",
+            "email": "kid@example.com",
+            "activated": True,
+            "portal_access": True,
+            "family_primary_id": "other",
+        },
+    )
+    assert r.status == 200, r.body
+    assert await _chats(api, parent) == []
+    assert [c["chat_id"] for c in await _chats(api, other)] == [room]
+    msgs = await other.request(
+        "GET",
+        f"/_matrix/client/v3/rooms/{quote(room)}/messages",
+        params={"dir": "b", "limit": "50"},
+    )
+    assert "About my kid" in [e["content"].get("body") for e in msgs.body["chunk"]]
+    members = await staff.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/joined_members")
+    assert other.user_id in members.body["joined"]
+    assert parent.user_id not in members.body["joined"]
