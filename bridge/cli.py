@@ -32,7 +32,31 @@ def _parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="run a local Synapse and the bridge (make run)")
     local.add_argument("--data", default="data", help="folder for configs and databases")
     local.add_argument("--demo", action="store_true", help="seed a demo practice")
+    local.add_argument(
+        "--synapse-port",
+        type=_port,
+        default=os.environ.get("PRACTICE_BRIDGE_SYNAPSE_PORT"),
+        help="Synapse's port (default: env PRACTICE_BRIDGE_SYNAPSE_PORT, else kept from the "
+        "first run, which prefers 8008)",
+    )
+    local.add_argument(
+        "--bridge-port",
+        type=_port,
+        default=os.environ.get("PRACTICE_BRIDGE_PORT"),
+        help="the bridge's port (default: env PRACTICE_BRIDGE_PORT, else kept from the first "
+        "run, which prefers 29340)",
+    )
     return parser
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return port
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +92,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "local":
         from bridge.local import run_local
 
-        return run_local(args.data, demo=args.demo)
+        return run_local(
+            args.data,
+            demo=args.demo,
+            synapse_port=args.synapse_port,
+            bridge_port=args.bridge_port,
+        )
     config = load_config(args.config)
     if not config.has_tokens:
         raise ConfigError(
@@ -81,7 +110,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def setup_logging(config: Config) -> None:
     try:
-        logging.config.dictConfig(dict(config["logging"]))
+        settings = dict(config["logging"])
+        # Loggers created at import time (practice.cli, practice.local) must keep logging.
+        settings.setdefault("disable_existing_loggers", False)
+        logging.config.dictConfig(settings)
     except (ValueError, TypeError, AttributeError, ImportError) as e:
         raise ConfigError("logging", f"is not a valid logging config: {e}") from None
 

@@ -1,0 +1,98 @@
+"""The demo practice of `make run DEMO=1`: a few people to try the bridge with any Matrix client.
+
+Seeding goes through :class:`DirectoryService`, as the provisioning API does, so a second run
+updates the same records instead of failing; every run mints a fresh session for each person
+with an account. The family's sub-record gets no account: its primary answers for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.directory import DirectoryService, Role, SessionGrant
+
+PRACTICE_ID = "demo"
+PRACTICE_NAME = "Demo Wellness Studio"
+PLAN = "team"
+TIMEZONE = "Europe/Berlin"
+ACTOR = "demo"
+
+# staff_id, name, role
+STAFF: tuple[tuple[str, str, Role], ...] = (
+    ("dana", "Dana Whitfield", "owner"),
+    ("toni", "Toni Brandt", "team_member"),
+)
+# client_id, name, family primary (None for a client with their own login)
+CLIENTS: tuple[tuple[str, str, str | None], ...] = (
+    ("alex", "Alex Moreau", None),
+    ("sam", "Sam Okafor", None),
+    ("morgan", "Morgan Lee", None),
+    ("robin", "Robin Lee", "morgan"),
+)
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    name: str
+    role: str
+    grant: SessionGrant
+
+
+def _role_of_client(client_id: str) -> str:
+    members = [name for cid, name, primary in CLIENTS if primary == client_id]
+    return f"client, family primary of {', '.join(members)}" if members else "client"
+
+
+async def seed_demo(directory: DirectoryService) -> list[DemoLogin]:
+    """Create or update the demo practice and return a fresh session for each of its accounts."""
+    await directory.put_practice(PRACTICE_ID, PRACTICE_NAME, PLAN, TIMEZONE, ACTOR)
+    for staff_id, name, role in STAFF:
+        await directory.put_staff(
+            PRACTICE_ID, staff_id, name, f"{staff_id}@example.com", role, ACTOR
+        )
+    for client_id, name, primary in CLIENTS:
+        await directory.put_client(
+            PRACTICE_ID,
+            client_id,
+            name,
+            f"{primary or client_id}@example.com",
+            activated=True,
+            portal_access=True,
+            family_primary_id=primary,
+            actor=ACTOR,
+        )
+    logins = []
+    for staff_id, name, role in STAFF:
+        grant = await directory.mint_staff_session(PRACTICE_ID, staff_id, ACTOR)
+        logins.append(DemoLogin(name, role.replace("_", " "), grant))
+    for client_id, name, primary in CLIENTS:
+        if primary is None:
+            grant = await directory.mint_client_session(PRACTICE_ID, client_id, ACTOR)
+            logins.append(DemoLogin(name, _role_of_client(client_id), grant))
+    return logins
+
+
+def format_logins(logins: list[DemoLogin], homeserver_url: str) -> str:
+    """The sessions as text a person can copy into a Matrix client (tokens included)."""
+    names = {client_id: name for client_id, name, _ in CLIENTS}
+    members = ", ".join(
+        f"{name} (through {names[primary]})" for _, name, primary in CLIENTS if primary
+    )
+    lines = [
+        "",
+        f"Demo practice '{PRACTICE_ID}': {PRACTICE_NAME}, plan {PLAN}, time zone {TIMEZONE}.",
+        f"Family members without an account: {members}.",
+        f"Log in with any Matrix client that accepts an access token; homeserver {homeserver_url}",
+        "",
+    ]
+    for login in logins:
+        session = login.grant.session
+        lines += [
+            f"  {login.name} ({login.role})",
+            f"    user_id:      {session.user_id}",
+            f"    access_token: {session.access_token}",
+            f"    device_id:    {session.device_id}",
+            f"    homeserver:   {login.grant.homeserver}",
+            "",
+        ]
+    return "\n".join(lines)
