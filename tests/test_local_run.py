@@ -223,12 +223,13 @@ def test_second_run_reuses_configs_secrets_and_data(tmp_path: Path, runs: list[L
         {"name": "Sunrise Wellness", "plan": "solo", "timezone": "Europe/Berlin"},
     )
     assert status == 201
-    call(
+    status, _ = call(
         "PUT",
         f"{first.api}/practices/p1/staff/dana",
         secret,
         {"name": "Dana", "email": "dana@example.com", "role": "owner"},
     )
+    assert status == 201
     assert first.stop(signal.SIGTERM) == 0
 
     second = LocalRun(data, *ports, "second")
