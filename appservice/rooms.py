@@ -95,6 +95,16 @@ class SynapseRooms:
                 raise
             log.info("%s was not in %s", user_id, room_id)
 
+    async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
+        """POST /rooms/{roomId}/leave then /forget as the user (spec: Leaving rooms)."""
+        api = self._as(user_id)
+        try:
+            await api.request(Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/leave"), {})
+        except MatrixRequestError as e:
+            if e.http_status != 403:
+                raise
+        await api.request(Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/forget"), {})
+
     async def send_state(
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> None:

@@ -11,6 +11,7 @@ from appservice.api.auth import Authenticator
 from appservice.api.chats import ChatRoutes
 from appservice.api.directory import DirectoryRoutes
 from appservice.api.server import build_api_app
+from appservice.api.settings import SettingsRoutes
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
 from appservice.rooms import SynapseRooms
@@ -24,6 +25,9 @@ from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
 from bridge.identity import IdentityMapper
+from bridge.settings.propagate import PolicyPropagator
+from bridge.settings.service import SettingsService
+from bridge.settings.store import SettingsStore
 from config import Config
 
 log = logging.getLogger("practice.app")
@@ -86,6 +90,11 @@ class Bridge:
             self.directory_store, self.chat_store, self.user_state, bot
         )
         self.pipeline.add_handler(ChatActivity(self.chat_store, bot))
+        self.settings_store = SettingsStore(self.db)
+        self.policy = PolicyPropagator(self.settings_store, self.chats.push_policy)
+        self.settings = SettingsService(
+            self.settings_store, self.directory_store, self.rooms, self.audit, self.policy
+        )
         self.auth = Authenticator(
             config["provisioning.shared_secret"],
             self.homeserver,
@@ -97,6 +106,7 @@ class Bridge:
             config["provisioning.prefix"],
             [
                 DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
+                SettingsRoutes(self.auth, self.directory, self.settings),
                 ChatRoutes(
                     self.auth,
                     self.directory_store,
@@ -122,6 +132,7 @@ class Bridge:
         )
         await self._prepare_bot()
         self.pipeline.start()
+        self.policy.start()
         self._prune_task = asyncio.create_task(self._prune_loop())
         self.az.ready = True
 
@@ -173,6 +184,7 @@ class Bridge:
         self.az.ready = False
         if self._prune_task:
             self._prune_task.cancel()
+        await self.policy.stop()
         await self.pipeline.stop()
         await self.az.stop()
         await self.db.stop()

@@ -51,6 +51,9 @@ class Rooms(Protocol):
 
     async def kick(self, room_id: RoomID, user_id: UserID, reason: str) -> None: ...
 
+    async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
+        """The user leaves the room and forgets it: it vanishes from their view."""
+
     async def send_state(
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> None: ...

@@ -19,6 +19,8 @@ class Actor:
     client: Client | None = None
     # Client records this account answers for: its own and its family members' (sub-records).
     client_ids: list[str] = field(default_factory=list)
+    # Of those, the records whose direct chat access is off: their 1:1 chats are out of view.
+    direct_off: set[str] = field(default_factory=set)
 
     @property
     def is_staff(self) -> bool:
@@ -35,6 +37,15 @@ class Actor:
     @property
     def member_ids(self) -> list[str]:
         return [self.staff.staff_id] if self.staff is not None else self.client_ids
+
+    def sees(self, kind: str, staff_ids: list[str], client_ids: list[str]) -> bool:
+        """Whether a chat with these members is in this user's view."""
+        if self.staff is not None:
+            return self.staff.staff_id in staff_ids
+        mine = [cid for cid in client_ids if cid in self.client_ids]
+        if kind == "direct":
+            return any(cid not in self.direct_off for cid in mine)
+        return bool(mine)
 
 
 async def resolve_actor(store: DirectoryStore, user_id: UserID) -> Actor:
@@ -54,5 +65,11 @@ async def resolve_actor(store: DirectoryStore, user_id: UserID) -> Actor:
         )
     DirectoryService.check_client_access(client)
     family = await store.list_family(client.practice_id, client.client_id)
-    ids = [client.client_id] + [c.client_id for c in family if c.active]
-    return Actor(user_id, client.practice_id, client=client, client_ids=ids)
+    records = [client] + [c for c in family if c.active]
+    return Actor(
+        user_id,
+        client.practice_id,
+        client=client,
+        client_ids=[c.client_id for c in records],
+        direct_off={c.client_id for c in records if not c.direct_chat_access},
+    )

@@ -29,7 +29,8 @@ class ChatDirectory:
         self._background: set[asyncio.Task[None]] = set()
 
     async def chats_of(self, actor: Actor) -> list[Chat]:
-        return await self.chats.for_member(actor.practice_id, actor.member_kind, actor.member_ids)
+        chats = await self.chats.for_member(actor.practice_id, actor.member_kind, actor.member_ids)
+        return [c for c in chats if actor.sees(c.kind, c.staff_ids, c.client_ids)]
 
     async def list_chats(
         self, actor: Actor, chat_filter: ChatFilter, include_hidden: bool

@@ -58,9 +58,7 @@ class ChatService:
 
     @staticmethod
     def is_member(actor: Actor, chat: Chat) -> bool:
-        if actor.staff is not None:
-            return actor.staff.staff_id in chat.staff_ids
-        return any(cid in chat.client_ids for cid in actor.client_ids)
+        return actor.sees(chat.kind, chat.staff_ids, chat.client_ids)
 
     async def visible_chat(self, actor: Actor, chat_id: str) -> Chat:
         chat = await self.chats.get(chat_id)
@@ -115,6 +113,11 @@ class ChatService:
                 raise invalid_param("client_id", "Staff start direct chats with a 'client_id'.")
             client = await self._client(actor.practice_id, client_id)
             await self.account_of(client)
+            if not client.direct_chat_access:
+                raise forbidden(
+                    "Direct chats are turned off for this client; use a group chat.",
+                    PREFIX + "DIRECT_CHAT_DISABLED",
+                )
             owner = actor.staff
         else:
             if staff_id is None:
@@ -299,10 +302,47 @@ class ChatService:
 
     # -- family moves ----------------------------------------------------------------------
 
-    async def client_changed(self, old: Client | None, new: Client) -> None:
-        """A sub-record moved to another primary (or got its own account): move its chats."""
-        if old is None or old.family_primary_id == new.family_primary_id:
+    async def push_policy(self, room_id: RoomID) -> None:
+        """Send the chat's policy state as it follows from the practice and its members now."""
+        chat = await self.chats.get(room_id)
+        if chat is None:
             return
+        _, policy, _, _ = await self._states(chat)
+        await self.rooms.send_state(chat.room_id, POLICY_STATE, policy)
+
+    async def client_changed(self, old: Client | None, new: Client) -> None:
+        """Follow a client record's change: family moves and direct chat access."""
+        if old is None:
+            return
+        if old.direct_chat_access != new.direct_chat_access:
+            await self._direct_access_changed(new)
+        if old.family_primary_id != new.family_primary_id:
+            await self._family_moved(old, new)
+
+    async def _direct_access_changed(self, client: Client) -> None:
+        """Off: the account leaves and forgets the client's 1:1 chats (the practice keeps them).
+        On: it joins them again and sees their history."""
+        chats = await self.chats.for_member(client.practice_id, "client", [client.client_id])
+        try:
+            account = await self.account_of(client)
+        except PracticeError:
+            account = None
+        for chat in chats:
+            if chat.kind != "direct":
+                continue
+            async with self._room_locks[chat.room_id]:
+                _, policy, _, _ = await self._states(chat)
+                await self.rooms.send_state(chat.room_id, POLICY_STATE, policy)
+                if account is None:
+                    continue
+                if client.direct_chat_access:
+                    await self.rooms.invite(chat.room_id, account)
+                    await self.rooms.join(chat.room_id, account)
+                else:
+                    await self.rooms.leave_and_forget(chat.room_id, account)
+
+    async def _family_moved(self, old: Client, new: Client) -> None:
+        """A sub-record moved to another primary (or got its own account): move its chats."""
         chats = await self.chats.for_member(new.practice_id, "client", [new.client_id])
         for chat in chats:
             async with self._room_locks[chat.room_id]:

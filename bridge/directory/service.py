@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mautrix.types import UserID
@@ -245,8 +245,11 @@ class DirectoryService:
         client = await self.store.get_client(practice_id, client_id)
         if client is None or not client.active:
             raise not_found("This client")
+        before = replace(client)
         client.direct_chat_access = enabled
         await self.store.upsert_client(client)
+        for listener in self.client_listeners:
+            await listener(before, client)
         await self.audit.record(
             practice_id, actor, "client.direct_chat_access", client.user_id, {"enabled": enabled}
         )

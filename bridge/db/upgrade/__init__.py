@@ -1,4 +1,4 @@
-"""Migrations, one file per version, registered on one UpgradeTable in order."""
+"""Migrations, one file per version (vNN_name.py), each registered with index=NN-1."""
 
 from mautrix.util.async_db import UpgradeTable
 
@@ -6,5 +6,5 @@ upgrade_table = UpgradeTable(
     database_name="practice-bridge", version_table_name="practice_bridge_version"
 )
 
-from . import v01_initial  # noqa: E402,F401  (registers itself)
-from . import v02_chats  # noqa: E402,F401
+# One import per migration, in order; each registers itself on upgrade_table.
+from . import v01_initial, v02_chats, v04_settings  # noqa: E402,F401

@@ -5,7 +5,7 @@ from mautrix.util.async_db import Connection, Scheme
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Directory, event intake and audit log")  # type: ignore[misc,call-arg,arg-type]
+@upgrade_table.register(index=0, description="Directory, event intake and audit log")  # type: ignore[misc,call-arg,arg-type]
 async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
     serial = (
         "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"

@@ -5,7 +5,7 @@ from mautrix.util.async_db import Connection, Scheme
 from . import upgrade_table
 
 
-@upgrade_table.register(description="Chats and per-user chat state")  # type: ignore[misc,call-arg,arg-type]
+@upgrade_table.register(index=1, description="Chats and per-user chat state")  # type: ignore[misc,call-arg,arg-type]
 async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
     await conn.execute("""
         CREATE TABLE chat (
