@@ -105,6 +105,32 @@ class SynapseRooms:
                 raise
         await api.request(Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/forget"), {})
 
+    async def send_message(
+        self, room_id: RoomID, sender: UserID, content: dict[str, Any], txn_id: str
+    ) -> str:
+        """PUT /rooms/{roomId}/send/m.room.message/{txnId} as the user (spec: Sending events)."""
+        resp = await self._as(sender).request(
+            Method.PUT,
+            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/send/m.room.message/{_q(txn_id)}"),
+            content,
+        )
+        return str(resp["event_id"])
+
+    async def find_recent(
+        self, room_id: RoomID, marker: str, field: str, value: str, limit: int = 100
+    ) -> str | None:
+        """Look back through the room's latest events (spec: GET /rooms/{roomId}/messages)."""
+        resp = await self._bot().request(
+            Method.GET,
+            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/messages"),
+            query_params={"dir": "b", "limit": str(limit)},
+        )
+        for ev in resp.get("chunk", []):
+            mark = (ev.get("content") or {}).get(marker)
+            if isinstance(mark, dict) and mark.get(field) == value:
+                return str(ev["event_id"])
+        return None
+
     async def send_state(
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> None:

@@ -16,6 +16,7 @@ from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
 from appservice.rooms import SynapseRooms
 from bridge.audit import AuditLog
+from bridge.autoresponder import Autoresponder, AutoresponseSender
 from bridge.chats.activity import ChatActivity
 from bridge.chats.listing import ChatDirectory
 from bridge.chats.service import ChatService
@@ -95,6 +96,9 @@ class Bridge:
         self.settings = SettingsService(
             self.settings_store, self.directory_store, self.rooms, self.audit, self.policy
         )
+        self.autoresponder = Autoresponder(self.mapper)
+        self.pipeline.add_handler(self.autoresponder)
+        self.autoresponses = AutoresponseSender(self.db, self.rooms)
         self.auth = Authenticator(
             config["provisioning.shared_secret"],
             self.homeserver,
@@ -119,8 +123,10 @@ class Bridge:
         )
         self.az.app.add_subapp(config["provisioning.prefix"], self.api)
         self._prune_task: asyncio.Task[None] | None = None
+        self._started = False
 
     async def start(self) -> None:
+        self._started = True
         await self.db.start()
         host, port = self.config["appservice.hostname"], self.config["appservice.port"]
         await self.az.start(host, port)
@@ -133,6 +139,7 @@ class Bridge:
         await self._prepare_bot()
         self.pipeline.start()
         self.policy.start()
+        self.autoresponses.start()
         self._prune_task = asyncio.create_task(self._prune_loop())
         self.az.ready = True
 
@@ -181,10 +188,15 @@ class Bridge:
             await asyncio.sleep(3600)
 
     async def stop(self) -> None:
+        """Stop everything that was started; stopping twice is harmless."""
+        if not self._started:
+            return
+        self._started = False
         self.az.ready = False
         if self._prune_task:
             self._prune_task.cancel()
         await self.policy.stop()
+        await self.autoresponses.stop()
         await self.pipeline.stop()
         await self.az.stop()
         await self.db.stop()

@@ -54,6 +54,16 @@ class Rooms(Protocol):
     async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
         """The user leaves the room and forgets it: it vanishes from their view."""
 
+    async def send_message(
+        self, room_id: RoomID, sender: UserID, content: dict[str, Any], txn_id: str
+    ) -> str:
+        """Send an m.room.message as a namespace user; the same txn_id never sends twice."""
+
+    async def find_recent(
+        self, room_id: RoomID, marker: str, field: str, value: str, limit: int = 100
+    ) -> str | None:
+        """The id of a recent event whose content[marker][field] equals value, if any."""
+
     async def send_state(
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> None: ...

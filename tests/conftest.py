@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,14 @@ def _backends() -> list[Any]:
 
 
 @pytest.fixture(params=_backends())
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh bridge database on each backend (not started: the bridge starts it)."""
+async def database_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[[], Database]]:
+    """Opens the same fresh database as often as asked: one Database per bridge process, so a
+    test can stop a bridge and start another on the same data (a restart)."""
     if request.param == "sqlite":
-        yield create_database(f"sqlite:{tmp_path / 'bridge.db'}")
+        path = tmp_path / "bridge.db"
+        yield lambda: create_database(f"sqlite:{path}")
         return
     dsn = os.environ[PG_ENV]
     schema = f"test_{uuid.uuid4().hex[:12]}"
@@ -94,12 +98,18 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     await admin.start()
     await admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield create_database(
+        yield lambda: create_database(
             dsn, {"server_settings": {"search_path": schema}, "min_size": 1, "max_size": 5}
         )
     finally:
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.stop()
+
+
+@pytest.fixture
+def database(database_factory: Callable[[], Database]) -> Database:
+    """A fresh bridge database on each backend (not started: the bridge starts it)."""
+    return database_factory()
 
 
 def bridge_config(homeserver: HomeserverInfo, tmp_path: Path) -> Config:
