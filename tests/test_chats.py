@@ -418,3 +418,30 @@ async def test_family_chats_go_through_the_primary(
     members = await staff.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/joined_members")
     assert other.user_id in members.body["joined"]
     assert parent.user_id not in members.body["joined"]
+
+
+async def test_staff_see_when_the_client_last_read(api: ApiClient, practice_id: str) -> None:
+    await api.setup_practice(practice_id)
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    room = await _direct(api, staff, client_id="c1")
+    sent = await staff.send(room, {"msgtype": "m.text", "body": "Your plan is ready"})
+    (item,) = await _chats(api, staff)
+    (member,) = [m for m in item["members"] if m["kind"] == "client"]
+    assert member["last_read_ts"] is None
+    r = await client.request(
+        "POST",
+        f"/_matrix/client/v3/rooms/{quote(room)}/receipt/m.read/{quote(sent.body['event_id'])}",
+        {},
+    )
+    assert r.status == 200
+
+    async def read_marker() -> Any:
+        (item,) = await _chats(api, staff)
+        (member,) = [m for m in item["members"] if m["kind"] == "client"]
+        return member["last_read_ts"]
+
+    assert await eventually(read_marker) >= item["last_message_ts"]
+    # Clients are not shown staff read markers.
+    (client_item,) = await _chats(api, client)
+    assert all("last_read_ts" not in m for m in client_item["members"])

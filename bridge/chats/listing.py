@@ -38,13 +38,14 @@ class ChatDirectory:
         states = await self.mirror.refresh(actor.user_id)
         chats = await self.chats_of(actor)
         people = await self._people(actor.practice_id, chats)
+        reads = await self.chats.read_marks([c.room_id for c in chats]) if actor.is_staff else {}
         items = []
         for chat in chats:
             state = states.get(chat.room_id) or UserChatState()
             hidden = self.mirror.is_hidden(state, chat)
             if state.hidden_at is not None and not hidden:
                 self._unhide_later(actor, chat)
-            item = self._item(chat, state, hidden, actor, people)
+            item = self._item(chat, state, hidden, actor, people, reads)
             if hidden and not include_hidden:
                 continue
             if chat_filter == "unread" and not item["unread"]:
@@ -75,6 +76,7 @@ class ChatDirectory:
         hidden: bool,
         actor: Actor,
         people: tuple[dict[str, Staff], dict[str, Client]],
+        reads: dict[tuple[str, str], int],
     ) -> dict[str, Any]:
         return {
             "chat_id": chat.room_id,
@@ -86,7 +88,7 @@ class ChatDirectory:
             "last_message_ts": chat.last_message_ts,
             "owner_staff_id": chat.owner_staff_id,
             "shared_with_staff_ids": list(chat.shared_staff_ids),
-            "members": self._members(chat, people),
+            "members": self._members(chat, people, reads),
             "subject_client_ids": list(chat.client_ids),
         }
 
@@ -103,8 +105,11 @@ class ChatDirectory:
 
     @staticmethod
     def _members(
-        chat: Chat, people: tuple[dict[str, Staff], dict[str, Client]]
+        chat: Chat,
+        people: tuple[dict[str, Staff], dict[str, Client]],
+        reads: dict[tuple[str, str], int],
     ) -> list[dict[str, Any]]:
+        """The chat's people; for staff callers, when each client account last read it."""
         staff, clients = people
         members: list[dict[str, Any]] = []
         for sid in chat.staff_ids:
@@ -132,14 +137,22 @@ class ChatDirectory:
                         "family_primary_id": c.family_primary_id,
                     }
                 )
+                account = clients.get(c.family_primary_id or cid)
+                if reads and account is not None:
+                    # The "read" marker: when the client (or their primary) last read the chat.
+                    members[-1]["last_read_ts"] = reads.get((chat.room_id, account.user_id))
         return members
 
     async def _people(
         self, practice_id: str, chats: list[Chat]
     ) -> tuple[dict[str, Staff], dict[str, Client]]:
         staff = {s.staff_id: s for s in await self.directory.list_staff(practice_id)}
-        client_ids = sorted({cid for chat in chats for cid in chat.client_ids})
-        return staff, await self.directory.get_clients(practice_id, client_ids)
+        client_ids = {cid for chat in chats for cid in chat.client_ids}
+        clients = await self.directory.get_clients(practice_id, sorted(client_ids))
+        primaries = {c.family_primary_id for c in clients.values() if c.family_primary_id}
+        missing = sorted(p for p in primaries if p not in clients)
+        clients.update(await self.directory.get_clients(practice_id, missing))
+        return staff, clients
 
     # -- contacts --------------------------------------------------------------------------
 

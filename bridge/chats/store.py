@@ -175,6 +175,15 @@ class ChatStore:
                     next_batch,
                 )
 
+    async def read_marks(self, room_ids: list[str]) -> dict[tuple[str, str], int]:
+        """When each user last read each of these chats: {(room_id, user_id): ts}."""
+        rows = await self._fetch_in(
+            "SELECT room_id, user_id, read_ts FROM user_chat_state "
+            "WHERE read_ts > 0 AND room_id IN ({})",
+            room_ids,
+        )
+        return {(r["room_id"], r["user_id"]): int(r["read_ts"]) for r in rows}
+
     async def sync_token(self, user_id: str) -> str | None:
         value = await self.db.fetchval(
             "SELECT next_batch FROM user_sync WHERE user_id=$1", user_id
