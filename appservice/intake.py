@@ -4,26 +4,38 @@ Synapse delivers transactions at least once. A transaction is acknowledged only 
 are committed to the bridge database; if storing fails the answer is an error and Synapse sends
 it again. mautrix's own handler would acknowledge even when handling fails, and keeps its
 de-duplication in memory, so the transaction route is ours.
+
+Transactions are stored one at a time and handed to the pipeline in the order they were
+committed, so that the pipeline sees sequence numbers in order (Synapse itself sends one
+transaction at a time; a concurrent redelivery simply waits its turn).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-from json import JSONDecodeError
 from typing import Any
 
 from aiohttp import web
 from mautrix.appservice import AppService
 
 from bridge.events import EventQueue, Pipeline
+from bridge.events.queue import valid_id
 
 log = logging.getLogger("practice.intake")
+
+# Synapse sends at most 100 PDUs (64 KiB each at most) and 100 EDUs per transaction.
+MAX_TRANSACTION_BYTES = 32 * 1024 * 1024
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
+
+
+def _forbidden() -> web.Response:
+    return _error(403, "M_FORBIDDEN", "Invalid or missing hs_token.")
 
 
 class PracticeAppService(AppService):
@@ -33,6 +45,7 @@ class PracticeAppService(AppService):
         super().__init__(*args, **kwargs)
         self.queue = queue
         self.pipeline = pipeline
+        self._store_lock = asyncio.Lock()
 
     def _check_token(self, request: web.Request) -> bool:
         token = request.rel_url.query.get("access_token")
@@ -41,31 +54,77 @@ class PracticeAppService(AppService):
             if not header.startswith("Bearer "):
                 return False
             token = header[len("Bearer ") :]
-        return hmac.compare_digest(token.encode(), self.hs_token.encode())
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.hs_token.encode())
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
         if not self._check_token(request):
-            return _error(403, "M_FORBIDDEN", "Invalid or missing hs_token.")
+            return _forbidden()
         txn_id = request.match_info["transaction_id"]
-        try:
-            body = await request.json(loads=json.loads)
-        except (JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "M_NOT_JSON", "The transaction body is not JSON.")
+        if not valid_id(txn_id):
+            return _error(400, "M_INVALID_PARAM", "The transaction id is not usable.")
+        body = await _read_json(request)
+        if isinstance(body, web.Response):
+            return body
         if not isinstance(body, dict):
             return _error(400, "M_BAD_JSON", "The transaction body must be a JSON object.")
         events = _list(body.get("events"))
         ephemeral = _list(body.get("ephemeral", body.get("de.sorunome.msc2409.ephemeral")))
         if events is None or ephemeral is None:
             return _error(400, "M_BAD_JSON", "'events' and 'ephemeral' must be lists.")
-        try:
-            stored = await self.queue.store_transaction(txn_id, events, ephemeral)
-        except Exception:
-            log.exception("Storing transaction %s failed; not acknowledged", txn_id)
-            return _error(503, "M_UNKNOWN", "The bridge could not store the transaction.")
-        if stored >= 0:
-            log.debug("Stored transaction %s with %d events", txn_id, stored)
-            self.pipeline.notify()
+        async with self._store_lock:
+            try:
+                stored = await self.queue.store_transaction(txn_id, events, ephemeral)
+            except Exception:
+                # Perhaps committed after all: let the pipeline look in the database.
+                self.pipeline.notify()
+                log.exception("Storing transaction %s failed; not acknowledged", txn_id)
+                return _error(503, "M_UNKNOWN", "The bridge could not store the transaction.")
+            self.pipeline.submit(stored)
+        log.debug("Stored transaction %s: %d new events", txn_id, len(stored))
         return web.json_response({})
+
+    async def _http_ping(self, request: web.Request) -> web.Response:
+        if not self._check_token(request):
+            return _forbidden()
+        body = await _read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        txn_id = body.get("transaction_id") if isinstance(body, dict) else None
+        log.info("Ping from the homeserver (transaction %s)", txn_id)
+        return web.json_response({})
+
+    async def _http_query_user(self, request: web.Request) -> web.Response:
+        if not self._check_token(request):
+            return _forbidden()
+        return await super()._http_query_user(request)
+
+    async def _http_query_alias(self, request: web.Request) -> web.Response:
+        if not self._check_token(request):
+            return _forbidden()
+        return await super()._http_query_alias(request)
+
+
+async def _read_json(request: web.Request) -> Any:
+    """The body as JSON, or the 4xx answer that says why it is not."""
+    length = request.content_length
+    if length is not None and length > MAX_TRANSACTION_BYTES:
+        return _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_TRANSACTION_BYTES:
+            return _too_large()
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, RecursionError):  # Not JSON, not UTF-8, or absurdly nested.
+        return _error(400, "M_NOT_JSON", "The body is not JSON.")
+
+
+def _too_large() -> web.Response:
+    limit = MAX_TRANSACTION_BYTES // (1024 * 1024)
+    return _error(413, "M_TOO_LARGE", f"The body is larger than {limit} MiB.")
 
 
 def _list(value: Any) -> list[dict[str, Any]] | None:

@@ -5,16 +5,28 @@ each inside one database transaction that also marks the events processed. Datab
 a handler (audit rows, outbox rows, activity) therefore commit together with the "processed"
 mark: a crash before the commit replays the events, a crash after it never repeats them.
 
+Events reach the workers in one of two ways. While the pipeline is *tailing*, the intake hands
+over what it has just committed (``submit``), so nothing is read back from the database. At
+start, after a failed intake, or when more than ``max_backlog`` events wait in memory, it
+*catches up* instead: it reads unprocessed events from the database in sequence order, above the
+highest sequence number it already holds, until a short page shows it has reached the end. The
+intake commits and submits one transaction at a time, so sequence numbers arrive in order and
+"above the highest one held" is exactly "not seen yet".
+
 A handler that raises on one event does not stop the room: the batch is retried one event at a
-time and the failing event is marked with its error (never its content) and skipped.
+time and the failing event is marked with its error (never its content) and skipped. When the
+database itself is unreachable nothing is marked: the batch waits and is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 
+import asyncpg
 from mautrix.util.async_db import Connection, Database
 
 from bridge.db import transaction
@@ -28,22 +40,37 @@ EventHandler = Callable[[Connection, QueuedEvent], Awaitable[None]]
 
 _FETCH_LIMIT = 2000
 _ROOM_BATCH = 200
+_MAX_BACKLOG = 20_000
+_RETRY_DELAY = 1.0
+
+
+class _Interrupted(Exception):
+    """Cancellation inside a database transaction, raised as an error so that it rolls back."""
 
 
 class Pipeline:
     def __init__(
-        self, db: Database, queue: EventQueue, handlers: list[EventHandler] | None = None
+        self,
+        db: Database,
+        queue: EventQueue,
+        handlers: list[EventHandler] | None = None,
+        *,
+        max_backlog: int = _MAX_BACKLOG,
     ) -> None:
         self.db = db
         self.queue = queue
         self.handlers: list[EventHandler] = list(handlers or [])
-        self._wake = asyncio.Event()
-        self._in_flight: set[int] = set()
-        self._rooms: dict[str, list[QueuedEvent]] = {}
+        self.max_backlog = max_backlog
+        self._rooms: dict[str, deque[QueuedEvent]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._loader: asyncio.Task[None] | None = None
+        self._backlog = 0  # events held in memory: queued or being processed
+        self._high_seq = 0  # the highest sequence number handed to a room
+        self._tailing = False
+        self._missed = 0  # submissions left to the database while catching up
+        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        self._idle.set()
+        self._loader: asyncio.Task[None] | None = None
+        self._stopped = False
         self.processed = 0
 
     def add_handler(self, handler: EventHandler) -> None:
@@ -51,10 +78,14 @@ class Pipeline:
 
     def start(self) -> None:
         if self._loader is None:
+            self._stopped = False
+            self._tailing = False
             self._loader = asyncio.create_task(self._load_loop(), name="pipeline-loader")
             self.notify()
 
     async def stop(self) -> None:
+        """Stop processing; an interrupted batch rolls back and is processed after a restart."""
+        self._stopped = True
         tasks = [t for t in (self._loader, *self._workers.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -62,10 +93,23 @@ class Pipeline:
         self._loader = None
         self._workers.clear()
         self._rooms.clear()
-        self._in_flight.clear()
+        self._backlog = 0
+        self._high_seq = 0
+        self._tailing = False
+
+    def submit(self, events: list[QueuedEvent]) -> None:
+        """Events the intake has just committed, in sequence order: process them."""
+        if not events or self._stopped:
+            return
+        if self._tailing and self._backlog + len(events) <= self.max_backlog:
+            self._enqueue(events)
+        else:
+            self.notify()
 
     def notify(self) -> None:
-        """New events were stored (or a room finished): look for work."""
+        """Stored events may be unknown to the pipeline: read them from the database."""
+        self._tailing = False
+        self._missed += 1
         self._idle.clear()
         self._wake.set()
 
@@ -73,66 +117,102 @@ class Pipeline:
         """Wait until every stored event has been processed (for tests and benchmarks)."""
         await asyncio.wait_for(self._idle.wait(), timeout)
 
+    @property
+    def backlog(self) -> int:
+        return self._backlog
+
+    def _enqueue(self, events: Iterable[QueuedEvent]) -> None:
+        for ev in events:
+            if ev.seq <= self._high_seq:
+                continue  # Already held (read back while its submission was on its way).
+            self._high_seq = ev.seq
+            self._backlog += 1
+            self._idle.clear()
+            room = self._rooms.get(ev.room_id)
+            if room is None:
+                room = self._rooms[ev.room_id] = deque()
+                self._workers[ev.room_id] = asyncio.create_task(
+                    self._room_worker(ev.room_id, room), name=f"pipeline-room-{ev.room_id}"
+                )
+            room.append(ev)
+
+    def _check_idle(self) -> None:
+        if self._tailing and not self._backlog:
+            self._idle.set()
+
     async def _load_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
-                await self._load()
+                await self._catch_up()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("Loading pending events failed; retrying")
-                await asyncio.sleep(1)
+                await asyncio.sleep(_RETRY_DELAY)
                 self._wake.set()
+            self._check_idle()
 
-    async def _load(self) -> None:
-        pending = await self.queue.pending(_FETCH_LIMIT)
-        fresh = [ev for ev in pending if ev.seq not in self._in_flight]
-        for ev in fresh:
-            self._in_flight.add(ev.seq)
-            self._rooms.setdefault(ev.room_id, []).append(ev)
-            if ev.room_id not in self._workers:
-                self._workers[ev.room_id] = asyncio.create_task(
-                    self._room_worker(ev.room_id), name=f"pipeline-room-{ev.room_id}"
-                )
-        if not pending and not self._workers:
-            self._idle.set()
+    async def _catch_up(self) -> None:
+        while not self._tailing:
+            room = self.max_backlog - self._backlog
+            if room <= 0:
+                return  # A worker wakes the loader when it has worked some of it off.
+            limit = min(_FETCH_LIMIT, room)
+            missed = self._missed
+            pending = await self.queue.pending(limit, after_seq=self._high_seq)
+            self._enqueue(pending)
+            if len(pending) < limit and self._missed == missed:
+                # Reached the end, and nothing was committed and left to us meanwhile: from
+                # now on the intake's submissions are complete.
+                self._tailing = True
 
-    async def _room_worker(self, room_id: str) -> None:
+    async def _room_worker(self, room_id: str, room: deque[QueuedEvent]) -> None:
         try:
-            while self._rooms.get(room_id):
-                batch = self._rooms[room_id][:_ROOM_BATCH]
-                del self._rooms[room_id][:_ROOM_BATCH]
+            while room:
+                batch = [room.popleft() for _ in range(min(len(room), _ROOM_BATCH))]
                 await self._process(batch)
-                for ev in batch:
-                    self._in_flight.discard(ev.seq)
+                self._backlog -= len(batch)
+                if not self._tailing:
+                    self._wake.set()
         finally:
-            self._rooms.pop(room_id, None)
-            self._workers.pop(room_id, None)
-            self.notify()
+            if self._workers.get(room_id) is asyncio.current_task():
+                del self._rooms[room_id]
+                del self._workers[room_id]
+            self._check_idle()
 
     async def _process(self, batch: list[QueuedEvent]) -> None:
         while True:
             try:
-                async with transaction(self.db) as conn:
-                    for ev in batch:
-                        for handler in self.handlers:
-                            await handler(conn, ev)
-                    await self.queue.mark_processed(conn, [(ev.seq, "ok") for ev in batch])
+                await self._run_handlers(batch)
                 self.processed += len(batch)
                 return
-            except asyncio.CancelledError:
-                raise
             except Exception as e:
+                if _unreachable(e):
+                    log.warning("The database failed (%s); retrying", type(e).__name__)
+                    await asyncio.sleep(_RETRY_DELAY)
+                    continue
                 if len(batch) > 1:
                     for ev in batch:
                         await self._process([ev])
                     return
-                if not await self._mark_failed(batch[0], e):
-                    await asyncio.sleep(1)  # The database itself failed: retry the event.
-                    continue
-                return
+                if await self._mark_failed(batch[0], e):
+                    return
+                await asyncio.sleep(_RETRY_DELAY)
+
+    async def _run_handlers(self, batch: list[QueuedEvent]) -> None:
+        try:
+            async with transaction(self.db) as conn:
+                try:
+                    for ev in batch:
+                        for handler in self.handlers:
+                            await handler(conn, ev)
+                    await self.queue.mark_processed(conn, [ev.seq for ev in batch])
+                except asyncio.CancelledError as e:
+                    raise _Interrupted from e
+        except _Interrupted:
+            raise asyncio.CancelledError from None
 
     async def _mark_failed(self, ev: QueuedEvent, error: Exception) -> bool:
         # The type only: an exception's text could quote a message body.
@@ -141,9 +221,27 @@ class Pipeline:
         )
         try:
             async with transaction(self.db) as conn:
-                await self.queue.mark_processed(conn, [(ev.seq, f"failed:{type(error).__name__}")])
+                await self.queue.mark_processed(
+                    conn, [ev.seq], outcome=f"failed:{type(error).__name__}"
+                )
             self.processed += 1
             return True
         except Exception:
             log.exception("Could not record the failure of %s", ev.event_id)
             return False
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether the database could not be reached (then no event is to blame)."""
+    if isinstance(
+        error,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError,
+    ):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error)
+        return "locked" in text or "disk I/O" in text or "unable to open" in text
+    return False
