@@ -12,6 +12,7 @@ from appservice.api.chats import ChatRoutes
 from appservice.api.directory import DirectoryRoutes
 from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
+from appservice.commands import BotCommands
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
 from appservice.rooms import SynapseRooms
@@ -99,6 +100,16 @@ class Bridge:
         self.autoresponder = Autoresponder(self.mapper)
         self.pipeline.add_handler(self.autoresponder)
         self.autoresponses = AutoresponseSender(self.db, self.rooms)
+        self.commands = BotCommands(
+            self.db,
+            self.az,
+            self.rooms,
+            self.directory_store,
+            self.chat_store,
+            self.chats,
+            self.chat_directory,
+        )
+        self.pipeline.add_handler(self.commands.intake)
         self.auth = Authenticator(
             config["provisioning.shared_secret"],
             self.homeserver,
@@ -140,6 +151,7 @@ class Bridge:
         self.pipeline.start()
         self.policy.start()
         self.autoresponses.start()
+        self.commands.start()
         self._prune_task = asyncio.create_task(self._prune_loop())
         self.az.ready = True
 
@@ -197,6 +209,7 @@ class Bridge:
             self._prune_task.cancel()
         await self.policy.stop()
         await self.autoresponses.stop()
+        await self.commands.stop()
         await self.pipeline.stop()
         await self.az.stop()
         await self.db.stop()

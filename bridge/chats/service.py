@@ -201,19 +201,7 @@ class ChatService:
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "direct":
             raise PracticeError(PREFIX + "NOT_DIRECT", "This chat is already a group chat.", 409)
-        new_clients = [
-            await self._client(actor.practice_id, cid)
-            for cid in _unique(client_ids)
-            if cid not in chat.client_ids
-        ]
-        for client in new_clients:
-            await self.account_of(client)
-        new_staff = [
-            await self._staff(actor.practice_id, sid)
-            for sid in _unique(staff_ids)
-            if sid not in chat.staff_ids
-        ]
-        _check_size(len(chat.staff_ids) + len(chat.client_ids) + len(new_clients) + len(new_staff))
+        new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
         async with self._room_locks[chat.room_id]:
             old_users = await self._users(chat)
             chat.kind = "group"
@@ -233,6 +221,54 @@ class ChatService:
             {"client_ids": chat.client_ids, "staff_ids": chat.staff_ids},
         )
         return chat
+
+    async def add_members(
+        self, actor: Actor, chat_id: str, client_ids: list[str], staff_ids: list[str]
+    ) -> Chat:
+        """Add people to a group chat; they see its history (history visibility is shared)."""
+        self._require_staff(actor)
+        chat = await self.visible_chat(actor, chat_id)
+        if chat.kind != "group":
+            raise PracticeError(
+                PREFIX + "NOT_GROUP", "Only group chats take new members; convert it first.", 409
+            )
+        new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
+        async with self._room_locks[chat.room_id]:
+            old_users = await self._users(chat)
+            chat.staff_ids += [s.staff_id for s in new_staff]
+            chat.client_ids += [c.client_id for c in new_clients]
+            await self._sync_room(chat, old_users)
+            await self.chats.update(chat)
+        await self.audit.record(
+            actor.practice_id,
+            actor.user_id,
+            "chat.members_added",
+            chat.room_id,
+            {
+                "client_ids": [c.client_id for c in new_clients],
+                "staff_ids": [s.staff_id for s in new_staff],
+            },
+        )
+        return chat
+
+    async def _newcomers(
+        self, actor: Actor, chat: Chat, client_ids: list[str], staff_ids: list[str]
+    ) -> tuple[list[Client], list[Staff]]:
+        """The records joining a chat (those not in it yet), checked, within the size limit."""
+        new_clients = [
+            await self._client(actor.practice_id, cid)
+            for cid in _unique(client_ids)
+            if cid not in chat.client_ids
+        ]
+        for client in new_clients:
+            await self.account_of(client)
+        new_staff = [
+            await self._staff(actor.practice_id, sid)
+            for sid in _unique(staff_ids)
+            if sid not in chat.staff_ids
+        ]
+        _check_size(len(chat.staff_ids) + len(chat.client_ids) + len(new_clients) + len(new_staff))
+        return new_clients, new_staff
 
     # -- sharing ---------------------------------------------------------------------------
 
@@ -278,15 +314,20 @@ class ChatService:
 
     # -- deleting --------------------------------------------------------------------------
 
-    async def delete(self, actor: Actor, chat_id: str) -> None:
-        """Delete a chat for good (Synapse purges the room); owner or the chat's practitioner."""
+    def check_may_delete(self, actor: Actor, chat: Chat) -> None:
+        """Only the practice owner or the chat's practitioner may delete a chat."""
         staff = self._require_staff(actor)
-        chat = await self.visible_chat(actor, chat_id)
         if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
             raise forbidden(
                 "Only the practice owner or the chat's practitioner may delete it.",
                 PREFIX + "NOT_CHAT_OWNER",
             )
+
+    async def delete(self, actor: Actor, chat_id: str) -> None:
+        """Delete a chat for good (Synapse purges the room); owner or the chat's practitioner."""
+        self._require_staff(actor)
+        chat = await self.visible_chat(actor, chat_id)
+        self.check_may_delete(actor, chat)
         async with self._room_locks[chat.room_id]:
             users = await self._users(chat)
             await self.rooms.delete_room(chat.room_id)
