@@ -1,48 +1,219 @@
-"""The practice-bridge Synapse module. Runs inside Synapse, on Twisted.
+"""The practice-bridge Synapse module: the practice rules, enforced before anything is stored.
 
-No asyncio, no aiohttp, no blocking I/O and no bridge imports: everything it needs comes from its
-config (written by ``practice-bridge generate-registration``) and Synapse's module API.
-
-Loaded through homeserver.yaml::
+Runs inside Synapse, on Twisted. No asyncio libraries, no blocking I/O, no HTTP calls to the
+bridge and no bridge imports: everything it needs comes from its config (written by
+``practice-bridge generate-registration``) and Synapse's module API. Loaded through
+homeserver.yaml::
 
     modules:
       - module: appservice.synapse_module.PracticeRules
         config:
           bot_user_id: "@practicebot:example.com"
-          user_regex: "@pb_(staff|client)_...:example\\\\.com"
-          client_regex: "@pb_client_...:example\\\\.com"
+          user_regex: "@pb_(staff|client)_...:example\\\\.com$"
+          client_regex: "@pb_client_...:example\\\\.com$"
           promote_bot_to_admin: true
 
-What it does today: it makes the bridge bot a server admin once the bot is registered (the
-bridge needs the admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is
-set. The practice rules are enforced here as they are added.
+The rules (DESIGN §5), for users matching ``client_regex`` (portal clients); the bot, staff and
+everyone else pass untouched, without a single state lookup:
+
+- clients never create rooms or aliases, publish rooms, invite anyone (Matrix or third-party
+  ids), or send state events other than their own membership;
+- in a room with a policy event (``org.practicebridge.policy``, state key ``""``) *sent by the
+  bot*, a client's text is at most ``client_message_limit`` code points: the ``body`` of an
+  ``m.room.message`` and of an edit's ``m.new_content`` (``ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG``
+  with ``max_length``); media bodies count only when they are captions, not file names;
+- when that policy says ``clients_may_send: false`` (direct chat access is off), a client sends
+  nothing there but redactions of their own messages (``ORG.PRACTICEBRIDGE.DIRECT_CHAT_DISABLED``);
+- a policy event from anyone but the bot is ignored; a room without a trusted policy has no
+  length limit, and the refusals above that need no policy still hold.
+
+Refusals are raised as :class:`PracticeRuleError`, a ``SynapseError`` that Synapse renders as
+``{"errcode": ..., "error": <a sentence a client can show>, ...fields}``, the same shape as the
+bridge's API errors. (A spam checker's documented ``(Codes, dict)`` answer cannot carry an errcode
+of our own, and Synapse replaces its message with a generic one.)
+
+State is read through the module API: one current-state lookup of the policy event per client
+event (Synapse serves it from its caches); the parsed policy is kept per room, keyed by the
+policy event's id, in a bounded LRU, so a new policy event replaces it at once.
+
+It also makes the bridge bot a server admin once the bot is registered (the bridge needs the
+admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is set, and answers a
+probe at ``/_synapse/client/org.practicebridge/module`` so the bridge can log at start-up whether
+the rules are enforced here or, after the fact, by the bridge.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from synapse.module_api import NOT_SPAM, ModuleApi
+from synapse.module_api.errors import Codes, SynapseError
+from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 logger = logging.getLogger("practice.synapse_module")
 
+MODULE_NAME = "practice-bridge"
+MODULE_VERSION = "1"
+PROBE_PATH = "/_synapse/client/org.practicebridge/module"
+POLICY_STATE = "org.practicebridge.policy"
+ERRCODE_PREFIX = "ORG.PRACTICEBRIDGE."
+RULES = (
+    "client_message_limit",
+    "direct_chat_access",
+    "clients_never_create_rooms",
+    "clients_never_invite",
+    "clients_never_send_state",
+)
+
 _RETRY_MSEC = 250.0
+_CACHE_ROOMS = 10_000
+# Media whose body is a caption only when a separate file name is given (spec: m.image etc.).
+_MEDIA = frozenset({"m.image", "m.file", "m.audio", "m.video"})
+_EDIT_FALLBACK = "* "
 
 
 class ModuleConfigError(Exception):
     pass
 
 
+class PracticeRuleError(SynapseError):
+    """A refused client action, rendered like the bridge's errors: errcode, sentence, fields."""
+
+    def __init__(self, errcode: str, message: str, http_status: int = 403, **fields: Any):
+        super().__init__(http_status, message, errcode, fields)
+
+
+def _forbidden(message: str) -> PracticeRuleError:
+    return PracticeRuleError(Codes.FORBIDDEN, message)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The policy state of a room, as the bot wrote it."""
+
+    client_message_limit: int | None
+    clients_may_send: bool
+
+    @classmethod
+    def from_content(cls, content: Any) -> Policy:
+        """Read a policy leniently: a malformed field means "no restriction from it".
+
+        Synapse hands event content over as an immutable mapping, not a dict."""
+        content = content if isinstance(content, Mapping) else {}
+        limit = content.get("client_message_limit")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            limit = None
+        return cls(limit, content.get("clients_may_send") is not False)
+
+
+def trusted_policy(sender: str, content: Any, bot: str) -> Policy | None:
+    """The policy carried by a policy event, or None when someone other than the bot sent it."""
+    if sender != bot:
+        return None
+    return Policy.from_content(content)
+
+
+def _counted_body(content: Any) -> str:
+    """The text of a message the limit applies to ("" for file names and non-text)."""
+    if not isinstance(content, Mapping):
+        return ""
+    body = content.get("body")
+    if not isinstance(body, str):
+        return ""
+    if content.get("msgtype") in _MEDIA:
+        filename = content.get("filename")
+        if not isinstance(filename, str) or filename == body:
+            return ""  # The body is the file's name, not a caption.
+    return body
+
+
+def message_length(content: Any) -> int:
+    """The longest text of a message in code points: its body, or for an edit the new body.
+
+    An edit's own ``body`` is the fallback ``* <new text>`` for clients without edits; it is
+    counted without that marker.
+    """
+    if not isinstance(content, Mapping):
+        return 0
+    new_content = content.get("m.new_content")
+    if isinstance(new_content, Mapping):
+        fallback = _counted_body(content)
+        if fallback.startswith(_EDIT_FALLBACK):
+            fallback = fallback[len(_EDIT_FALLBACK) :]
+        return max(len(fallback), len(_counted_body(new_content)))
+    return len(_counted_body(content))
+
+
+def too_long(limit: int) -> PracticeRuleError:
+    return PracticeRuleError(
+        ERRCODE_PREFIX + "MESSAGE_TOO_LONG",
+        f"This message is too long: the practice allows at most {limit} characters.",
+        400,
+        max_length=limit,
+    )
+
+
+def direct_chat_disabled() -> PracticeRuleError:
+    return PracticeRuleError(
+        ERRCODE_PREFIX + "DIRECT_CHAT_DISABLED",
+        "Direct messages to the practice are turned off for you in this chat.",
+        403,
+    )
+
+
+class _Probe(Resource):
+    """``GET`` answers which module runs here and which rules it enforces; nothing else."""
+
+    isLeaf = True
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__()
+        self._body = json.dumps(answer).encode()
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return self._body
+
+
 class PracticeRules:
-    def __init__(self, config: dict[str, Any], api: Any) -> None:
+    def __init__(self, config: dict[str, Any], api: ModuleApi) -> None:
         self._api = api
-        self._bot = config["bot_user_id"]
-        self._user_re = re.compile(config["user_regex"])
+        self._bot: str = config["bot_user_id"]
         self._client_re = re.compile(config["client_regex"])
         self._promote = bool(config.get("promote_bot_to_admin", False))
+        # room id -> (policy event id, the trusted policy or None when it was forged)
+        self._policies: OrderedDict[str, tuple[str, Policy | None]] = OrderedDict()
+        api.register_spam_checker_callbacks(
+            check_event_for_spam=self.check_event_for_spam,
+            user_may_invite=self.user_may_invite,
+            user_may_send_3pid_invite=self.user_may_send_3pid_invite,
+            user_may_create_room=self.user_may_create_room,
+            user_may_create_room_alias=self.user_may_create_room_alias,
+            user_may_publish_room=self.user_may_publish_room,
+            user_may_send_state_event=self.user_may_send_state_event,
+        )
+        api.register_web_resource(
+            PROBE_PATH,
+            _Probe(
+                {
+                    "module": MODULE_NAME,
+                    "version": MODULE_VERSION,
+                    "bot_user_id": self._bot,
+                    "rules": list(RULES),
+                }
+            ),
+        )
         if self._promote and api.should_run_background_tasks():
             api.delayed_background_call(0, self._ensure_bot_admin, desc="practice_bot_admin")
-        logger.info("practice-bridge module loaded for bot %s", self._bot)
+        logger.info("practice-bridge module loaded for bot %s: rules enforced", self._bot)
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +228,98 @@ class PracticeRules:
         return config
 
     def is_client(self, user_id: str) -> bool:
-        return bool(self._client_re.fullmatch(user_id))
+        return user_id != self._bot and bool(self._client_re.fullmatch(user_id))
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def check_event_for_spam(self, event: Any) -> Literal["NOT_SPAM"]:
+        """Every event a local user sends (not membership: see the invite and state checks)."""
+        sender = event.sender
+        if not self.is_client(sender):
+            return NOT_SPAM
+        if event.is_state():
+            if event.type == "m.room.member" and event.state_key == sender:
+                return NOT_SPAM
+            raise _forbidden("Clients cannot change a chat's settings.")
+        if event.type == "m.room.redaction":
+            return NOT_SPAM  # Power levels let a client redact only their own messages.
+        policy = await self._policy(event.room_id)
+        if policy is None:
+            return NOT_SPAM
+        if not policy.clients_may_send:
+            raise direct_chat_disabled()
+        limit = policy.client_message_limit
+        if limit is None:
+            return NOT_SPAM
+        if event.type == "m.room.encrypted":
+            # The chat is not encrypted; an encrypted body could not be held to the limit.
+            raise _forbidden("This chat does not take encrypted messages.")
+        if event.type == "m.room.message" and message_length(event.content) > limit:
+            raise too_long(limit)
+        return NOT_SPAM
+
+    async def _policy(self, room_id: str) -> Policy | None:
+        state = await self._api.get_room_state(room_id, [(POLICY_STATE, "")])
+        event = state.get((POLICY_STATE, ""))
+        if event is None:
+            return None
+        cached = self._policies.get(room_id)
+        if cached is not None and cached[0] == event.event_id:
+            self._policies.move_to_end(room_id)
+            return cached[1]
+        policy = trusted_policy(event.sender, event.content, self._bot)
+        if policy is None:
+            logger.warning(
+                "Ignoring the policy of %s: sent by %s, not the bot", room_id, event.sender
+            )
+        self._policies[room_id] = (event.event_id, policy)
+        if len(self._policies) > _CACHE_ROOMS:
+            self._policies.popitem(last=False)
+        return policy
+
+    # -- rooms, invites, state -------------------------------------------------------------
+
+    async def user_may_create_room(
+        self, user_id: str, room_config: dict[str, Any]
+    ) -> Literal["NOT_SPAM"]:
+        if self.is_client(user_id):
+            raise _forbidden("Clients cannot create chats; the practice starts them.")
+        return NOT_SPAM
+
+    async def user_may_create_room_alias(
+        self, user_id: str, room_alias: Any
+    ) -> Literal["NOT_SPAM"]:
+        if self.is_client(user_id):
+            raise _forbidden("Clients cannot create room addresses.")
+        return NOT_SPAM
+
+    async def user_may_publish_room(self, user_id: str, room_id: str) -> Literal["NOT_SPAM"]:
+        if self.is_client(user_id):
+            raise _forbidden("Clients cannot publish chats.")
+        return NOT_SPAM
+
+    async def user_may_invite(
+        self, inviter: str, invitee: str, room_id: str
+    ) -> Literal["NOT_SPAM"]:
+        if self.is_client(inviter):
+            raise _forbidden("Only the practice adds people to chats.")
+        return NOT_SPAM
+
+    async def user_may_send_3pid_invite(
+        self, inviter: str, medium: str, address: str, room_id: str
+    ) -> Literal["NOT_SPAM"]:
+        return await self.user_may_invite(inviter, address, room_id)
+
+    async def user_may_send_state_event(
+        self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
+    ) -> Literal["NOT_SPAM"]:
+        if not self.is_client(user_id):
+            return NOT_SPAM
+        if event_type == "m.room.member" and state_key == user_id:
+            return NOT_SPAM  # Their own membership: leaving a chat.
+        raise _forbidden("Clients cannot change a chat's settings.")
+
+    # -- the bot ---------------------------------------------------------------------------
 
     async def _ensure_bot_admin(self) -> None:
         """Promote the bot to server admin once it exists; retry until it does."""
