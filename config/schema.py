@@ -13,6 +13,7 @@ naming it.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 
 from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper, RecursiveDict
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import Comment, CommentedMap
 from ruamel.yaml.error import YAMLError
 from yarl import URL
 
@@ -50,7 +51,6 @@ _COPIED = (
     "appservice.hostname",
     "appservice.port",
     "appservice.database",
-    "appservice.database_opts",
     "appservice.id",
     "appservice.bot_username",
     "appservice.bot_displayname",
@@ -72,7 +72,7 @@ _COPIED = (
     "notifications.smtp.from_address",
 )
 # Mappings copied whole: the admin's version replaces the example's.
-_COPIED_DICTS = ("practice.plans", "logging")
+_COPIED_DICTS = ("appservice.database_opts", "practice.plans", "logging")
 # Keys the admin must set: a missing one is written empty and refused, never defaulted.
 _REQUIRED = ("homeserver.address", "homeserver.domain", "appservice.address")
 # Keys of older configs that the upgrade moves (old -> new).
@@ -90,7 +90,8 @@ _SECRET_KEYS = frozenset(
 
 def _yaml() -> YAML:
     yaml = YAML()
-    yaml.indent(4)
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=4, sequence=4, offset=2)
     yaml.width = 200
     return yaml
 
@@ -133,11 +134,12 @@ class Config(BaseFileConfig):
             return RecursiveDict(_yaml().load(f), CommentedMap)
 
     def do_update(self, helper: ConfigUpdateHelper) -> None:
-        copy, copy_dict, base = helper
+        copy, _, base = helper
         for key in _COPIED:
             copy(key)
         for key in _COPIED_DICTS:
-            copy_dict(key)
+            if isinstance(self[key], dict):
+                _replace_mapping(base, key, self[key])
         for old, new in _RENAMED.items():
             if old in self and new not in self:
                 base[new] = self[old]
@@ -152,6 +154,14 @@ class Config(BaseFileConfig):
         self._lines = self._data
 
     def line_of(self, key: str) -> int | None:
+        line = self._line_of(key)
+        if line is None:
+            for old, new in _RENAMED.items():
+                if key == new:
+                    line = self._line_of(old)
+        return line
+
+    def _line_of(self, key: str) -> int | None:
         node: Any = self._lines if self._lines is not None else self._data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -183,6 +193,50 @@ class Config(BaseFileConfig):
                 raise self.error(
                     key, "not generated yet; run `practice-bridge generate-registration` first"
                 )
+
+
+def _replace_mapping(base: RecursiveDict[CommentedMap], key: str, value: CommentedMap) -> None:
+    """Put the admin's mapping at ``key`` without losing the example's comment after it.
+
+    ruamel keeps a comment that precedes the next key on the last entry of the mapping before
+    it (the comment above `id:` lives on `database_opts.max_size`); it moves to the new last
+    entry.
+    """
+    old = base[key]
+    new = copy.deepcopy(value)
+    setattr(new, Comment.attrib, Comment())
+    _block_style(new)
+    token = None
+    spot = _deepest_last(old)
+    if spot is not None:
+        token = spot[0].ca.items.get(spot[1], [None, None, None, None])[2]
+    base[key] = new
+    target = _deepest_last(new)
+    if token is not None and target is not None:
+        entry = target[0].ca.items.setdefault(target[1], [None, None, None, None])
+        entry[2] = token
+
+
+def _block_style(node: Any) -> None:
+    """Write mappings as indented blocks: a comment cannot follow an entry of `{a: 1}`."""
+    if isinstance(node, CommentedMap):
+        node.fa.set_block_style()
+        for value in node.values():
+            _block_style(value)
+
+
+def _deepest_last(node: Any) -> tuple[CommentedMap, Any] | None:
+    """The mapping and key of the last scalar entry under ``node``, descending into the last
+    value while it is a non-empty mapping."""
+    while isinstance(node, CommentedMap) and node:
+        key = next(reversed(node))
+        if isinstance(node[key], CommentedMap) and node[key]:
+            node = node[key]
+            continue
+        if isinstance(node[key], dict | list):
+            return None  # an empty mapping or a list: a comment would land inside it
+        return node, key
+    return None
 
 
 def _write_atomic(path: str, text: str, mode: int | None = None) -> None:
@@ -451,8 +505,9 @@ def _validate_logging(config: Config) -> None:
 def load_config(path: str | os.PathLike[str], *, save: bool = True) -> Config:
     """Load, upgrade and validate the config at ``path``; raise ConfigError on any problem.
 
-    The upgraded config is written back when it differs from the file (``save=False`` never
-    writes); a file that cannot be written is used as upgraded in memory.
+    The upgrade happens in memory and is validated there, with line numbers of the file as it
+    is; only a valid config is written back, and only when the upgrade changed it (never with
+    ``save=False``). A file that cannot be written is used as upgraded in memory.
     """
     path = os.fspath(path)
     text = _read(path)
@@ -476,18 +531,25 @@ def load_config(path: str | os.PathLike[str], *, save: bool = True) -> Config:
     config.update(save=False)
     for key in missing:
         config[key] = ""
+    validate(config)
     upgraded = _dump(config._data)
-    config._data = _yaml().load(upgraded)
-    config._lines = data
+    try:
+        reloaded = _yaml().load(upgraded)
+    except YAMLError:
+        reloaded = None
+    if reloaded != config._data:
+        # ruamel cannot write some odd structures (inside logging, say) so that they read back
+        # the same; the config then runs as upgraded in memory and the file stays as it is.
+        return config
+    config._data = reloaded
     if upgraded == text:
-        config._lines = config._data
+        config._lines = reloaded
     elif save:
         try:
             _write_atomic(path, upgraded)
-            config._lines = config._data
+            config._lines = reloaded
         except ConfigError:
-            pass  # A read-only config still runs; lines then refer to the file as it is.
-    validate(config)
+            pass  # A read-only config still runs; lines refer to the file as it is.
     return config
 
 
