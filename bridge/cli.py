@@ -84,8 +84,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "generate-registration":
         from registration import generate_registration, homeserver_snippet
 
-        config = load_config(args.config)
-        generate_registration(config, args.registration)
+        config = _load(args.config)
+        try:
+            generate_registration(config, args.registration)
+        except OSError as e:
+            print(
+                f"practice-bridge: cannot write {args.registration}: {e.strerror}", file=sys.stderr
+            )
+            return 1
         print(f"Wrote {args.registration} and stored its tokens in {args.config}.\n")
         print(homeserver_snippet(config, args.registration))
         return 0
@@ -98,14 +104,21 @@ def _dispatch(args: argparse.Namespace) -> int:
             synapse_port=args.synapse_port,
             bridge_port=args.bridge_port,
         )
-    config = load_config(args.config)
-    if not config.has_tokens:
-        raise ConfigError(
-            "appservice.as_token",
-            "not generated yet; run `practice-bridge generate-registration` first",
-        )
+    config = _load(args.config)
+    config.require_tokens()
     setup_logging(config)
     return asyncio.run(run_bridge(config))
+
+
+def _load(path: str) -> Config:
+    config = load_config(path)
+    if config.dropped_keys:
+        print(
+            f"practice-bridge: {path}: ignoring keys this version does not know: "
+            + ", ".join(config.dropped_keys),
+            file=sys.stderr,
+        )
+    return config
 
 
 def setup_logging(config: Config) -> None:
@@ -114,8 +127,17 @@ def setup_logging(config: Config) -> None:
         # Loggers created at import time (practice.cli, practice.local) must keep logging.
         settings.setdefault("disable_existing_loggers", False)
         logging.config.dictConfig(settings)
-    except (ValueError, TypeError, AttributeError, ImportError) as e:
-        raise ConfigError("logging", f"is not a valid logging config: {e}") from None
+    except Exception as e:  # dictConfig raises whatever the handler or filter it builds raises
+        reasons: list[str] = []
+        cause: BaseException | None = e
+        while cause is not None and len(reasons) < 3:
+            reason = str(cause) or type(cause).__name__
+            if reason not in reasons:
+                reasons.append(reason)
+            cause = cause.__cause__
+        raise config.error(
+            "logging", "is not a valid logging config: " + ": ".join(reasons)
+        ) from None
 
 
 async def run_bridge(config: Config) -> int:
