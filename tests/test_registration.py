@@ -1,0 +1,243 @@
+"""`generate-registration`: the registration Synapse loads and the homeserver.yaml snippet.
+
+The registration is read back with Synapse's own loader, so namespace matching is Synapse's
+(``re.match``, anchored only at the start), not ours.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from synapse.appservice import ApplicationService
+from synapse.config.appservice import load_appservices
+
+from appservice.synapse_module import PracticeRules
+from bridge.identity import KINDS, IdentityMapper
+from config import load_config
+from config.schema import PLACEHOLDER_TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = "practice.test"
+ADDRESS = "http://10.1.2.3:29341"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class Generated:
+    def __init__(self, root: Path, result: subprocess.CompletedProcess[str]) -> None:
+        self.root = root
+        self.result = result
+        self.config_path = root / "config.yaml"
+        self.registration_path = root / "registration.yaml"
+        with open(self.registration_path) as f:
+            self.registration: dict[str, Any] = YAML(typ="safe").load(f)
+        self.config = load_config(self.config_path, save=False)
+        self.mapper = IdentityMapper(
+            self.config["appservice.username_template"],
+            self.config["homeserver.domain"],
+            self.config["appservice.bot_username"],
+        )
+        self.service: ApplicationService = load_appservices(DOMAIN, [str(self.registration_path)])[
+            0
+        ]
+
+    @property
+    def snippet(self) -> dict[str, Any]:
+        out = self.result.stdout
+        return YAML(typ="safe").load(out[out.index("# Add to homeserver.yaml") :])
+
+
+def generate(root: Path) -> Generated:
+    assert cli("-c", "config.yaml", "generate-config", cwd=root).returncode == 0
+    yaml = YAML()
+    with open(root / "config.yaml") as f:
+        data = yaml.load(f)
+    data["homeserver"]["domain"] = DOMAIN
+    data["appservice"]["address"] = ADDRESS
+    with open(root / "config.yaml", "w") as f:
+        yaml.dump(data, f)
+    result = cli("-c", "config.yaml", "generate-registration", cwd=root)
+    assert result.returncode == 0, result.stderr
+    return Generated(root, result)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    return generate(tmp_path_factory.mktemp("registration"))
+
+
+def test_registration_describes_the_bridge(generated: Generated) -> None:
+    reg = generated.registration
+    assert reg["id"] == generated.config["appservice.id"]
+    assert reg["url"] == ADDRESS
+    assert reg["sender_localpart"] == generated.config["appservice.bot_username"]
+    assert reg["rate_limited"] is False
+    assert reg["receive_ephemeral"] is True
+    service = generated.service
+    assert service.url == ADDRESS
+    assert service.is_rate_limited() is False
+    assert service.supports_ephemeral is True
+    assert service.sender.to_string() == generated.config.bot_mxid
+    assert all(ns["exclusive"] for ns in reg["namespaces"]["users"])
+    # It holds the tokens: only its owner may read it.
+    assert stat.S_IMODE(os.stat(generated.registration_path).st_mode) == 0o600
+
+
+def test_tokens_are_written_back_into_the_config(generated: Generated) -> None:
+    reg, config = generated.registration, generated.config
+    assert config["appservice.as_token"] == reg["as_token"]
+    assert config["appservice.hs_token"] == reg["hs_token"]
+    assert PLACEHOLDER_TOKEN not in (reg["as_token"], reg["hs_token"])
+    assert reg["as_token"] != reg["hs_token"]
+    assert len(reg["as_token"]) >= 32 and len(reg["hs_token"]) >= 32
+    # The config file itself kept its comments.
+    assert "# Tokens shared with Synapse." in generated.config_path.read_text()
+
+
+def test_running_it_again_makes_new_tokens_in_both_files(tmp_path: Path) -> None:
+    first = generate(tmp_path)
+    again = cli("-c", "config.yaml", "generate-registration", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    second = Generated(tmp_path, again)
+    assert second.registration["as_token"] != first.registration["as_token"]
+    assert second.config["appservice.as_token"] == second.registration["as_token"]
+    assert second.config["appservice.hs_token"] == second.registration["hs_token"]
+
+
+ODD_IDS = [
+    "1",
+    "c1",
+    "Client_7",
+    "dr.lee",
+    "a-b_c.d",
+    "-",
+    "_",
+    ".",
+    "..",
+    "UPPER",
+    "x" * 64,
+    "Z" * 64,
+    "_." * 32,
+    "0123456789" * 6 + "abcd",
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("local_id", ODD_IDS)
+def test_namespace_claims_every_portal_user(
+    generated: Generated, kind: str, local_id: str
+) -> None:
+    for practice_id in ("p1", "Sunrise.Wellness", "P" * 64):
+        user_id = generated.mapper.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
+        assert generated.service.is_exclusive_user(user_id), user_id
+        assert generated.service.is_user_in_namespace(user_id), user_id
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(KINDS),
+    st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True) | st.text(min_size=1),
+)
+def test_namespace_claims_random_portal_users(
+    generated: Generated, kind: str, practice_id: str, local_id: str
+) -> None:
+    user_id = generated.mapper.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
+    assert generated.service.is_exclusive_user(user_id), user_id
+
+
+def test_namespace_claims_the_bot(generated: Generated) -> None:
+    bot = generated.config.bot_mxid
+    assert generated.service.is_user_in_namespace(bot)
+    assert generated.service.is_exclusive_user(bot)
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        "@alice:practice.test",
+        "@admin:practice.test",
+        "@practicebot2:practice.test",
+        "@practicebot:practice.test.evil.example",
+        "@practicebot:other.test",
+        "@pb_staff_p1_s1:other.test",
+        "@pb_staff_p1_s1:practice.test.evil.example",
+        "@pb_staff_p1_s1:practice.testing",
+        "@pb_admin_p1_s1:practice.test",
+        "@pb_staff_p1:practice.test",
+        "@pb_staff_p1_s1_extra:practice.test",
+        "@xpb_staff_p1_s1:practice.test",
+        "@PB_STAFF_P1_S1:practice.test",
+    ],
+)
+def test_namespace_leaves_other_users_alone(generated: Generated, user_id: str) -> None:
+    assert not generated.service.is_user_in_namespace(user_id)
+    assert not generated.service.is_exclusive_user(user_id)
+
+
+def test_snippet_loads_the_registration_and_the_module(generated: Generated) -> None:
+    out = generated.result.stdout
+    assert "app_service_config_files" in out
+    snippet = generated.snippet
+    assert snippet["app_service_config_files"] == [str(generated.registration_path.resolve())]
+    (entry,) = snippet["modules"]
+    assert entry["module"] == "appservice.synapse_module.PracticeRules"
+    config = PracticeRules.parse_config(entry["config"])
+    assert config["bot_user_id"] == generated.config.bot_mxid
+
+
+def test_module_config_tells_clients_from_staff(generated: Generated) -> None:
+    module = generated.snippet["modules"][0]["config"]
+    user_re, client_re = re.compile(module["user_regex"]), re.compile(module["client_regex"])
+    mapper = generated.mapper
+    for local_id in ODD_IDS:
+        client = mapper.user_id("client", "p1", local_id)
+        staff = mapper.user_id("staff", "p1", local_id)
+        assert user_re.fullmatch(client) and user_re.fullmatch(staff)
+        assert client_re.fullmatch(client)
+        assert not client_re.fullmatch(staff)
+    assert not user_re.fullmatch(generated.config.bot_mxid)
+    assert not client_re.fullmatch(generated.config.bot_mxid)
+
+
+def test_bad_config_stops_generate_registration_without_writing(tmp_path: Path) -> None:
+    assert cli("-c", "config.yaml", "generate-config", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "config.yaml").read_text().replace("port: 29340", "port: nope")
+    (tmp_path / "config.yaml").write_text(text)
+    result = cli("-c", "config.yaml", "generate-registration", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("practice-bridge: config key 'appservice.port'")
+    assert not (tmp_path / "registration.yaml").exists()
+    assert (tmp_path / "config.yaml").read_text() == text
+
+
+def test_unwritable_registration_path_leaves_the_config_alone(tmp_path: Path) -> None:
+    assert cli("-c", "config.yaml", "generate-config", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "config.yaml").read_text()
+    result = cli(
+        "-c", "config.yaml", "generate-registration", "-r", "missing/dir/reg.yaml", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "config.yaml").read_text() == before
