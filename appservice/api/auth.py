@@ -70,15 +70,19 @@ class Authenticator:
             del self._cache[key]
 
     async def authenticate(self, request: web.Request) -> Caller:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer ") or not header[7:].strip():
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise PracticeError("M_MISSING_TOKEN", "Missing 'Authorization: Bearer' token.", 401)
-        token = header[7:].strip()
         act_for = request.query.get("user_id")
-        if hmac.compare_digest(token.encode(), self._secret):
+        # Header bytes that are not UTF-8 arrive as surrogate escapes; compare the raw bytes.
+        if hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._secret):
             if act_for is not None and self._mapper.parse(act_for) is None:
                 raise invalid_param("user_id", "'user_id' must be a portal user of this bridge.")
             return Caller(backend=True, user_id=UserID(act_for) if act_for else None)
+        if not (token.isascii() and token.isprintable()):
+            # Matrix access tokens are printable ASCII: this one cannot be valid.
+            raise _unknown_token()
         user_id = await self._user_for_token(token)
         if act_for is not None and act_for != user_id:
             raise forbidden("Only the portal backend may act for another user.")
@@ -97,7 +101,7 @@ class Authenticator:
                 "M_UNKNOWN", "The homeserver could not check the token.", 502
             ) from e
         if user_id is None:
-            raise PracticeError("M_UNKNOWN_TOKEN", "Unknown or expired access token.", 401)
+            raise _unknown_token()
         if self._mapper.parse(user_id) is None:
             raise forbidden("This account is not a portal user of the practice bridge.")
         self._cache[key] = (user_id, now + self._ttl)
@@ -105,3 +109,7 @@ class Authenticator:
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return user_id
+
+
+def _unknown_token() -> PracticeError:
+    return PracticeError("M_UNKNOWN_TOKEN", "Unknown or expired access token.", 401)

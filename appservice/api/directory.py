@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from bridge.audit import AuditLog
 from bridge.directory import DirectoryService
 from bridge.directory.models import ROLES, Role
-from bridge.errors import PracticeError, forbidden, invalid_param
+from bridge.errors import PracticeError, forbidden, invalid_param, missing_param
 
 from .auth import Authenticator
 from .http import Body, check_id, json_response, path_id, read_json
+
+_INT_RE = re.compile(r"-?[0-9]{1,19}")
 
 
 class DirectoryRoutes:
@@ -46,8 +50,8 @@ class DirectoryRoutes:
         body = await self._body(request)
         practice, created = await self.service.put_practice(
             practice_id,
-            body.req_text("name", max_len=256),
-            body.text("plan", required=False, max_len=64),
+            body.req_text("name", max_len=256, single_line=True),
+            body.text("plan", required=False, max_len=64, single_line=True),
             body.timezone("timezone"),
             actor,
         )
@@ -62,7 +66,7 @@ class DirectoryRoutes:
         staff, created = await self.service.put_staff(
             practice_id,
             staff_id,
-            body.req_text("name", max_len=256),
+            body.req_text("name", max_len=256, single_line=True),
             body.email("email"),
             role,
             actor,
@@ -71,9 +75,10 @@ class DirectoryRoutes:
 
     async def delete_staff(self, request: web.Request) -> web.Response:
         actor = await self._backend(request)
-        staff = await self.service.delete_staff(
-            path_id(request, "practice_id"), path_id(request, "staff_id"), actor
-        )
+        practice_id = path_id(request, "practice_id")
+        staff_id = path_id(request, "staff_id")
+        await self.service.practice(practice_id)
+        staff = await self.service.delete_staff(practice_id, staff_id, actor)
         self.auth.forget_user(staff.user_id)
         return json_response(staff.to_json())
 
@@ -85,7 +90,7 @@ class DirectoryRoutes:
         client, created = await self.service.put_client(
             practice_id,
             client_id,
-            body.req_text("name", max_len=256),
+            body.req_text("name", max_len=256, single_line=True),
             body.email("email"),
             body.boolean("activated"),
             body.boolean("portal_access"),
@@ -98,9 +103,10 @@ class DirectoryRoutes:
 
     async def delete_client(self, request: web.Request) -> web.Response:
         actor = await self._backend(request)
-        client = await self.service.delete_client(
-            path_id(request, "practice_id"), path_id(request, "client_id"), actor
-        )
+        practice_id = path_id(request, "practice_id")
+        client_id = path_id(request, "client_id")
+        await self.service.practice(practice_id)
+        client = await self.service.delete_client(practice_id, client_id, actor)
         self.auth.forget_user(client.user_id)
         return json_response(client.to_json())
 
@@ -110,8 +116,12 @@ class DirectoryRoutes:
         body = await self._body(request)
         staff_id = body.ident("staff_id", required=False)
         client_id = body.ident("client_id", required=False)
-        if (staff_id is None) == (client_id is None):
-            raise invalid_param("staff_id", "Give exactly one of 'staff_id' and 'client_id'.")
+        if staff_id is None and client_id is None:
+            raise PracticeError(
+                "M_MISSING_PARAM", "Give one of 'staff_id' and 'client_id'.", 400, param="staff_id"
+            )
+        if staff_id is not None and client_id is not None:
+            raise invalid_param("client_id", "Give only one of 'staff_id' and 'client_id'.")
         if staff_id is not None:
             grant = await self.service.mint_staff_session(practice_id, staff_id, actor)
         else:
@@ -124,7 +134,9 @@ class DirectoryRoutes:
         limit = _int_query(request, "limit", 1, 1000) or 100
         before = _int_query(request, "before", 1, 2**62)
         if caller.backend and caller.user_id is None:
-            practice_id = check_id("practice_id", request.query.get("practice_id"))
+            if "practice_id" not in request.query:
+                raise missing_param("practice_id")
+            practice_id = check_id("practice_id", request.query["practice_id"])
             await self.service.practice(practice_id)
         else:
             staff = await self.service.store.get_staff_by_user(caller.require_user())
@@ -139,10 +151,9 @@ def _int_query(request: web.Request, name: str, low: int, high: int) -> int | No
     raw = request.query.get(name)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid_param(name, f"'{name}' must be an integer.") from None
+    if not _INT_RE.fullmatch(raw):
+        raise invalid_param(name, f"'{name}' must be an integer.")
+    value = int(raw)
     if not low <= value <= high:
         raise invalid_param(name, f"'{name}' must be between {low} and {high}.")
     return value

@@ -10,7 +10,6 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from json import JSONDecodeError
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,7 +24,8 @@ log = logging.getLogger("practice.api")
 MAX_BODY_BYTES = 64 * 1024
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAK_RE = re.compile(r"[\t\n\r\u2028\u2029]")
 T = TypeVar("T")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,7 +50,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
                 e.status, "M_UNKNOWN"
             )
-            return web.json_response({"errcode": errcode, "error": e.reason}, status=e.status)
+            headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+            return web.json_response(
+                {"errcode": errcode, "error": e.reason}, status=e.status, headers=headers
+            )
         raise
     except (TimeoutError, MatrixError, aiohttp.ClientError) as e:
         log.warning(
@@ -73,20 +76,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PracticeError("M_TOO_LARGE", "The request body is too large.", 413)
+        raise _too_large()
+    raw = bytearray()
     try:
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        # read(n) returns what has arrived so far, so read until the end or past the limit.
+        while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(raw)):
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise _too_large()
     except (ValueError, OSError) as e:
         raise bad_json("The request body could not be read.") from e
-    if len(raw) > MAX_BODY_BYTES:
-        raise PracticeError("M_TOO_LARGE", "The request body is too large.", 413)
+    if not raw.strip():
+        raise bad_json("The request body is empty; send a JSON object.")
     try:
-        body = json.loads(raw) if raw else None
-    except (JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so are NaN, Infinity
+        # and integers too long to convert; RecursionError is nesting too deep to parse.
         raise bad_json() from None
     if not isinstance(body, dict):
-        raise bad_json("The request body must be a JSON object.")
+        raise PracticeError("M_BAD_JSON", "The request body must be a JSON object.", 400)
     return body
+
+
+def _too_large() -> PracticeError:
+    return PracticeError(
+        "M_TOO_LARGE", f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.", 413
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class Body:
@@ -110,6 +130,7 @@ class Body:
         required: bool = True,
         max_len: int | None = None,
         allow_empty: bool = False,
+        single_line: bool = False,
     ) -> str | None:
         value = self._get(name, required)
         if value is None:
@@ -119,19 +140,24 @@ class Body:
         limit = max_len or self.max_text
         if len(value) > limit:
             raise invalid_param(name, f"'{name}' is longer than {limit} characters.")
-        if _CONTROL_RE.search(value):
+        if _CONTROL_RE.search(value) or (single_line and _LINE_BREAK_RE.search(value)):
             raise invalid_param(name, f"'{name}' contains control characters.")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise invalid_param(name, f"'{name}' is not valid Unicode text.") from None
         if not allow_empty and not value.strip():
             raise invalid_param(name, f"'{name}' must not be empty.")
         return value
 
-    def req_text(self, name: str, *, max_len: int | None = None) -> str:
-        value = self.text(name, required=True, max_len=max_len)
+    def req_text(self, name: str, *, max_len: int | None = None, single_line: bool = False) -> str:
+        value = self.text(name, required=True, max_len=max_len, single_line=single_line)
         assert value is not None
         return value
 
     def email(self, name: str) -> str:
-        value = self.req_text(name, max_len=254)
+        value = self.req_text(name, max_len=254, single_line=True)
         if not _EMAIL_RE.fullmatch(value):
             raise invalid_param(name, f"'{name}' must be an email address.")
         return value
@@ -159,7 +185,7 @@ class Body:
         return check_id(name, value)
 
     def timezone(self, name: str) -> str:
-        value = self.req_text(name, max_len=64)
+        value = self.req_text(name, max_len=64, single_line=True)
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):

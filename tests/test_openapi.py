@@ -1,0 +1,276 @@
+"""The OpenAPI document is served as shipped, is valid, and describes exactly the API that runs.
+
+Besides the checks here, :class:`Contract` is what the other API tests use to hold every answer
+they get against the document: a status the operation lists, a body its schema accepts, and for
+an error an errcode the document names for that status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate as validate_spec
+
+from appservice.api.server import OPENAPI_PATH
+from bridge.app import Bridge
+from tests.clients import ApiClient, Reply
+
+METHODS = ("get", "put", "post", "delete", "patch")
+DEFAULT_PREFIX = "/_matrix/provision/v1"
+# The practice and server the document's examples use; tests swap in their own.
+EXAMPLE_PRACTICE = "sunrise-wellness"
+EXAMPLE_DOMAIN = "example.org"
+# Fields whose values differ on every run: only their presence and type are compared.
+VOLATILE = frozenset({"access_token", "device_id", "homeserver", "id", "ts"})
+
+
+@cache
+def load_document() -> dict[str, Any]:
+    with open(OPENAPI_PATH) as f:
+        doc: dict[str, Any] = json.load(f)
+    return doc
+
+
+def registered_routes(bridge: Bridge) -> set[tuple[str, str]]:
+    """(METHOD, path template under the prefix) of every route on the API's aiohttp app."""
+    prefix = bridge.config["provisioning.prefix"]
+    routes = set()
+    for route in bridge.api.router.routes():
+        if route.method == "HEAD":
+            continue
+        assert route.resource is not None
+        path = route.resource.canonical
+        # Once mounted, the sub-app's resources carry the prefix.
+        assert path.startswith(prefix), path
+        routes.add((route.method, path[len(prefix) :]))
+    return routes
+
+
+class Contract:
+    """The OpenAPI document as a checker of real requests and answers."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self._templates = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(t)) + "$"), t)
+            for t in doc["paths"]
+        ]
+
+    def operations(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for template, item in self.doc["paths"].items():
+            for method in METHODS:
+                if method in item:
+                    yield method.upper(), template, item[method]
+
+    def template(self, path: str) -> str:
+        path = path.split("?", 1)[0]
+        found = [t for regex, t in self._templates if regex.match(path)]
+        # A literal segment beats a placeholder, as in aiohttp's router.
+        assert found, f"{path} matches no documented path"
+        return min(found, key=lambda t: t.count("{"))
+
+    def operation(self, method: str, path: str) -> dict[str, Any]:
+        item = self.doc["paths"][self.template(path)]
+        assert method.lower() in item, f"{method} {path} is not documented"
+        op: dict[str, Any] = item[method.lower()]
+        return op
+
+    def resolve(self, node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            target: Any = self.doc
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def validator(self, schema: dict[str, Any]) -> OAS30Validator:
+        return OAS30Validator({"allOf": [schema], "components": self.doc["components"]})
+
+    def request_validator(self, method: str, path: str) -> OAS30Validator:
+        body = self.resolve(self.operation(method, path)["requestBody"])
+        return self.validator(body["content"]["application/json"]["schema"])
+
+    def errcodes(self, response: dict[str, Any]) -> set[str]:
+        examples = response["content"]["application/json"].get("examples", {})
+        return {self.resolve(e)["value"]["errcode"] for e in examples.values()}
+
+    def example(self, name: str, practice_id: str, domain: str) -> Any:
+        """A named example of ``components/examples``, told in the test's practice and server."""
+        value = self.resolve({"$ref": f"#/components/examples/{name}"})["value"]
+        return localize(value, practice_id, domain)
+
+    def check(self, method: str, path: str, reply: Reply) -> None:
+        """The answer is one the document promises for this operation."""
+        where = f"{method} {path} -> {reply.status} {reply.body!r}"
+        responses = self.operation(method, path)["responses"]
+        assert str(reply.status) in responses, f"status not documented: {where}"
+        response = self.resolve(responses[str(reply.status)])
+        content = response["content"]["application/json"]
+        errors = sorted(
+            e.message for e in self.validator(content["schema"]).iter_errors(reply.body)
+        )
+        assert not errors, f"body does not match the schema ({errors}): {where}"
+        if reply.status >= 400:
+            documented = self.errcodes(response)
+            assert reply.body["errcode"] in documented, (
+                f"errcode not documented (documented: {sorted(documented)}): {where}"
+            )
+
+
+def localize(value: Any, practice_id: str, domain: str) -> Any:
+    text = json.dumps(value).replace(EXAMPLE_PRACTICE, practice_id)
+    return json.loads(text.replace(f":{EXAMPLE_DOMAIN}", f":{domain}"))
+
+
+def assert_same_shape(expected: Any, actual: Any, where: str = "$") -> None:
+    """Equal, except that volatile fields only need to be there with the same type."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and expected.keys() == actual.keys(), (where, actual)
+        for key, value in expected.items():
+            if key in VOLATILE:
+                assert type(actual[key]) is type(value), (f"{where}.{key}", actual[key])
+            else:
+                assert_same_shape(value, actual[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(expected) == len(actual), (where, actual)
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            assert_same_shape(e, a, f"{where}[{i}]")
+    else:
+        assert expected == actual, (where, expected, actual)
+
+
+def contract() -> Contract:
+    return Contract(load_document())
+
+
+# -- the document itself -------------------------------------------------------------------
+
+
+async def test_served_document_is_the_shipped_file(api: ApiClient, bridge: Bridge) -> None:
+    r = await api.call("GET", "/openapi.json", auth=False)
+    assert r.status == 200
+    prefix = bridge.config["provisioning.prefix"]
+    assert r.body == load_document() | {"servers": [{"url": prefix}]}
+    assert load_document()["servers"] == [{"url": DEFAULT_PREFIX}]
+
+
+async def test_served_document_is_valid_openapi_3(api: ApiClient) -> None:
+    r = await api.call("GET", "/openapi.json", auth=False)
+    assert r.body["openapi"].startswith("3.0.")
+    validate_spec(r.body)
+
+
+async def test_documented_operations_are_exactly_the_registered_routes(bridge: Bridge) -> None:
+    documented = {(method, template) for method, template, _ in contract().operations()}
+    registered = registered_routes(bridge)
+    assert registered, "no routes found on the API app"
+    assert registered - documented == set(), "routes missing from appservice/api/openapi.json"
+    assert documented - registered == set(), "documented routes the API does not register"
+
+
+def test_every_operation_documents_auth_bodies_and_errors() -> None:
+    """Conventions that keep the document uniform as routes are added."""
+    c = contract()
+    ids = [op["operationId"] for _, _, op in c.operations()]
+    assert len(ids) == len(set(ids))
+    for method, template, op in c.operations():
+        where = f"{method} {template}"
+        assert op.get("summary") and op.get("tags"), where
+        statuses = set(op["responses"])
+        assert any(s.startswith("2") for s in statuses), where
+        if op.get("security", c.doc["security"]) != []:
+            assert {"401", "502"} <= statuses, where
+            names = {c.resolve(p)["name"] for p in op.get("parameters", [])}
+            assert "user_id" in names, f"{where}: add #/components/parameters/ActAsUser"
+        if "requestBody" in op:
+            assert {"400", "413"} <= statuses, where
+            assert "NotJson" in json.dumps(op["responses"]["400"]), where
+        for status, response in op["responses"].items():
+            content = c.resolve(response)["content"]["application/json"]
+            if status.startswith(("4", "5")):
+                assert content["schema"] == {"$ref": "#/components/schemas/Error"}, where
+                assert c.errcodes(c.resolve(response)), f"{where} {status}: name the errcodes"
+
+
+def test_examples_match_their_schemas() -> None:
+    c = contract()
+    checked = 0
+    for method, template, op in c.operations():
+        media = []
+        if "requestBody" in op:
+            media.append(c.resolve(op["requestBody"])["content"]["application/json"])
+        for response in op["responses"].values():
+            media.append(c.resolve(response)["content"]["application/json"])
+        for content in media:
+            validator = c.validator(content["schema"])
+            for name, example in content.get("examples", {}).items():
+                value = c.resolve(example)["value"]
+                errors = [e.message for e in validator.iter_errors(value)]
+                assert not errors, (method, template, name, errors)
+                checked += 1
+    assert checked > 40
+
+
+# -- the document's examples are real exchanges ------------------------------------------
+
+
+async def test_documented_examples_are_what_the_api_answers(
+    api: ApiClient, practice_id: str
+) -> None:
+    c = contract()
+    domain = api.homeserver.domain
+
+    def request_example(method: str, template: str, name: str) -> Any:
+        op = c.doc["paths"][template][method]
+        value = op["requestBody"]["content"]["application/json"]["examples"][name]["value"]
+        return localize(value, practice_id, domain)
+
+    def response_example(method: str, template: str, status: int, name: str) -> Any:
+        response = c.resolve(c.doc["paths"][template][method]["responses"][str(status)])
+        value = response["content"]["application/json"]["examples"][name]["value"]
+        return localize(value, practice_id, domain)
+
+    async def exchange(
+        method: str,
+        template: str,
+        status: int,
+        request: str | None,
+        response: str | None,
+        **ids: str,
+    ) -> Reply:
+        path = template.format(practice_id=practice_id, **ids)
+        body = request_example(method.lower(), template, request) if request else None
+        r = await api.call(method, path, body)
+        assert r.status == status, (method, path, r.body)
+        c.check(method, path, r)
+        if response:
+            expected = response_example(method.lower(), template, status, response)
+            assert_same_shape(expected, r.body)
+        return r
+
+    practice = "/practices/{practice_id}"
+    staff = practice + "/staff/{staff_id}"
+    client = practice + "/clients/{client_id}"
+    sessions = practice + "/sessions"
+    await exchange("PUT", practice, 201, "practice", "created")
+    await exchange("PUT", practice, 200, "practice", "updated")
+    await exchange("PUT", staff, 201, "owner", "created", staff_id="dr-lee")
+    await exchange("PUT", staff, 200, "owner", "updated", staff_id="dr-lee")
+    await exchange("PUT", client, 201, "primary", "primary", client_id="c-1042")
+    grant = await exchange("POST", sessions, 201, "client", "client")
+    assert grant.body["homeserver"] == api.homeserver.url
+
+    r = await api.call("GET", "/audit", params={"practice_id": practice_id, "limit": "2"})
+    c.check("GET", "/audit", r)
+    assert_same_shape(response_example("get", "/audit", 200, "page"), r.body)
+
+    await exchange("POST", sessions, 201, "staff", None)
+    await exchange("PUT", client, 200, "primary", "updated", client_id="c-1042")
+    await exchange("PUT", client, 201, "family_member", "family_member", client_id="c-1043")
+    await exchange("DELETE", client, 200, None, "removed", client_id="c-1042")
+    await exchange("DELETE", staff, 200, None, "removed", staff_id="dr-lee")
