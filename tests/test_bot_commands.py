@@ -198,7 +198,7 @@ async def test_share_in_client_chat_answers_privately_and_hides_the_command(
     client = await api.session_for(practice_id, client_id="c1")
     room = await _direct(api, p1.mc, client_id="c1")
 
-    reply = await p1.command(room, "!pb share t1", "Shared the chat with Client c1 with Staff t1")
+    reply = await p1.command(room, "!pb share t1", "Staff t1 now shares the chat with Client c1")
     assert "!pb" not in reply
     t1 = bridge.mapper.user_id("staff", practice_id, "t1")
     assert t1 in await _joined(client, room)
@@ -568,3 +568,73 @@ def test_help_names_every_command() -> None:
 
     for name in COMMANDS - {"confirm"}:
         assert f"!pb {name}" in HELP, name
+
+
+async def test_the_bot_keeps_private_rooms_private(
+    api: ApiClient, practice_id: str, bridge: Bridge
+) -> None:
+    await _practice(api, practice_id)
+    p1 = await api.session_for(practice_id, staff_id="p1")
+    bot = bridge.mapper.bot_mxid
+    store = bridge.commands.store
+
+    # An encrypted direct room (what Matrix apps open by default): the bot cannot read it,
+    # says so there, leaves, and answers in a private room of its own.
+    r = await p1.request(
+        "POST",
+        f"{_V3}/createRoom",
+        {
+            "preset": "trusted_private_chat",
+            "is_direct": True,
+            "invite": [bot],
+            "initial_state": [
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
+        },
+    )
+    encrypted = r.body["room_id"]
+
+    async def bot_left() -> bool:
+        return bot not in await _joined(p1, encrypted)
+
+    async def told() -> list[dict[str, Any]]:
+        return [e for e in await _messages(p1, encrypted) if e["sender"] == bot]
+
+    (why,) = await eventually(told)
+    assert "encrypted" in why["content"]["body"]
+    await eventually(bot_left)
+    staffer = Staffer(p1, bot)
+    private = await staffer.private_room()
+    assert private != encrypted
+    (welcome,) = await eventually(staffer.notices)
+    assert "Practice bot commands" in welcome["content"]["body"]
+
+    # A plain direct room is adopted; letting someone else in ends that.
+    r = await p1.request(
+        "POST",
+        f"{_V3}/createRoom",
+        {"preset": "trusted_private_chat", "is_direct": True, "invite": [bot]},
+    )
+    adopted = r.body["room_id"]
+
+    async def is_adopted() -> bool:
+        return await store.private_room(p1.user_id) == adopted
+
+    await eventually(is_adopted)
+    t1 = bridge.mapper.user_id("staff", practice_id, "t1")
+    r = await p1.request("POST", f"{_V3}/rooms/{quote(adopted)}/invite", {"user_id": t1})
+    assert r.status == 200, r.body
+
+    async def dropped() -> bool:
+        return await store.private_room(p1.user_id) is None
+
+    await eventually(dropped)
+
+    async def bot_gone() -> bool:
+        return bot not in await _joined(p1, adopted)
+
+    await eventually(bot_gone)

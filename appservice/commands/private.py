@@ -86,16 +86,19 @@ class PrivateRooms:
         await self._remember_direct(user_id, room_id)
         return room_id
 
-    async def adopt(self, user_id: UserID, room_id: RoomID) -> bool:
-        """The user invited the bot: join, and keep the room if only the two are in it."""
+    async def adopt(self, user_id: UserID, room_id: RoomID) -> str | None:
+        """The user invited the bot: join, and keep the room as their private room if only the
+        two are in it and it is not encrypted (the bot reads commands in plain text). Returns
+        None when adopted, else why not."""
         await self._api().request(Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/join"), {})
-        members = await self._members(room_id)
-        if members - {self.bot, user_id}:
-            return False
+        if await self.rooms.get_state(room_id, "m.room.encryption") is not None:
+            return "it is encrypted, and I read commands only in plain text"
+        if await self._members(room_id) - {self.bot, user_id}:
+            return "someone else is in it, and my answers are for you alone"
         async with self._locks[user_id]:
             await self.store.set_private_room(user_id, room_id)
         log.info("Adopted %s as the private room of %s", room_id, user_id)
-        return True
+        return None
 
     async def _members(self, room_id: RoomID) -> set[str]:
         """Joined and invited members (spec: GET /rooms/{roomId}/members)."""

@@ -12,7 +12,6 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from mautrix.types import RoomID
 
@@ -25,6 +24,7 @@ from bridge.clock import now_ms
 from bridge.directory import Client, DirectoryStore, Staff
 from bridge.errors import PREFIX, PracticeError
 
+from . import present
 from .export import FORMATS, ChatExporter
 from .parse import (
     CHAT_COMMANDS,
@@ -43,7 +43,6 @@ log = logging.getLogger("practice.commands")
 
 CONFIRM_SECONDS = 300
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
-_LIST_LIMIT = 100
 _MAX_NAME = 256
 
 HELP = """Practice bot commands. Replies come here, never into a client's chat; a command you \
@@ -167,7 +166,9 @@ class CommandRunner:
         try:
             await self.private.redact(job.room_id, job.event_id, txn_id(job.event_id, 0))
         except Exception as e:
-            log.warning("Could not remove command %d from %s (%s)", job.id, job.room_id, e)
+            log.warning(
+                "Could not remove command %d from %s (%s)", job.id, job.room_id, type(e).__name__
+            )
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class CommandRunner:
         return await self.service.visible_chat(actor, chat.room_id)
 
     def _link(self, room_id: str) -> str:
-        return f"https://matrix.to/#/{quote(room_id, safe='!')}?via={quote(self.domain)}"
+        return present.link(room_id, self.domain)
 
     async def _chat_name(self, chat: Chat) -> str:
         if chat.name:
@@ -232,7 +233,7 @@ class CommandRunner:
         await self.service.share(actor, chat.room_id, person_id(target))
         text, rich = await self._ref(chat)
         name = target.name
-        await reply.say(f"Shared {text} with {name}.", f"Shared {rich} with {html.escape(name)}.")
+        await reply.say(f"{name} now shares {text}.", f"{html.escape(name)} now shares {rich}.")
 
     async def _add(self, job: Job, actor: Actor, chat: Chat | None, reply: _Reply) -> None:
         chat = await self._in_chat(job, actor, chat)
@@ -340,69 +341,8 @@ class CommandRunner:
         )
 
     async def _contacts(self, job: Job, actor: Actor, chat: Chat | None, reply: _Reply) -> None:
-        contacts = await self.listing.contacts(actor)
-        lines: list[str] = []
-        rich: list[str] = []
-
-        def section(title: str, items: list[tuple[str, str]]) -> None:
-            lines.append(f"{title} ({len(items)}):")
-            rich.append(f"<p><b>{html.escape(title)}</b> ({len(items)})</p><ul>")
-            for text, markup in items[:_LIST_LIMIT]:
-                lines.append(f"  • {text}")
-                rich.append(f"<li>{markup}</li>")
-            if len(items) > _LIST_LIMIT:
-                more = f"and {len(items) - _LIST_LIMIT} more"
-                lines.append(f"  … {more}")
-                rich.append(f"<li>… {more}</li>")
-            rich.append("</ul>")
-
-        team = [
-            (
-                f"{s['name']} (staff:{s['staff_id']}, {s['role'].replace('_', ' ')})",
-                f"{html.escape(s['name'])} (staff:{html.escape(s['staff_id'])}, "
-                f"{html.escape(s['role'].replace('_', ' '))})",
-            )
-            for s in contacts["team_members"]
-        ]
-        groups = [
-            (
-                g["name"] or "unnamed group",
-                f'<a href="{html.escape(self._link(g["chat_id"]))}">'
-                f"{html.escape(g['name'] or 'unnamed group')}</a>",
-            )
-            for g in contacts["groups"]
-        ]
-        clients: list[tuple[str, str]] = []
-        for c in contacts["clients"]:
-            clients.append(self._client_line(c))
-            clients += [
-                (f"↳ {text}", f"↳ {markup}")
-                for text, markup in map(self._client_line, c.get("family_members", []))
-            ]
-        section("Team", team)
-        section("Groups", groups)
-        section("Clients", clients)
-        lines.append("Open a client's chat with !pb chat <client>.")
-        await reply.say(
-            "\n".join(lines),
-            "".join(rich) + "<p>Open a client's chat with "
-            "<code>!pb chat &lt;client&gt;</code>.</p>",
-        )
-
-    def _client_line(self, c: dict[str, Any]) -> tuple[str, str]:
-        note = "" if c["can_message"] else ", no portal account"
-        text = f"{c['name']} (client:{c['client_id']}{note})"
-        markup = f"{html.escape(c['name'])} (client:{html.escape(c['client_id'])}{note})"
-        chats = c.get("chats") or []
-        if chats:
-            links = ", ".join(
-                f'<a href="{html.escape(self._link(ref["chat_id"]))}">'
-                f"{html.escape(ref['name'] or ref['kind'])}</a>"
-                for ref in chats[:5]
-            )
-            markup += f" – {links}"
-            text += f" – {len(chats)} chat{'s' if len(chats) != 1 else ''}"
-        return text, markup
+        answer = present.contacts(await self.listing.contacts(actor), self.domain)
+        await reply.say(answer.body, answer.formatted)
 
     async def _chat(self, job: Job, actor: Actor, chat: Chat | None, reply: _Reply) -> None:
         if not job.args:
@@ -467,39 +407,25 @@ class CommandRunner:
     ) -> None:
         staff = {s.staff_id: s.name for s in await self.directory.list_staff(actor.practice_id)}
         me = actor.staff.staff_id if actor.staff else ""
-        lines = [f"There is more than one 1:1 chat with {client.name}:"]
-        rich = [f"<p>There is more than one 1:1 chat with {html.escape(client.name)}:</p><ol>"]
-        for c in candidates:
-            owner = c["owner_staff_id"]
-            whose = "your chat" if owner == me else f"{staff.get(owner, owner)}'s chat"
-            if me in c.get("shared_with_staff_ids", []):
-                whose += ", shared with you"
-            lines.append(f"  {len(lines)}. {whose}")
-            rich.append(
-                f'<li><a href="{html.escape(self._link(c["chat_id"]))}">'
-                f"{html.escape(whose)}</a></li>"
-            )
-        cid = client.client_id
-        tail = f"Send !pb chat {cid} <number> to open one, or !pb chat {cid} new for a new chat."
-        lines.append(tail)
-        rich.append(f"</ol><p>{html.escape(tail)}</p>")
-        await reply.say("\n".join(lines), "".join(rich))
+        answer = present.candidates(
+            client.name, client.client_id, candidates, me, staff, self.domain
+        )
+        await reply.say(answer.body, answer.formatted)
 
     # -- membership ------------------------------------------------------------------------
 
     async def _invited(self, job: Job, reply: _Reply) -> str:
         """A staff member opened a direct chat with the bot: make it their private room."""
-        if await self.private.adopt(job.sender, job.room_id):
+        why_not = await self.private.adopt(job.sender, job.room_id)
+        if why_not is None:
             await reply.say(HELP)
             return "ok"
+        notice = f"I cannot answer commands in this room: {why_not}. I have written to you in a "
+        notice += "private room of ours instead."
         await self.private.send_to_room(
             job.room_id,
             "m.room.message",
-            {
-                "msgtype": "m.notice",
-                "body": "I answer commands only in a private room with one team member; "
-                "I have written to you there.",
-            },
+            {"msgtype": "m.notice", "body": notice},
             txn_id(job.event_id, 0),
         )
         await self.private.leave(RoomID(job.room_id))

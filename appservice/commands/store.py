@@ -97,22 +97,24 @@ class CommandStore:
 
     async def committed(self, event_ids: list[str]) -> set[str]:
         """Which of these events the pipeline has processed (its transaction committed)."""
-        if not event_ids:
-            return set()
-        if self.db.scheme == Scheme.SQLITE:
-            marks = ", ".join(f"${i + 1}" for i in range(len(event_ids)))
-            rows = await self.db.fetch(
-                f"SELECT event_id FROM event_queue WHERE processed_at IS NOT NULL "
-                f"AND event_id IN ({marks})",
-                *event_ids,
-            )
-        else:
-            rows = await self.db.fetch(
-                "SELECT event_id FROM event_queue WHERE processed_at IS NOT NULL "
-                "AND event_id = ANY($1::text[])",
-                event_ids,
-            )
-        return {r["event_id"] for r in rows}
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            if self.db.scheme == Scheme.SQLITE:
+                marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
+                rows = await self.db.fetch(
+                    "SELECT event_id FROM event_queue WHERE processed_at IS NOT NULL "
+                    f"AND event_id IN ({marks})",
+                    *chunk,
+                )
+            else:
+                rows = await self.db.fetch(
+                    "SELECT event_id FROM event_queue WHERE processed_at IS NOT NULL "
+                    "AND event_id = ANY($1::text[])",
+                    chunk,
+                )
+            found.update(r["event_id"] for r in rows)
+        return found
 
     async def prune(self, before_ms: int) -> None:
         await self.db.execute(

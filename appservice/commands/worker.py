@@ -18,6 +18,7 @@ import logging
 from collections import deque
 
 from bridge.clock import now_ms
+from bridge.events.queue import RETENTION_MS
 
 from .runner import CommandRunner
 from .store import CommandStore, Job
@@ -29,7 +30,6 @@ _POLL_SECONDS = 30.0  # a safety net: rows are normally found through expect()
 _EXPECT_TIMEOUT_MS = 120_000
 _RETRY_DELAY = 1.0
 _MAX_PARALLEL = 8
-RETENTION_MS = 14 * 24 * 3600 * 1000
 
 
 class CommandWorker:
@@ -173,4 +173,5 @@ class CommandWorker:
         now = now_ms()
         if now - self._last_prune > 3600_000:
             self._last_prune = now
-            await self.store.prune(now - RETENTION_MS)
+            # Kept as long as the intake queue remembers event ids, and a little longer.
+            await self.store.prune(now - 2 * RETENTION_MS)
