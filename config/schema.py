@@ -1,14 +1,13 @@
 """The bridge config: loaded with ruamel.yaml round-trip, upgraded from the example, validated.
 
 Loading copies every value the admin set onto the newest example config (comments and new keys
-come from the example, values from the admin), writes the result back when it changed, and
-validates it. Any problem becomes one :class:`ConfigError` naming the key and, where known, its
-line in the file as it is on disk.
+come from the example, values from the admin) and validates the result; a valid config is
+written back when the upgrade changed it. Any problem becomes one :class:`ConfigError` naming
+the key and, where known, its line in the file as it is on disk.
 
 A few keys have no default that could be right for a real deployment (where the homeserver is,
 its server name, where Synapse reaches the bridge). When the admin's file lacks one, the upgrade
-does not take the example's value: it writes the key empty, with its comment, and start-up stops
-naming it.
+does not take the example's value: start-up stops naming the key.
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ _COPIED = (
 )
 # Mappings copied whole: the admin's version replaces the example's.
 _COPIED_DICTS = ("appservice.database_opts", "practice.plans", "logging")
-# Keys the admin must set: a missing one is written empty and refused, never defaulted.
+# Keys the admin must set: a missing one is refused, never defaulted.
 _REQUIRED = ("homeserver.address", "homeserver.domain", "appservice.address")
 # Keys of older configs that the upgrade moves (old -> new).
 _RENAMED = {"provisioning.secret": "provisioning.shared_secret"}
