@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -25,10 +24,9 @@ from mautrix.errors import MatrixRequestError
 from mautrix.util.async_db import Connection, Database
 
 from bridge.app import Bridge
-from bridge.db import create_database
 from bridge.events import QueuedEvent
 from tests.clients import ApiClient, HomeserverInfo
-from tests.conftest import PG_ENV, _backends, bridge_config
+from tests.conftest import bridge_config
 
 TXN_PATH = "/_matrix/app/v1/transactions/"
 LEGACY_TXN_PATH = "/transactions/"
@@ -392,27 +390,6 @@ async def test_stopped_database_is_not_acknowledged(bridge: Bridge, hs: Homeserv
 
 
 # --- restart ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=_backends())
-async def database_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """Opens the same fresh database as often as asked: one Database per bridge process."""
-    if request.param == "sqlite":
-        path = tmp_path / "bridge.db"
-        yield lambda: create_database(f"sqlite:{path}")
-        return
-    dsn = os.environ[PG_ENV]
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_database(dsn)
-    await admin.start()
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield lambda: create_database(
-            dsn, {"server_settings": {"search_path": schema}, "min_size": 1, "max_size": 5}
-        )
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.stop()
 
 
 async def test_restart_mid_stream_neither_loses_nor_repeats_an_event(

@@ -1,9 +1,14 @@
 """Processing stored events: each room in order, rooms in parallel, effects exactly once.
 
-A room's worker takes that room's pending events in sequence order and runs every handler on
-each inside one database transaction that also marks the events processed. Database effects of
-a handler (audit rows, outbox rows, activity) therefore commit together with the "processed"
-mark: a crash before the commit replays the events, a crash after it never repeats them.
+Workers take pending events and run every handler on each inside one database transaction that
+also marks the events processed. Database effects of a handler (audit rows, outbox rows,
+activity) therefore commit together with the "processed" mark: a crash before the commit
+replays the events, a crash after it never repeats them.
+
+A worker claims whole rooms: everything queued for the rooms it takes (oldest room first, up to
+a batch), processed in sequence order, so a room's events are never in two workers at once and
+stay in order. Rooms wait for a free worker, never for each other's events; with one database
+connection (SQLite) there is one worker, which batches across rooms to spend few transactions.
 
 Events reach the workers in one of two ways. While the pipeline is *tailing*, the intake hands
 over what it has just committed (``submit``), so nothing is read back from the database. At
@@ -27,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
-from mautrix.util.async_db import Connection, Database
+from mautrix.util.async_db import Connection, Database, Scheme
 
 from bridge.db import transaction
 
@@ -39,9 +44,10 @@ log = logging.getLogger("practice.pipeline")
 EventHandler = Callable[[Connection, QueuedEvent], Awaitable[None]]
 
 _FETCH_LIMIT = 2000
-_ROOM_BATCH = 200
+_BATCH = 500
 _MAX_BACKLOG = 20_000
 _RETRY_DELAY = 1.0
+_MAX_WORKERS = 8
 
 
 class _Interrupted(Exception):
@@ -55,21 +61,25 @@ class Pipeline:
         queue: EventQueue,
         handlers: list[EventHandler] | None = None,
         *,
+        workers: int | None = None,
         max_backlog: int = _MAX_BACKLOG,
     ) -> None:
         self.db = db
         self.queue = queue
         self.handlers: list[EventHandler] = list(handlers or [])
+        self.workers = workers or _default_workers(db)
         self.max_backlog = max_backlog
-        self._rooms: dict[str, deque[QueuedEvent]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._rooms: dict[str, deque[QueuedEvent]] = {}  # queued, not yet taken by a worker
+        self._ready: dict[str, None] = {}  # rooms with queued events and no worker, oldest first
+        self._claimed: set[str] = set()  # rooms a worker is processing
+        self._work = asyncio.Event()
         self._backlog = 0  # events held in memory: queued or being processed
         self._high_seq = 0  # the highest sequence number handed to a room
         self._tailing = False
         self._missed = 0  # submissions left to the database while catching up
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        self._loader: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.processed = 0
 
@@ -77,22 +87,25 @@ class Pipeline:
         self.handlers.append(handler)
 
     def start(self) -> None:
-        if self._loader is None:
-            self._stopped = False
-            self._tailing = False
-            self._loader = asyncio.create_task(self._load_loop(), name="pipeline-loader")
-            self.notify()
+        if self._tasks:
+            return
+        self._stopped = False
+        self._tailing = False
+        self._tasks.append(asyncio.create_task(self._load_loop(), name="pipeline-loader"))
+        for n in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"pipeline-worker-{n}"))
+        self.notify()
 
     async def stop(self) -> None:
         """Stop processing; an interrupted batch rolls back and is processed after a restart."""
         self._stopped = True
-        tasks = [t for t in (self._loader, *self._workers.values()) if t is not None]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._loader = None
-        self._workers.clear()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         self._rooms.clear()
+        self._ready.clear()
+        self._claimed.clear()
         self._backlog = 0
         self._high_seq = 0
         self._tailing = False
@@ -127,14 +140,15 @@ class Pipeline:
                 continue  # Already held (read back while its submission was on its way).
             self._high_seq = ev.seq
             self._backlog += 1
-            self._idle.clear()
             room = self._rooms.get(ev.room_id)
             if room is None:
                 room = self._rooms[ev.room_id] = deque()
-                self._workers[ev.room_id] = asyncio.create_task(
-                    self._room_worker(ev.room_id, room), name=f"pipeline-room-{ev.room_id}"
-                )
             room.append(ev)
+            if ev.room_id not in self._claimed:
+                self._ready.setdefault(ev.room_id)
+        if self._ready:
+            self._idle.clear()
+            self._work.set()
 
     def _check_idle(self) -> None:
         if self._tailing and not self._backlog:
@@ -168,19 +182,43 @@ class Pipeline:
                 # now on the intake's submissions are complete.
                 self._tailing = True
 
-    async def _room_worker(self, room_id: str, room: deque[QueuedEvent]) -> None:
-        try:
-            while room:
-                batch = [room.popleft() for _ in range(min(len(room), _ROOM_BATCH))]
-                await self._process(batch)
-                self._backlog -= len(batch)
-                if not self._tailing:
-                    self._wake.set()
-        finally:
-            if self._workers.get(room_id) is asyncio.current_task():
+    def _take(self) -> tuple[list[str], list[QueuedEvent]]:
+        """Claim the oldest ready rooms, up to a batch of events; their events in order."""
+        rooms: list[str] = []
+        batch: list[QueuedEvent] = []
+        while self._ready and len(batch) < _BATCH:
+            room_id = next(iter(self._ready))
+            del self._ready[room_id]
+            self._claimed.add(room_id)
+            rooms.append(room_id)
+            queued = self._rooms[room_id]
+            while queued and len(batch) < _BATCH:
+                batch.append(queued.popleft())
+            if not queued:
                 del self._rooms[room_id]
-                del self._workers[room_id]
-            self._check_idle()
+        if len(rooms) > 1:
+            batch.sort(key=lambda ev: ev.seq)
+        return rooms, batch
+
+    async def _worker(self) -> None:
+        while True:
+            rooms, batch = self._take()
+            if not batch:
+                self._work.clear()
+                self._check_idle()
+                await self._work.wait()
+                continue
+            try:
+                await self._process(batch)
+            finally:
+                self._backlog -= len(batch)
+                for room_id in rooms:
+                    self._claimed.discard(room_id)
+                    if room_id in self._rooms:
+                        self._ready.setdefault(room_id)
+                        self._work.set()
+            if not self._tailing:
+                self._wake.set()
 
     async def _process(self, batch: list[QueuedEvent]) -> None:
         while True:
@@ -245,3 +283,11 @@ def _unreachable(error: BaseException) -> bool:
         text = str(error)
         return "locked" in text or "disk I/O" in text or "unable to open" in text
     return False
+
+
+def _default_workers(db: Database) -> int:
+    """One worker per connection the pool can spare for it, one for SQLite's only one."""
+    if db.scheme == Scheme.SQLITE:
+        return 1
+    size = getattr(db, "_db_args", {}).get("max_size", 10)
+    return max(1, min(_MAX_WORKERS, int(size) - 1))
