@@ -13,6 +13,7 @@ from appservice.api.directory import DirectoryRoutes
 from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
 from appservice.commands import BotCommands
+from appservice.enforcement import MatrixEnforcement
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
 from appservice.rooms import SynapseRooms
@@ -27,6 +28,7 @@ from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
 from bridge.identity import IdentityMapper
+from bridge.rules import PostHocRules, RuleStore
 from bridge.settings.propagate import PolicyPropagator
 from bridge.settings.service import SettingsService
 from bridge.settings.store import SettingsStore
@@ -91,6 +93,12 @@ class Bridge:
         self.chat_directory = ChatDirectory(
             self.directory_store, self.chat_store, self.user_state, bot
         )
+        # First among the handlers: a violation is on record before any other effect of it.
+        self.rules = PostHocRules(
+            RuleStore(self.db), self.audit, MatrixEnforcement(self.az, self.rooms), self.mapper
+        )
+        self.pipeline.add_handler(self.rules)
+        self.module_active = False  # the Synapse module answered the start-up probe
         self.pipeline.add_handler(ChatActivity(self.chat_store, bot))
         self.settings_store = SettingsStore(self.db)
         self.policy = PolicyPropagator(self.settings_store, self.chats.push_policy)
@@ -149,6 +157,7 @@ class Bridge:
         )
         await self._prepare_bot()
         self.pipeline.start()
+        self.rules.start()
         self.policy.start()
         self.autoresponses.start()
         self.commands.start()
@@ -164,7 +173,9 @@ class Bridge:
                 await bot.set_displayname(name)
             except Exception:
                 log.warning("Could not set the bot's display name", exc_info=True)
-        await self._wait_for_admin()
+        self.module_active = await self.rules.check_module()
+        # Without the module nobody promotes the bot: say so at once instead of waiting.
+        await self._wait_for_admin(timeout=10 if self.module_active else 0)
         try:
             await self.az.ping_self()
             log.info("The homeserver reaches the bridge (appservice ping answered)")
@@ -210,6 +221,7 @@ class Bridge:
         await self.policy.stop()
         await self.autoresponses.stop()
         await self.commands.stop()
+        await self.rules.stop()
         await self.pipeline.stop()
         await self.az.stop()
         await self.db.stop()

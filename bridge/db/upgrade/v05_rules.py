@@ -29,6 +29,7 @@ async def upgrade_v5(conn: Connection) -> None:
             target     TEXT,
             created_at BIGINT NOT NULL,
             attempts   INTEGER NOT NULL DEFAULT 0,
+            next_try   BIGINT NOT NULL DEFAULT 0,
             done_at    BIGINT,
             outcome    TEXT
         )
