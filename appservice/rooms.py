@@ -131,6 +131,63 @@ class SynapseRooms:
                 return str(ev["event_id"])
         return None
 
+    async def messages(
+        self,
+        room_id: RoomID,
+        *,
+        from_token: str | None,
+        direction: str = "f",
+        limit: int = 500,
+        event_filter: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """GET /rooms/{roomId}/messages as the bot (spec: Client-Server API, Getting events for
+        a room). Without ``end`` (or with an empty chunk) there is nothing more to read."""
+        params = {"dir": direction, "limit": str(limit)}
+        if from_token is not None:
+            params["from"] = from_token
+        if event_filter is not None:
+            params["filter"] = json.dumps(event_filter, separators=(",", ":"))
+        resp = await self._bot().request(
+            Method.GET,
+            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/messages"),
+            query_params=params,
+        )
+        end = resp.get("end")
+        return list(resp.get("chunk") or []), (str(end) if end else None)
+
+    async def get_event(self, room_id: RoomID, event_id: str) -> dict[str, Any] | None:
+        """GET /rooms/{roomId}/event/{eventId} as the bot (spec: Getting events for a room)."""
+        try:
+            resp: dict[str, Any] = await self._bot().request(
+                Method.GET,
+                PathBuilder(f"{_V3}/rooms/{_q(room_id)}/event/{_q(event_id)}"),
+            )
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return None
+            raise
+        return resp
+
+    async def token_at(self, room_id: RoomID, ts: int) -> str | None:
+        """GET /timestamp_to_event (spec: v1, dir=f) for the first event at or after ``ts``,
+        then GET /context/{eventId} for a token just before it."""
+        try:
+            found = await self._bot().request(
+                Method.GET,
+                PathBuilder(f"/_matrix/client/v1/rooms/{_q(room_id)}/timestamp_to_event"),
+                query_params={"ts": str(ts), "dir": "f"},
+            )
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return None
+            raise
+        context = await self._bot().request(
+            Method.GET,
+            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/context/{_q(found['event_id'])}"),
+            query_params={"limit": "0"},
+        )
+        return str(context["start"])
+
     async def send_state(
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> None:

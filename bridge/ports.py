@@ -94,3 +94,22 @@ class Rooms(Protocol):
 
     async def delete_room(self, room_id: RoomID) -> None:
         """Delete and purge a room for good; return when the homeserver has finished."""
+
+    async def messages(
+        self,
+        room_id: RoomID,
+        *,
+        from_token: str | None,
+        direction: str = "f",
+        limit: int = 500,
+        event_filter: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the room's timeline as the bot, and the token of the next page (None
+        at the end). ``from_token`` None starts at the first (``f``) or latest (``b``) event."""
+
+    async def get_event(self, room_id: RoomID, event_id: str) -> dict[str, Any] | None:
+        """One event as the bot sees it, or None if the homeserver does not have it."""
+
+    async def token_at(self, room_id: RoomID, ts: int) -> str | None:
+        """A token to page forwards from, just before the first event at or after ``ts`` (ms);
+        None if no event is that late."""
