@@ -10,9 +10,11 @@ from mautrix.util.async_db import Database
 from appservice.api.auth import Authenticator
 from appservice.api.chats import ChatRoutes
 from appservice.api.directory import DirectoryRoutes
+from appservice.api.export import ExportRoutes
 from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
-from appservice.commands import BotCommands
+from appservice.commands import BotCommands, ExportFile
+from appservice.commands.export import ExportFormat
 from appservice.enforcement import MatrixEnforcement
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
@@ -20,6 +22,7 @@ from appservice.rooms import SynapseRooms
 from bridge.audit import AuditLog
 from bridge.autoresponder import Autoresponder, AutoresponseSender
 from bridge.chats.activity import ChatActivity
+from bridge.chats.actors import Actor
 from bridge.chats.listing import ChatDirectory
 from bridge.chats.service import ChatService
 from bridge.chats.store import ChatStore
@@ -27,6 +30,7 @@ from bridge.chats.userstate import UserStateMirror
 from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
+from bridge.export import ExportService, Requester
 from bridge.identity import IdentityMapper
 from bridge.rules import PostHocRules, RuleStore
 from bridge.settings.propagate import PolicyPropagator
@@ -118,6 +122,16 @@ class Bridge:
             self.chat_directory,
         )
         self.pipeline.add_handler(self.commands.intake)
+        self.export = ExportService(
+            self.directory_store,
+            self.chat_store,
+            self.rooms,
+            self.audit,
+            bot=bot,
+            bot_name=config["appservice.bot_displayname"] or "Practice bot",
+            media_base=config["homeserver.address"],
+        )
+        self.commands.exporter = _BotExporter(self.export)
         self.auth = Authenticator(
             config["provisioning.shared_secret"],
             self.homeserver,
@@ -138,6 +152,7 @@ class Bridge:
                     self.user_state,
                     max_text,
                 ),
+                ExportRoutes(self.auth, self.directory_store, self.export),
             ],
         )
         self.az.app.add_subapp(config["provisioning.prefix"], self.api)
@@ -225,3 +240,14 @@ class Bridge:
         await self.pipeline.stop()
         await self.az.stop()
         await self.db.stop()
+
+
+class _BotExporter:
+    """``!pb export`` through the export service; the bot sends the file privately."""
+
+    def __init__(self, service: ExportService) -> None:
+        self.service = service
+
+    async def export_chat(self, actor: Actor, chat_id: str, fmt: ExportFormat) -> ExportFile:
+        done = await self.service.export_file(Requester.of(actor, "bot"), chat_id, fmt)
+        return ExportFile(done.filename, done.content_type, done.chunks(), done.size)

@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the bridge's port (default: env PRACTICE_BRIDGE_PORT, else kept from the first "
         "run, which prefers 29340)",
     )
+    from bridge.export.command import add_parser as add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
@@ -107,6 +110,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _load(args.config)
     config.require_tokens()
     setup_logging(config)
+    if args.command == "export":
+        from bridge.export.command import export_command
+
+        return asyncio.run(export_command(config, args))
     return asyncio.run(run_bridge(config))
 
 
