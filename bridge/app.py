@@ -32,6 +32,7 @@ from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
 from bridge.export import ExportService, Requester
 from bridge.identity import IdentityMapper
+from bridge.notifications import Notifications
 from bridge.rules import PostHocRules, RuleStore
 from bridge.settings.propagate import PolicyPropagator
 from bridge.settings.service import SettingsService
@@ -94,8 +95,21 @@ class Bridge:
         )
         self.directory.client_listeners.append(self.chats.client_changed)
         self.user_state = UserStateMirror(self.chat_store, self.rooms)
+        self.notifications = Notifications(
+            config,
+            self.db,
+            self.mapper,
+            self.directory_store,
+            self.user_state,
+            self.audit,
+            lambda: self.az.intent.api,
+        )
         self.chat_directory = ChatDirectory(
-            self.directory_store, self.chat_store, self.user_state, bot
+            self.directory_store,
+            self.chat_store,
+            self.user_state,
+            bot,
+            unread_counts=self.notifications.index.unread_counts,
         )
         # First among the handlers: a violation is on record before any other effect of it.
         self.rules = PostHocRules(
@@ -111,6 +125,7 @@ class Bridge:
         )
         self.autoresponder = Autoresponder(self.mapper)
         self.pipeline.add_handler(self.autoresponder)
+        self.pipeline.add_handler(self.notifications.outbox)
         self.autoresponses = AutoresponseSender(self.db, self.rooms)
         self.commands = BotCommands(
             self.db,
@@ -175,6 +190,7 @@ class Bridge:
         self.rules.start()
         self.policy.start()
         self.autoresponses.start()
+        self.notifications.start()
         self.commands.start()
         self._prune_task = asyncio.create_task(self._prune_loop())
         self.az.ready = True
@@ -235,6 +251,7 @@ class Bridge:
             self._prune_task.cancel()
         await self.policy.stop()
         await self.autoresponses.stop()
+        await self.notifications.stop()
         await self.commands.stop()
         await self.rules.stop()
         await self.pipeline.stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 from mautrix.util.async_db import Connection
 
+from bridge.autoresponder.decide import AUTO_REPLY_KEY
 from bridge.events import QueuedEvent
 
 from .store import ChatStore
@@ -34,6 +35,9 @@ class ChatActivity:
         sender, ts = payload.get("sender"), payload.get("origin_server_ts")
         if not isinstance(sender, str) or not isinstance(ts, int) or sender == self.bot:
             return
+        content = payload.get("content")
+        if isinstance(content, dict) and AUTO_REPLY_KEY in content:
+            return  # Sent for an absent practitioner: they have read nothing, written nothing.
         if await self.chats.record_activity(conn, ev.room_id, ts, sender):
             await self.chats.record_read(conn, sender, ev.room_id, ts)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from bridge.directory import Client, DirectoryStore, Staff
@@ -16,16 +17,25 @@ from .userstate import UserStateMirror
 log = logging.getLogger("practice.chatlist")
 ChatFilter = Literal["all", "unread", "pinned"]
 FILTERS: tuple[ChatFilter, ...] = ("all", "unread", "pinned")
+# (user, {chat: read mark}) -> {chat: messages from others after the mark}
+UnreadCounter = Callable[[str, dict[str, int]], Awaitable[dict[str, int]]]
 
 
 class ChatDirectory:
     def __init__(
-        self, directory: DirectoryStore, chats: ChatStore, mirror: UserStateMirror, bot: str
+        self,
+        directory: DirectoryStore,
+        chats: ChatStore,
+        mirror: UserStateMirror,
+        bot: str,
+        *,
+        unread_counts: UnreadCounter | None = None,
     ) -> None:
         self.directory = directory
         self.chats = chats
         self.mirror = mirror
         self.bot = bot
+        self.unread_counts = unread_counts
         self._background: set[asyncio.Task[None]] = set()
 
     async def chats_of(self, actor: Actor) -> list[Chat]:
@@ -39,6 +49,7 @@ class ChatDirectory:
         chats = await self.chats_of(actor)
         people = await self._people(actor.practice_id, chats)
         reads = await self.chats.read_marks([c.room_id for c in chats]) if actor.is_staff else {}
+        counts = await self._unread_counts(actor, chats, states)
         items = []
         for chat in chats:
             state = states.get(chat.room_id) or UserChatState()
@@ -46,6 +57,7 @@ class ChatDirectory:
             if state.hidden_at is not None and not hidden:
                 self._unhide_later(actor, chat)
             item = self._item(chat, state, hidden, actor, people, reads)
+            item["unread_count"] = counts.get(chat.room_id, 0)
             if hidden and not include_hidden:
                 continue
             if chat_filter == "unread" and not item["unread"]:
@@ -55,6 +67,20 @@ class ChatDirectory:
             items.append(item)
         items.sort(key=lambda i: (not i["pinned"], -i["last_message_ts"], i["chat_id"]))
         return items
+
+    async def _unread_counts(
+        self, actor: Actor, chats: list[Chat], states: dict[str, UserChatState]
+    ) -> dict[str, int]:
+        """Messages from others since the user's read mark, for a badge; asked only for the
+        chats with something newer than the mark, so a long list stays one quick query."""
+        if self.unread_counts is None:
+            return {}
+        marks: dict[str, int] = {}
+        for chat in chats:
+            read_ts = (states.get(chat.room_id) or UserChatState()).read_ts
+            if chat.last_message_ts > read_ts:
+                marks[chat.room_id] = read_ts
+        return await self.unread_counts(actor.user_id, marks) if marks else {}
 
     def _unhide_later(self, actor: Actor, chat: Chat) -> None:
         """A new message arrived after the user hid the chat: drop the hidden tag."""

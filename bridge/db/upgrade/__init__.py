@@ -7,4 +7,11 @@ upgrade_table = UpgradeTable(
 )
 
 # One import per migration, in order; each registers itself on upgrade_table.
-from . import v01_initial, v02_chats, v03_bot_commands, v04_settings, v05_rules  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    v01_initial,
+    v02_chats,
+    v03_bot_commands,
+    v04_settings,
+    v05_rules,
+    v06_notifications,
+)

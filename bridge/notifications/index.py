@@ -1,0 +1,72 @@
+"""An index of chat messages (who sent what when, never content) for unread counts.
+
+The pipeline adds a row per message in the transaction that processes it and drops it when the
+message is redacted. A chat list of 2,000 chats asks only about the chats whose last message is
+newer than the user's read mark, with one index range per chat, so it stays fast however long
+the chats' histories are.
+"""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Connection, Database
+
+from bridge.clock import now_ms
+
+# Messages older than this leave the index: an unread count covers at most this period.
+RETENTION_MS = 180 * 24 * 3600 * 1000
+_CHUNK = 200
+
+
+class MessageIndex:
+    def __init__(self, db: Database, bot: str) -> None:
+        self.db = db
+        self.bot = bot
+
+    @staticmethod
+    async def add(conn: Connection, event_id: str, room_id: str, sender: str, ts: int) -> None:
+        await conn.execute(
+            "INSERT INTO chat_message (event_id, room_id, sender, ts) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            event_id,
+            room_id,
+            sender,
+            ts,
+        )
+
+    @staticmethod
+    async def remove(conn: Connection, event_id: str) -> None:
+        await conn.execute("DELETE FROM chat_message WHERE event_id=$1", event_id)
+
+    @staticmethod
+    async def sender_of(conn: Connection, event_id: str) -> str | None:
+        value = await conn.fetchval("SELECT sender FROM chat_message WHERE event_id=$1", event_id)
+        return str(value) if value is not None else None
+
+    async def unread_counts(self, user_id: str, read_marks: dict[str, int]) -> dict[str, int]:
+        """Per chat, how many messages from others arrived after ``read_marks[chat]``.
+
+        Pass only chats that may have unread messages (last message newer than the mark);
+        chats left out count as 0.
+        """
+        counts: dict[str, int] = {}
+        items = list(read_marks.items())
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start : start + _CHUNK]
+            ranges = " OR ".join(
+                f"(room_id=${i * 2 + 3} AND ts>${i * 2 + 4})" for i in range(len(chunk))
+            )
+            rows = await self.db.fetch(
+                "SELECT room_id, count(*) AS n FROM chat_message "
+                f"WHERE sender<>$1 AND sender<>$2 AND ({ranges}) GROUP BY room_id",
+                user_id,
+                self.bot,
+                *(value for pair in chunk for value in pair),
+            )
+            counts.update((r["room_id"], int(r["n"])) for r in rows)
+        return counts
+
+    async def prune(self, retention_ms: int = RETENTION_MS) -> None:
+        await self.db.execute("DELETE FROM chat_message WHERE ts < $1", now_ms() - retention_ms)
+        await self.db.execute(
+            "DELETE FROM chat_message WHERE room_id IN (SELECT room_id FROM chat WHERE deleted)"
+        )
