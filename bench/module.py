@@ -222,10 +222,10 @@ async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
         tmp = Path(tmp_name)
         sides: list[tuple[Side, str, IdentityMapper]] = []
         try:
-            for with_module in (True, False):
-                root = tmp / ("module" if with_module else "bare")
+            for loads_module in (True, False):
+                root = tmp / ("module" if loads_module else "bare")
                 root.mkdir()
-                sides.append(_start(root, with_module))
+                sides.append(_start(root, loads_module))
             loaded, bare = sides[0][0], sides[1][0]
             timings: dict[str, list[float]] = {loaded.name: [], bare.name: []}
             async with aiohttp.ClientSession() as session:
