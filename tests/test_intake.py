@@ -593,3 +593,39 @@ async def test_message_from_a_portal_client_reaches_the_pipeline(
     assert ev.payload["content"]["body"] == "Hello from the portal"
     rows = await queue_rows(bridge.db, [event_id])
     assert rows in ({event_id: None}, {event_id: "ok"})
+
+
+async def test_batch_handler_sees_every_event_once_in_room_order(
+    bridge: Bridge, hs: Homeserver, effects: Effects
+) -> None:
+    rooms = [room() for _ in range(3)]
+    events = [message(rooms[n % 3], n) for n in range(90)]
+    poison = events[40]["event_id"]
+    batches: list[list[str]] = []
+
+    async def per_batch(conn: Connection, batch: list[QueuedEvent]) -> None:
+        mine = [ev for ev in batch if made_up(ev)]
+        if any(ev.event_id == poison for ev in mine):
+            raise ValueError("one bad event in the batch")
+        batches.append([ev.event_id for ev in mine])
+        for ev in mine:
+            await conn.execute(
+                "INSERT INTO test_effect (event_id, room_id) VALUES ($1, $2)",
+                ev.event_id,
+                "batch",
+            )
+
+    bridge.pipeline.add_batch_handler(per_batch)
+    for start in range(0, len(events), 30):
+        assert (await hs.send(events[start : start + 30])).status == 200
+    await bridge.pipeline.wait_idle()
+    ids = [ev["event_id"] for ev in events]
+    rows = await bridge.db.fetch("SELECT event_id FROM test_effect WHERE room_id='batch'")
+    assert sorted(r["event_id"] for r in rows) == sorted(i for i in ids if i != poison)
+    seen = [i for batch in batches for i in batch]
+    assert sorted(seen) == sorted(i for i in ids if i != poison)  # Once each, committed.
+    for r in rooms:
+        in_room = [ev["event_id"] for ev in events if ev["room_id"] == r]
+        assert [i for i in seen if i in set(in_room)] == [i for i in in_room if i != poison]
+    outcomes = await queue_rows(bridge.db, ids)
+    assert outcomes[poison] == "failed:ValueError"

@@ -37,11 +37,15 @@ from mautrix.util.async_db import Connection, Database, Scheme
 from bridge.db import transaction
 
 from .queue import EventQueue, QueuedEvent
+from .sqlite import one_trip
 
 log = logging.getLogger("practice.pipeline")
 
 # A handler sees each event with the transaction's connection; it may write effects through it.
 EventHandler = Callable[[Connection, QueuedEvent], Awaitable[None]]
+# A batch handler sees a whole batch at once (every room's events in sequence order), after the
+# per-event handlers have seen all of it: a chance to write once per room instead of per event.
+BatchHandler = Callable[[Connection, list[QueuedEvent]], Awaitable[None]]
 
 _FETCH_LIMIT = 2000
 _BATCH = 500
@@ -67,6 +71,7 @@ class Pipeline:
         self.db = db
         self.queue = queue
         self.handlers: list[EventHandler] = list(handlers or [])
+        self.batch_handlers: list[BatchHandler] = []
         self.workers = workers or _default_workers(db)
         self.max_backlog = max_backlog
         self._rooms: dict[str, deque[QueuedEvent]] = {}  # queued, not yet taken by a worker
@@ -85,6 +90,9 @@ class Pipeline:
 
     def add_handler(self, handler: EventHandler) -> None:
         self.handlers.append(handler)
+
+    def add_batch_handler(self, handler: BatchHandler) -> None:
+        self.batch_handlers.append(handler)
 
     def start(self) -> None:
         if self._tasks:
@@ -241,11 +249,14 @@ class Pipeline:
 
     async def _run_handlers(self, batch: list[QueuedEvent]) -> None:
         try:
-            async with transaction(self.db) as conn:
+            async with transaction(self.db) as raw:
+                conn = one_trip(raw)
                 try:
                     for ev in batch:
                         for handler in self.handlers:
                             await handler(conn, ev)
+                    for batch_handler in self.batch_handlers:
+                        await batch_handler(conn, batch)
                     await self.queue.mark_processed(conn, [ev.seq for ev in batch])
                 except asyncio.CancelledError as e:
                     raise _Interrupted from e

@@ -20,6 +20,8 @@ from mautrix.util.async_db import Connection, Database, Scheme
 from bridge.clock import now_ms
 from bridge.db import transaction
 
+from .sqlite import one_trip
+
 RETENTION_MS = 14 * 24 * 3600 * 1000
 
 # Matrix caps identifiers at 255 bytes; anything else cannot be an event we can act on.
@@ -84,18 +86,8 @@ class EventQueue:
             marked = edu | {"_edu": True}
             fresh.setdefault(ephemeral_id(txn_id, edu), (_room(edu), json.dumps(marked), marked))
         rows = [(event_id, room, text) for event_id, (room, text, _) in fresh.items()]
-        seqs: dict[str, int] = {}
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) "
-                "ON CONFLICT (txn_id) DO NOTHING",
-                txn_id,
-                now,
-            )
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                chunk = rows[start : start + _INSERT_CHUNK]
-                for record in await self._insert(conn, chunk, now):
-                    seqs[record["event_id"]] = int(record["seq"])
+        records = await self._insert(txn_id, rows, now)
+        seqs = {record["event_id"]: int(record["seq"]) for record in records}
         stored = [
             QueuedEvent(seq, event_id, fresh[event_id][0], fresh[event_id][2])
             for event_id, seq in seqs.items()
@@ -103,27 +95,42 @@ class EventQueue:
         stored.sort(key=lambda ev: ev.seq)
         return stored
 
-    async def _insert(self, conn: Connection, rows: list[tuple[str, str, str]], now: int) -> Any:
-        if self.db.scheme == Scheme.SQLITE:
-            values = ", ".join(
-                f"(${i * 3 + 2}, ${i * 3 + 3}, ${i * 3 + 4}, $1)" for i in range(len(rows))
-            )
-            return await conn.fetch(
-                "INSERT INTO event_queue (event_id, room_id, payload, received_at) "
-                f"VALUES {values} ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
-                now,
-                *(value for row in rows for value in row),
-            )
-        return await conn.fetch(
-            "INSERT INTO event_queue (event_id, room_id, payload, received_at) "
-            "SELECT e, r, p, $4 FROM unnest($1::text[], $2::text[], $3::text[]) "
-            "WITH ORDINALITY AS t(e, r, p, o) ORDER BY o "
-            "ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
-            [row[0] for row in rows],
-            [row[1] for row in rows],
-            [row[2] for row in rows],
-            now,
+    async def _insert(self, txn_id: str, rows: list[tuple[str, str, str]], now: int) -> list[Any]:
+        """Insert the transaction and its new events atomically; the new events' seq numbers."""
+        txn_sql = (
+            "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) "
+            "ON CONFLICT (txn_id) DO NOTHING"
         )
+        if self.db.scheme != Scheme.SQLITE:
+            # One statement, so one round trip: atomic without an explicit transaction.
+            return await self.db.fetch(
+                f"WITH txn AS ({txn_sql}) "
+                "INSERT INTO event_queue (event_id, room_id, payload, received_at) "
+                "SELECT e, r, p, $2 FROM unnest($3::text[], $4::text[], $5::text[]) "
+                "WITH ORDINALITY AS t(e, r, p, o) ORDER BY o "
+                "ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
+                txn_id,
+                now,
+                [row[0] for row in rows],
+                [row[1] for row in rows],
+                [row[2] for row in rows],
+            )
+        records: list[Any] = []
+        async with transaction(self.db) as raw:
+            conn = one_trip(raw)
+            await conn.execute(txn_sql, txn_id, now)
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                values = ", ".join(
+                    f"(${i * 3 + 2}, ${i * 3 + 3}, ${i * 3 + 4}, $1)" for i in range(len(chunk))
+                )
+                records += await conn.fetch(
+                    "INSERT INTO event_queue (event_id, room_id, payload, received_at) "
+                    f"VALUES {values} ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
+                    now,
+                    *(value for row in chunk for value in row),
+                )
+        return records
 
     async def pending(self, limit: int, after_seq: int = 0) -> list[QueuedEvent]:
         """Unprocessed events with a sequence number above ``after_seq``, oldest first."""
