@@ -16,7 +16,9 @@ In chats the sender is then told why in an ``m.notice`` from the bot that mentio
 quotes their text. The policy is the bot's own policy state as the pipeline saw it in that room's
 order (kept in ``room_policy``): the same event the module trusts, at the point in the room's
 history where the client sent; a room whose policy predates this table is read from the
-homeserver once.
+homeserver once. A policy event from anyone else changes nothing here: the bot's last policy
+stays in force (the module, which sees only the room's current state, then finds no trusted
+policy and applies no limit; both ignore the forged one).
 
 Exactly once: the violation row commits with the event's "processed" mark, so a redelivered event
 is never judged twice; a worker performs the row after the commit and marks it done. A resend
