@@ -27,7 +27,6 @@ from bridge.errors import PREFIX, PracticeError
 from . import present
 from .export import FORMATS, ChatExporter
 from .parse import (
-    CHAT_COMMANDS,
     INVITED,
     LEAVE,
     Person,
@@ -433,4 +432,4 @@ class CommandRunner:
         return "refused:not_private"
 
 
-__all__ = ["CHAT_COMMANDS", "CommandRunner", "HELP"]
+__all__ = ["CommandRunner", "HELP"]
