@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
@@ -26,7 +27,20 @@ DEFAULT_PREFIX = "/_matrix/provision/v1"
 EXAMPLE_PRACTICE = "sunrise-wellness"
 EXAMPLE_DOMAIN = "example.org"
 # Fields whose values differ on every run: only their presence and type are compared.
-VOLATILE = frozenset({"access_token", "device_id", "homeserver", "id", "ts"})
+VOLATILE = frozenset(
+    {
+        "access_token",
+        "device_id",
+        "homeserver",
+        "id",
+        "ts",
+        "last_message_ts",
+        "last_read_ts",
+        # How far the background propagation of a practice's rules has come.
+        "practice_applied",
+        "practice_pending_chats",
+    }
+)
 
 
 @cache
@@ -125,26 +139,46 @@ class Contract:
             )
 
 
-def localize(value: Any, practice_id: str, domain: str) -> Any:
+def localize(
+    value: Any, practice_id: str, domain: str, chats: dict[str, str] | None = None
+) -> Any:
+    """The example told in the test's practice and server, with the test's own chat ids for
+    the example's (``chats`` maps one to the other)."""
     text = json.dumps(value).replace(EXAMPLE_PRACTICE, practice_id)
+    for example_id, chat_id in (chats or {}).items():
+        text = text.replace(json.dumps(example_id), json.dumps(chat_id))
     return json.loads(text.replace(f":{EXAMPLE_DOMAIN}", f":{domain}"))
 
 
-def assert_same_shape(expected: Any, actual: Any, where: str = "$") -> None:
-    """Equal, except that volatile fields only need to be there with the same type."""
+def assert_same_shape(
+    expected: Any, actual: Any, where: str = "$", unordered: frozenset[str] = frozenset()
+) -> None:
+    """Equal, except that volatile fields only need to be there with the same type, and lists
+    under an ``unordered`` key may come in any order."""
     if isinstance(expected, dict):
         assert isinstance(actual, dict) and expected.keys() == actual.keys(), (where, actual)
         for key, value in expected.items():
             if key in VOLATILE:
                 assert type(actual[key]) is type(value), (f"{where}.{key}", actual[key])
+            elif key in unordered and isinstance(value, list) and isinstance(actual[key], list):
+                assert_same_shape(
+                    sorted(value, key=_canonical),
+                    sorted(actual[key], key=_canonical),
+                    f"{where}.{key}",
+                    unordered,
+                )
             else:
-                assert_same_shape(value, actual[key], f"{where}.{key}")
+                assert_same_shape(value, actual[key], f"{where}.{key}", unordered)
     elif isinstance(expected, list):
         assert isinstance(actual, list) and len(expected) == len(actual), (where, actual)
         for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            assert_same_shape(e, a, f"{where}[{i}]")
+            assert_same_shape(e, a, f"{where}[{i}]", unordered)
     else:
         assert expected == actual, (where, expected, actual)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def contract() -> Contract:
@@ -282,3 +316,104 @@ async def test_documented_examples_are_what_the_api_answers(
     await exchange("PUT", client, 201, "family_member", "family_member", client_id="c-1043")
     await exchange("DELETE", client, 200, None, "removed", client_id="c-1042")
     await exchange("DELETE", staff, 200, None, "removed", staff_id="dr-lee")
+
+
+async def test_documented_chat_and_settings_examples_are_what_the_api_answers(
+    api: ApiClient, practice_id: str
+) -> None:
+    """The flows of docs/chats.md, told with the document's examples: Anna (practitioner) and
+    Tom (team member) with the client Maria and her son Leo, a family member."""
+    c = contract()
+    domain = api.homeserver.domain
+    chats: dict[str, str] = {}  # the example's chat ids -> this run's
+    users: dict[str, str] = {}
+
+    def example(node: dict[str, Any], name: str) -> Any:
+        return c.resolve(node["content"]["application/json"]["examples"][name])["value"]
+
+    async def put(kind: str, local_id: str, body: dict[str, Any]) -> None:
+        r = await api.call("PUT", f"/practices/{practice_id}/{kind}/{local_id}", body)
+        assert r.status == 201, r.body
+        if r.body["user_id"]:
+            users[local_id] = r.body["user_id"]
+
+    async def exchange(
+        who: str | None,
+        method: str,
+        template: str,
+        status: int,
+        request: str | None,
+        response: str | None,
+        chat: str | None = None,
+        unordered: frozenset[str] = frozenset(),
+        **ids: str,
+    ) -> Reply:
+        op = c.doc["paths"][template][method.lower()]
+        body = None
+        if request:
+            body = localize(example(op["requestBody"], request), practice_id, domain, chats)
+        if chat is not None:
+            ids["chat_id"] = quote(chats[chat], safe="!")
+        path = template.format(practice_id=practice_id, **ids)
+        params = {"user_id": users[who]} if who else None
+        r = await api.call(method, path, body, params=params)
+        assert r.status == status, (method, path, r.body)
+        c.check(method, path, r)
+        if response:
+            value = example(c.resolve(op["responses"][str(status)]), response)
+            if isinstance(value, dict) and value.get("chat_id") not in (None, *chats):
+                chats[value["chat_id"]] = r.body["chat_id"]  # a chat this request created
+            expected = localize(value, practice_id, domain, chats)
+            assert_same_shape(expected, r.body, unordered=unordered)
+        return r
+
+    r = await api.call(
+        "PUT",
+        f"/practices/{practice_id}",
+        {"name": "Sunrise Wellness", "plan": "team", "timezone": "Europe/Berlin"},
+    )
+    assert r.status == 201, r.body
+    for staff_id, name, role in [("anna", "Anna", "practitioner"), ("tom", "Tom", "team_member")]:
+        await put(
+            "staff", staff_id, {"name": name, "email": f"{staff_id}@example.com", "role": role}
+        )
+    client = {"email": "maria@example.com", "activated": True, "portal_access": True}
+    await put("clients", "maria", client | {"name": "Maria", "family_primary_id": None})
+    await put("clients", "leo", client | {"name": "Leo", "family_primary_id": "maria"})
+
+    direct, chat = "/chats/direct", "/chats/{chat_id}"
+    await exchange("anna", "POST", direct, 201, "staff", "created")
+    await exchange("anna", "POST", direct, 200, "staff", "existing")
+    await exchange("anna", "POST", direct, 201, "family_member", "family_member")
+    maria_chat = "!29rw64RM6bkXyjfunyXXzX8D2jl6XZLw7Nyf1DkQAhI"
+    await exchange("anna", "POST", chat + "/share", 200, "share", "shared", maria_chat)
+    await exchange("tom", "POST", direct, 201, "create_new", "create_new")
+    await exchange("tom", "POST", direct, 409, "staff", "ChooseChat", unordered={"candidates"})
+    await exchange("tom", "POST", direct, 200, "choose", "existing")
+    await exchange("maria", "POST", direct, 200, "client", "existing")
+
+    await exchange("anna", "PUT", chat + "/pin", 200, None, "pinned", maria_chat)
+    await exchange("maria", "DELETE", chat + "/unread", 200, None, "read", maria_chat)
+    await exchange("anna", "GET", "/chats", 200, None, "staff")
+    await exchange("maria", "GET", "/contacts", 200, None, "client", unordered={"chats"})
+    await exchange("anna", "PUT", chat + "/hide", 200, None, "hidden", maria_chat)
+    await exchange("anna", "DELETE", chat + "/hide", 200, None, "shown", maria_chat)
+    await exchange("anna", "PUT", chat + "/unread", 200, None, "unread", maria_chat)
+    await exchange("anna", "DELETE", chat + "/pin", 200, None, "unpinned", maria_chat)
+
+    await exchange("anna", "POST", "/chats/group", 201, "group", "group")
+    toms_chat = "!UrjWapACn28XWuCwxxidaRR7wfQy3O8rUD9trcC5Fi8"
+    await exchange("tom", "POST", chat + "/convert", 200, "convert", "converted", toms_chat)
+    leos_chat = "!MtfTqxFuk0B8eONUB5527RBuJ80dkHfU3vOH9PLPMqs"
+    await exchange("anna", "DELETE", chat, 200, None, "deleted", leos_chat)
+
+    await exchange("anna", "PUT", "/settings", 200, "staff", "staff")
+    await exchange("maria", "GET", "/settings", 200, None, "client")
+    await put(
+        "staff", "dr-lee", {"name": "Dr. Mina Lee", "email": "lee@example.com", "role": "owner"}
+    )
+    await exchange("dr-lee", "PUT", "/settings", 200, "owner", "owner")
+
+    access = "/practices/{practice_id}/clients/{client_id}/direct-chat"
+    await exchange(None, "PUT", access, 200, "off", "off", client_id="maria")
+    await exchange("anna", "PUT", access, 200, "on", "on", client_id="maria")

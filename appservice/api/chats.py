@@ -19,7 +19,6 @@ from bridge.errors import invalid_param
 from .auth import Authenticator
 from .http import Body, check_id, json_response, read_json
 
-_MAX_CHAT_ID = 255
 _CHAT_ID_RE = re.compile(r"![A-Za-z0-9._~:+/=-]{1,254}")
 _FLAG_FIELDS = {"pin": "pinned", "hide": "hidden", "unread": "unread"}
 
@@ -27,6 +26,14 @@ _FLAG_FIELDS = {"pin": "pinned", "hide": "hidden", "unread": "unread"}
 def _chat_id(request: web.Request) -> str:
     value = request.match_info.get("chat_id", "")
     if not _CHAT_ID_RE.fullmatch(value):
+        raise invalid_param("chat_id", "'chat_id' must be a chat id such as '!abc123'.")
+    return value
+
+
+def _body_chat_id(body: Body) -> str | None:
+    """An optional chat id in a body, held to the same form as in a path."""
+    value = body.data.get("chat_id")
+    if value is not None and not (isinstance(value, str) and _CHAT_ID_RE.fullmatch(value)):
         raise invalid_param("chat_id", "'chat_id' must be a chat id such as '!abc123'.")
     return value
 
@@ -98,7 +105,7 @@ class ChatRoutes:
     async def post_direct(self, request: web.Request) -> web.Response:
         actor = await self._actor(request)
         body = await self._body(request)
-        chat_id = body.text("chat_id", required=False, max_len=_MAX_CHAT_ID)
+        chat_id = _body_chat_id(body)
         chat, created = await self.service.start_direct(
             actor,
             client_id=body.ident("client_id", required=False),
@@ -121,7 +128,7 @@ class ChatRoutes:
         body = await self._body(request)
         chat = await self.service.create_group(
             actor,
-            body.req_text("name", max_len=256),
+            body.req_text("name", max_len=256, single_line=True),
             _ids(body, "client_ids"),
             _ids(body, "staff_ids"),
         )
@@ -134,7 +141,7 @@ class ChatRoutes:
         chat = await self.service.convert(
             actor,
             chat_id,
-            body.req_text("name", max_len=256),
+            body.req_text("name", max_len=256, single_line=True),
             _ids(body, "client_ids"),
             _ids(body, "staff_ids"),
         )
