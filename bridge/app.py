@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from mautrix.util.async_db import Database
 
@@ -15,6 +16,7 @@ from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
 from appservice.commands import BotCommands, ExportFile
 from appservice.commands.export import ExportFormat
+from appservice.commands.parse import parse_command
 from appservice.enforcement import MatrixEnforcement
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
@@ -117,7 +119,9 @@ class Bridge:
         )
         self.pipeline.add_handler(self.rules)
         self.module_active = False  # the Synapse module answered the start-up probe
-        self.pipeline.add_handler(ChatActivity(self.chat_store, bot))
+        self.pipeline.add_handler(
+            ChatActivity(self.chat_store, bot, is_command=self._is_staff_command)
+        )
         self.settings_store = SettingsStore(self.db)
         self.policy = PolicyPropagator(self.settings_store, self.chats.push_policy)
         self.settings = SettingsService(
@@ -173,6 +177,14 @@ class Bridge:
         self.az.app.add_subapp(config["provisioning.prefix"], self.api)
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
+
+    def _is_staff_command(self, payload: dict[str, Any]) -> bool:
+        who = self.mapper.parse(str(payload.get("sender", "")))
+        return (
+            who is not None
+            and who.kind == "staff"
+            and parse_command(payload.get("content")) is not None
+        )
 
     async def start(self) -> None:
         self._started = True

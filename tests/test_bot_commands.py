@@ -270,6 +270,10 @@ async def test_pin_unpin_hide_unhide_set_tags_in_matrix(
     assert await _tags(p1.mc, room) == set()
     assert await _tags(client, room) == set()  # per user: the client's tags are untouched
     await _no_bot_messages(client, room, bridge.mapper.bot_mxid)
+    # A command is not a message of the chat: the client's list does not call it unread.
+    r = await api.call("GET", "/chats", token=client.token)
+    (item,) = r.body["chats"]
+    assert item["unread"] is False
 
 
 async def test_add_turns_a_direct_chat_into_a_group_then_adds_to_it(

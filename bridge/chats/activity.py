@@ -6,6 +6,7 @@ request per room and a redelivered event changes nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mautrix.util.async_db import Connection
@@ -20,9 +21,16 @@ MESSAGE_TYPES = frozenset({"m.room.message", "m.sticker", "m.room.encrypted"})
 
 
 class ChatActivity:
-    def __init__(self, chats: ChatStore, bot: str) -> None:
+    def __init__(
+        self,
+        chats: ChatStore,
+        bot: str,
+        is_command: Callable[[dict[str, Any]], bool] = lambda _: False,
+    ) -> None:
         self.chats = chats
         self.bot = bot
+        # Staff bot commands are redacted at once: they are not messages of the chat.
+        self.is_command = is_command
 
     async def __call__(self, conn: Connection, ev: QueuedEvent) -> None:
         payload = ev.payload
@@ -34,6 +42,8 @@ class ChatActivity:
             return
         sender, ts = payload.get("sender"), payload.get("origin_server_ts")
         if not isinstance(sender, str) or not isinstance(ts, int) or sender == self.bot:
+            return
+        if self.is_command(payload):
             return
         content = payload.get("content")
         if isinstance(content, dict) and AUTO_REPLY_KEY in content:
