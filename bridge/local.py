@@ -30,7 +30,7 @@ from yarl import URL
 
 from config import Config, load_config
 from config.schema import generate_config
-from registration import generate_registration, module_entry
+from registration import generate_registration, module_entries
 from registration.homeserver import (
     free_port,
     start_synapse,
@@ -166,7 +166,7 @@ def prepare(
             server_name=config["homeserver.domain"],
             port=setup.synapse_port,
             registration_path=paths.registration,
-            module=module_entry(config),
+            module=module_entries(config),
         )
         os.chmod(paths.homeserver_config, 0o600)
         setup.notes.append(
@@ -243,7 +243,7 @@ def _sync_homeserver(config: Config, setup: LocalSetup) -> None:
         wanted = {
             "public_baseurl": f"{setup.synapse_url}/",
             "app_service_config_files": [str(setup.paths.registration)],
-            "modules": [module_entry(config)],
+            "modules": module_entries(config),
         }
         changed = False
         for key, value in wanted.items():

@@ -25,7 +25,7 @@ from typing import Any
 
 from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper, RecursiveDict
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import Comment, CommentedMap
+from ruamel.yaml.comments import Comment, CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from yarl import URL
 
@@ -61,6 +61,9 @@ _COPIED = (
     "provisioning.token_cache_seconds",
     "practice.default_plan",
     "practice.max_text_length",
+    "attachments.max_size",
+    "attachments.blocked_mimetypes",
+    "attachments.blocked_extensions",
     "notifications.delay_seconds",
     "notifications.portal_url",
     "notifications.smtp.hostname",
@@ -71,7 +74,7 @@ _COPIED = (
     "notifications.smtp.from_address",
 )
 # Mappings copied whole: the admin's version replaces the example's.
-_COPIED_DICTS = ("appservice.database_opts", "practice.plans", "logging")
+_COPIED_DICTS = ("appservice.database_opts", "practice.plans", "attachments.practices", "logging")
 # Keys the admin must set: a missing one is refused, never defaulted.
 _REQUIRED = ("homeserver.address", "homeserver.domain", "appservice.address")
 # Keys of older configs that the upgrade moves (old -> new).
@@ -210,10 +213,27 @@ def _replace_mapping(base: RecursiveDict[CommentedMap], key: str, value: Comment
     if spot is not None:
         token = spot[0].ca.items.get(spot[1], [None, None, None, None])[2]
     base[key] = new
+    if not old:
+        # The example's mapping is empty (`practices: {}`): the comment after it belongs to the
+        # next key there, so the copy the admin's file carries at its end would repeat it.
+        _drop_trailing_comment(new)
     target = _deepest_last(new)
     if token is not None and target is not None:
         entry = target[0].ca.items.setdefault(target[1], [None, None, None, None])
         entry[2] = token
+
+
+def _drop_trailing_comment(node: Any) -> None:
+    """Remove the comment ruamel keeps after the last scalar under ``node``."""
+    while isinstance(node, CommentedMap | CommentedSeq) and node:
+        last = next(reversed(node)) if isinstance(node, CommentedMap) else len(node) - 1
+        if isinstance(node[last], CommentedMap | CommentedSeq) and node[last]:
+            node = node[last]
+            continue
+        entry = node.ca.items.get(last)
+        if entry:
+            entry[2 if isinstance(node, CommentedMap) else 0] = None
+        return
 
 
 def _block_style(node: Any) -> None:
@@ -411,6 +431,7 @@ def validate(config: Config) -> None:
     _validate_database(config)
     _validate_identity(config)
     _validate_plans(config)
+    _validate_attachments(config)
     _validate_logging(config)
 
 
@@ -478,6 +499,60 @@ def _validate_plans(config: Config) -> None:
             f"must name one of practice.plans ({', '.join(str(p) for p in plans)}), "
             f"got {_describe('practice.default_plan', config['practice.default_plan'])}",
         )
+
+
+_MIMETYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_EXTENSION = re.compile(r"\.?[a-z0-9][a-z0-9_+-]*")
+_PRACTICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ATTACHMENT_KEYS = ("max_size", "blocked_mimetypes", "blocked_extensions")
+
+
+def _validate_attachment_rules(config: Config, prefix: str, rules: Any, line_key: str) -> None:
+    """One set of attachment rules (the defaults, or a practice's); errors name the key."""
+
+    def fail(key: str, message: str) -> ConfigError:
+        line = config.line_of(f"{prefix}.{key}") or config.line_of(line_key)
+        return ConfigError(f"{prefix}.{key}", message, line)
+
+    if "max_size" in rules and not _is_positive(rules["max_size"]):
+        raise fail("max_size", "must be a positive number of bytes")
+    for key, pattern, example in (
+        ("blocked_mimetypes", _MIMETYPE, "application/x-msdownload"),
+        ("blocked_extensions", _EXTENSION, "exe"),
+    ):
+        if key not in rules:
+            continue
+        value = rules[key]
+        if not isinstance(value, list):
+            raise fail(key, f"must be a list such as [{example}]")
+        for item in value:
+            if not isinstance(item, str) or not pattern.fullmatch(item.lower()):
+                raise fail(key, f"has {_describe(key, item)}; entries look like {example}")
+
+
+def _validate_attachments(config: Config) -> None:
+    defaults = {key: config[f"attachments.{key}"] for key in ATTACHMENT_KEYS}
+    for key, value in defaults.items():
+        if value is None:
+            raise config.error(f"attachments.{key}", "is required")
+    _validate_attachment_rules(config, "attachments", defaults, "attachments")
+    practices = config["attachments.practices"]
+    if practices is None:
+        return
+    if not isinstance(practices, dict):
+        raise config.error("attachments.practices", "must map practice ids to attachment rules")
+    for practice_id, rules in practices.items():
+        where = f"attachments.practices.{practice_id}"
+        if not isinstance(practice_id, str) or not _PRACTICE_ID.fullmatch(practice_id):
+            raise config.error("attachments.practices", f"has a bad practice id {practice_id!r}")
+        if not isinstance(rules, dict):
+            raise config.error(where, f"must map any of {', '.join(ATTACHMENT_KEYS)} to values")
+        unknown = [k for k in rules if k not in ATTACHMENT_KEYS]
+        if unknown:
+            raise config.error(
+                where, f"has unknown key {unknown[0]!r} (use {', '.join(ATTACHMENT_KEYS)})"
+            )
+        _validate_attachment_rules(config, where, rules, "attachments.practices")
 
 
 def _validate_logging(config: Config) -> None:

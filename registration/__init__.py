@@ -1,5 +1,17 @@
 """Generating the appservice registration and the homeserver.yaml snippet."""
 
-from .generate import generate_registration, homeserver_snippet, module_entry
+from .generate import (
+    generate_registration,
+    homeserver_snippet,
+    media_module_entry,
+    module_entries,
+    module_entry,
+)
 
-__all__ = ["generate_registration", "homeserver_snippet", "module_entry"]
+__all__ = [
+    "generate_registration",
+    "homeserver_snippet",
+    "media_module_entry",
+    "module_entries",
+    "module_entry",
+]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from bridge.identity import IdentityMapper
+from bridge.identity import IdentityMapper, escape
 from config import Config
 
 
@@ -68,6 +68,7 @@ def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[
 
 
 def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[str, Any]:
+    """The rules module (appservice.synapse_module)."""
     mapper = _mapper(config)
     client_regex = mapper.namespace_regex().replace("(staff|client)", "client")
     return {
@@ -79,6 +80,57 @@ def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[s
             "promote_bot_to_admin": promote_bot_to_admin,
         },
     }
+
+
+# A field of a portal user id: what bridge.identity.escape makes of an id.
+_FIELD = "[a-z0-9=-]+"
+_ATTACHMENT_KEYS = ("max_size", "blocked_mimetypes", "blocked_extensions")
+
+
+def practice_regex(mapper: IdentityMapper) -> str:
+    """Portal user ids with their practice (as escaped in the id) in the group ``practice``."""
+    pattern = re.escape(mapper.template)
+    pattern = pattern.replace(re.escape("{kind}"), "(?P<kind>staff|client)")
+    pattern = pattern.replace(re.escape("{practice}"), f"(?P<practice>{_FIELD})")
+    pattern = pattern.replace(re.escape("{id}"), _FIELD)
+    return f"@{pattern}:{re.escape(mapper.domain)}$"
+
+
+def _attachment_rules(rules: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = dict(base or {})
+    for key in _ATTACHMENT_KEYS:
+        if key in rules:
+            value = rules[key]
+            out[key] = list(value) if isinstance(value, list) else value
+    return out
+
+
+def media_module_entry(config: Config) -> dict[str, Any]:
+    """The media module (appservice.synapse_media): the attachment policy of ``attachments``,
+    each practice's rules complete (its own keys over the defaults), keyed by the practice as it
+    appears in user ids."""
+    mapper = _mapper(config)
+    default = _attachment_rules({key: config[f"attachments.{key}"] for key in _ATTACHMENT_KEYS})
+    practices = {
+        escape(str(practice_id)): _attachment_rules(rules, default)
+        for practice_id, rules in (config["attachments.practices"] or {}).items()
+    }
+    return {
+        "module": "appservice.synapse_media.PracticeMedia",
+        "config": {
+            "bot_user_id": config.bot_mxid,
+            "practice_regex": practice_regex(mapper),
+            "attachments": {"default": default, "practices": practices},
+        },
+    }
+
+
+def module_entries(config: Config, *, promote_bot_to_admin: bool = True) -> list[dict[str, Any]]:
+    """Every module Synapse loads for the bridge: the rules, then the media policy."""
+    return [
+        module_entry(config, promote_bot_to_admin=promote_bot_to_admin),
+        media_module_entry(config),
+    ]
 
 
 def homeserver_snippet(config: Config, registration_path: str | os.PathLike[str]) -> str:
@@ -93,7 +145,7 @@ def homeserver_snippet(config: Config, registration_path: str | os.PathLike[str]
     YAML().dump(
         {
             "app_service_config_files": [os.path.abspath(registration_path)],
-            "modules": [module_entry(config)],
+            "modules": module_entries(config),
         },
         out,
     )

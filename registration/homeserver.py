@@ -32,10 +32,12 @@ def write_homeserver_config(
     server_name: str,
     port: int,
     registration_path: str | os.PathLike[str],
-    module: dict[str, Any] | None,
+    module: dict[str, Any] | list[dict[str, Any]] | None,
     fast: bool = False,
 ) -> Path:
-    """Write ``homeserver.yaml`` (and a signing key) into ``data_dir``; return its path."""
+    """Write ``homeserver.yaml`` (and a signing key) into ``data_dir``; return its path.
+
+    ``module`` is one ``modules:`` entry or a list of them (``registration.module_entries``)."""
     from signedjson.key import generate_signing_key, write_signing_keys
 
     data = Path(data_dir).resolve()
@@ -70,7 +72,7 @@ def write_homeserver_config(
         "suppress_key_server_warning": True,
         "federation_domain_whitelist": [],
         "app_service_config_files": [str(Path(registration_path).resolve())],
-        "modules": [module] if module else [],
+        "modules": module if isinstance(module, list) else [module] if module else [],
         "presence": {"enabled": False},
         "url_preview_enabled": False,
         "enable_metrics": False,

@@ -22,7 +22,7 @@ from bridge.app import Bridge
 from bridge.db import create_database
 from config import Config, load_config
 from config.schema import generate_config
-from registration import generate_registration, module_entry
+from registration import generate_registration, module_entries
 from registration.homeserver import (
     free_port,
     start_synapse,
@@ -32,6 +32,7 @@ from registration.homeserver import (
 from tests.clients import ApiClient, HomeserverInfo
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
+OWN_ATTACHMENT_RULES = "smallfiles"
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +47,12 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
             "appservice.address": f"http://127.0.0.1:{as_port}",
             "appservice.port": as_port,
             "provisioning.token_cache_seconds": 0,
+            # A practice with attachment rules of its own (tests/test_attachments.py).
+            f"attachments.practices.{OWN_ATTACHMENT_RULES}": {
+                "max_size": 4096,
+                "blocked_mimetypes": ["application/zip"],
+                "blocked_extensions": ["zip"],
+            },
         },
     )
     generate_registration(config, root / "registration.yaml")
@@ -54,7 +61,7 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
         server_name="practice.test",
         port=hs_port,
         registration_path=root / "registration.yaml",
-        module=module_entry(config),
+        module=module_entries(config),
         fast=True,
     )
     log_path = root / "synapse.log"

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from synapse.appservice import ApplicationService
 from synapse.config.appservice import load_appservices
 
+from appservice.synapse_media import PracticeMedia
 from appservice.synapse_module import PracticeRules
 from bridge.identity import KINDS, IdentityMapper
 from config import load_config
@@ -200,10 +201,13 @@ def test_snippet_loads_the_registration_and_the_module(generated: Generated) -> 
     assert "app_service_config_files" in out
     snippet = generated.snippet
     assert snippet["app_service_config_files"] == [str(generated.registration_path.resolve())]
-    (entry,) = snippet["modules"]
+    entry, media = snippet["modules"]
     assert entry["module"] == "appservice.synapse_module.PracticeRules"
     config = PracticeRules.parse_config(entry["config"])
     assert config["bot_user_id"] == generated.config.bot_mxid
+    # The attachment policy and practice-only downloads (tests/test_attachments.py).
+    assert media["module"] == "appservice.synapse_media.PracticeMedia"
+    assert PracticeMedia.parse_config(media["config"])["bot_user_id"] == config["bot_user_id"]
 
 
 def test_module_config_tells_clients_from_staff(generated: Generated) -> None:
