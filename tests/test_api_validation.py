@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -31,19 +31,50 @@ class Endpoint:
     template: str
     body: dict[str, Any] | None = None
     backend_only: bool = True
+    # Templates over {practice_id} and {domain}; ``user_id`` names the user a route acts for.
     query: dict[str, str] = field(default_factory=dict)
+    # With the shared secret, the route needs ``?user_id=`` (it acts as a portal user).
+    acts_as_user: bool = False
 
     def path(self, practice: str, **ids: str) -> str:
-        """The path for this practice, client c1 and staff s1 unless ``ids`` say otherwise."""
-        defaults = {"practice_id": practice, "staff_id": "s1", "client_id": "c1"}
+        """The path for this practice, client c1, staff s1 and a chat id that names no chat,
+        unless ``ids`` say otherwise."""
+        defaults = {
+            "practice_id": practice,
+            "staff_id": "s1",
+            "client_id": "c1",
+            "chat_id": NO_CHAT,
+        }
         return self.template.format(**(defaults | ids))
 
-    def params(self, practice_id: str) -> dict[str, str]:
-        return {k: v.format(practice_id=practice_id) for k, v in self.query.items()}
+    def params(self, practice_id: str, domain: str) -> dict[str, str]:
+        return {k: v.format(practice_id=practice_id, domain=domain) for k, v in self.query.items()}
 
     @property
     def name(self) -> str:
         return f"{self.method} {self.template}"
+
+
+def portal_user(local_id: str, kind: str = "staff") -> str:
+    """A portal user's id as a template over {practice_id} and {domain}."""
+    return f"@pb_{kind}_{{practice_id}}_{local_id}:{{domain}}"
+
+
+NO_CHAT = "!abc123"  # a well-formed chat id that names no chat
+
+
+def user_route(
+    method: str, template: str, body: dict[str, Any] | None = None, user: str = "s1"
+) -> Endpoint:
+    """A route that acts as a portal user: the practitioner s1 unless ``user`` says otherwise."""
+    return Endpoint(
+        method,
+        template,
+        body,
+        backend_only=False,
+        query={"user_id": portal_user(user)},
+        acts_as_user=True,
+    )
 
 
 PRACTICE = Endpoint(
@@ -71,11 +102,57 @@ PUT_CLIENT = Endpoint(
 DELETE_CLIENT = Endpoint("DELETE", "/practices/{practice_id}/clients/{client_id}")
 SESSIONS = Endpoint("POST", "/practices/{practice_id}/sessions", {"client_id": "c1"})
 AUDIT = Endpoint("GET", "/audit", backend_only=False, query={"practice_id": "{practice_id}"})
+CONTACTS = user_route("GET", "/contacts")
+LIST_CHATS = user_route("GET", "/chats")
+DIRECT = user_route("POST", "/chats/direct", {"client_id": "c1"})
+GROUP = user_route("POST", "/chats/group", {"name": "Group", "client_ids": ["c1"]})
+CONVERT = user_route(
+    "POST", "/chats/{chat_id}/convert", {"name": "Group", "client_ids": [], "staff_ids": ["t1"]}
+)
+SHARE = user_route("POST", "/chats/{chat_id}/share", {"staff_id": "t1"})
+DELETE_CHAT = user_route("DELETE", "/chats/{chat_id}")
+FLAGS = [
+    user_route(method, f"/chats/{{chat_id}}/{flag}")
+    for flag in ("pin", "hide", "unread")
+    for method in ("PUT", "DELETE")
+]
+EXPORT = user_route("GET", "/chats/{chat_id}/export")
+GET_SETTINGS = user_route("GET", "/settings")
+# The owner, so that the practice's settings are checked too.
+PUT_SETTINGS = user_route("PUT", "/settings", {"enter_key": "send"}, user="boss")
+DIRECT_CHAT_ACCESS = Endpoint(
+    "PUT",
+    "/practices/{practice_id}/clients/{client_id}/direct-chat",
+    {"enabled": False},
+    backend_only=False,
+)
 
 # Every authenticated operation of the API: a route added later belongs here too.
-ENDPOINTS = [PRACTICE, PUT_STAFF, DELETE_STAFF, PUT_CLIENT, DELETE_CLIENT, SESSIONS, AUDIT]
+ENDPOINTS = [
+    PRACTICE,
+    PUT_STAFF,
+    DELETE_STAFF,
+    PUT_CLIENT,
+    DELETE_CLIENT,
+    SESSIONS,
+    AUDIT,
+    CONTACTS,
+    LIST_CHATS,
+    DIRECT,
+    GROUP,
+    CONVERT,
+    SHARE,
+    DELETE_CHAT,
+    *FLAGS,
+    EXPORT,
+    GET_SETTINGS,
+    PUT_SETTINGS,
+    DIRECT_CHAT_ACCESS,
+]
 BODY_ENDPOINTS = [e for e in ENDPOINTS if e.body is not None]
 PRACTICE_ROUTES = [e for e in ENDPOINTS if "{practice_id}" in e.template and e is not PRACTICE]
+USER_ROUTES = [e for e in ENDPOINTS if e.acts_as_user]
+CHAT_ROUTES = [e for e in ENDPOINTS if "{chat_id}" in e.template]
 
 
 class Checks:
@@ -154,11 +231,26 @@ async def send_raw(bridge: Bridge, head: bytes) -> Reply:
 
 @pytest.fixture
 async def practice(api: ApiClient, practice_id: str) -> AsyncIterator[str]:
-    """A practice with an owner, a practitioner and a client."""
+    """A practice with an owner, a practitioner, a team member and a client."""
     await api.setup_practice(
-        practice_id, staff=(("boss", "owner"), ("s1", "practitioner")), clients=("c1",)
+        practice_id,
+        staff=(("boss", "owner"), ("s1", "practitioner"), ("t1", "team_member")),
+        clients=("c1",),
     )
     yield practice_id
+
+
+def acting(practice_id: str, domain: str, local_id: str, kind: str = "staff") -> dict[str, str]:
+    """``?user_id=`` for the backend acting as this portal user."""
+    return {"user_id": portal_user(local_id, kind).format(practice_id=practice_id, domain=domain)}
+
+
+async def direct_chat(api: ApiClient, practice_id: str) -> str:
+    """The practitioner s1's 1:1 chat with the client c1, as it goes in a path."""
+    params = acting(practice_id, api.homeserver.domain, "s1")
+    reply = await api.call("POST", "/chats/direct", {"client_id": "c1"}, params=params)
+    assert reply.status in (200, 201), reply.body
+    return quote(reply.body["chat_id"], safe="!")
 
 
 def test_the_tables_cover_every_documented_operation() -> None:
@@ -177,6 +269,7 @@ async def test_missing_or_malformed_authorization_is_refused_everywhere(
     api: ApiClient, practice: str
 ) -> None:
     checks = Checks()
+    domain = api.homeserver.domain
     for endpoint in ENDPOINTS:
         path = endpoint.path(practice)
         for header in (None, f"Basic {api.secret}", "Bearer", "Bearer    ", f"Token {api.secret}"):
@@ -186,7 +279,7 @@ async def test_missing_or_malformed_authorization_is_refused_everywhere(
                 path,
                 headers={"Authorization": header} if header is not None else {},
                 data=b'{"name": "x"}',
-                params=endpoint.params(practice),
+                params=endpoint.params(practice, domain),
             )
             checks.expect(reply, endpoint.method, path, 401, "M_MISSING_TOKEN", label=header)
     checks.done(len(ENDPOINTS) * 5)
@@ -198,21 +291,19 @@ async def test_a_wrong_secret_is_an_unknown_token_everywhere(
     api: ApiClient, bridge: Bridge, practice: str
 ) -> None:
     checks = Checks()
+    domain = api.homeserver.domain
     for endpoint in ENDPOINTS:
         path = endpoint.path(practice)
+        params = endpoint.params(practice, domain)
         for token in ("wrong-secret", api.secret + "x", api.secret[:-1], "t" * 4000):
             reply = await api.call(
-                endpoint.method,
-                path,
-                endpoint.body,
-                token=token,
-                params=endpoint.params(practice),
+                endpoint.method, path, endpoint.body, token=token, params=params
             )
             checks.expect(reply, endpoint.method, path, 401, "M_UNKNOWN_TOKEN", label=token[:12])
         # Bytes that are not ASCII, or not even UTF-8, are no token either.
         target = bridge.config["provisioning.prefix"] + path
-        if endpoint.query:
-            target += f"?practice_id={practice}"
+        if params:
+            target += "?" + urlencode(params)
         for token in ("café".encode(), b"\xff\xfesecret"):
             head = (
                 f"{endpoint.method} {target} HTTP/1.1\r\n".encode()
@@ -284,12 +375,89 @@ async def test_the_backend_may_only_act_for_portal_users(api: ApiClient, practic
     for endpoint in ENDPOINTS:
         path = endpoint.path(practice)
         for user_id in bad_users:
-            params = endpoint.params(practice) | {"user_id": user_id}
+            params = endpoint.params(practice, domain) | {"user_id": user_id}
             reply = await api.call(endpoint.method, path, endpoint.body, params=params)
             checks.expect(
                 reply, endpoint.method, path, 400, "M_INVALID_PARAM", "user_id", label=user_id
             )
     checks.done(len(ENDPOINTS) * len(bad_users))
+
+
+async def test_the_backend_names_the_user_on_user_routes(api: ApiClient, practice: str) -> None:
+    checks = Checks()
+    for endpoint in USER_ROUTES:
+        path = endpoint.path(practice)
+        reply = await api.call(endpoint.method, path, endpoint.body)
+        checks.expect(reply, endpoint.method, path, 400, "M_MISSING_PARAM", "user_id")
+        if reply.body != C.example("MissingUserId", practice, api.homeserver.domain):
+            checks.problems.append(f"{path}: {reply.body} is not the documented MissingUserId")
+    checks.done(len(USER_ROUTES))
+
+
+async def test_a_users_token_acts_only_for_that_user(api: ApiClient, practice: str) -> None:
+    practitioner = await api.session_for(practice, staff_id="s1")
+    client = await api.session_for(practice, client_id="c1")
+    checks = Checks()
+    for endpoint in ENDPOINTS:
+        if endpoint.backend_only or endpoint is AUDIT:
+            continue
+        path = endpoint.path(practice)
+        for token, other in ((practitioner.token, client.user_id), (client.token, "@x:y")):
+            params = {"user_id": other}
+            reply = await api.call(
+                endpoint.method, path, endpoint.body, token=token, params=params
+            )
+            checks.expect(reply, endpoint.method, path, 403, "M_FORBIDDEN", label=other)
+    checks.done(2 * (len(USER_ROUTES) + 1))
+    reply = await api.call("GET", "/chats", token=client.token, params={"user_id": "x"})
+    assert reply.body == C.example("ForbiddenCaller", practice, api.homeserver.domain)
+
+
+async def test_users_without_access_are_refused_on_user_routes(
+    api: ApiClient, practice: str
+) -> None:
+    """Acting for someone who is not a team member or client with access: 403 with the reason."""
+    client = PUT_CLIENT.body or {}
+    for client_id, changes in [
+        ("kid", {"family_primary_id": "c1"}),
+        ("pending", {"activated": False}),
+        ("blocked", {"portal_access": False}),
+        ("gone", {}),
+    ]:
+        reply = await api.call(
+            "PUT", PUT_CLIENT.path(practice, client_id=client_id), client | changes
+        )
+        assert reply.status == 201, reply.body
+    await api.call("DELETE", DELETE_CLIENT.path(practice, client_id="gone"))
+    await api.call("DELETE", DELETE_STAFF.path(practice, staff_id="t1"))
+    domain = api.homeserver.domain
+    table = [
+        (acting(practice, domain, "t1"), "ORG.PRACTICEBRIDGE.STAFF_REMOVED", "StaffRemoved"),
+        (acting(practice, domain, "ghost"), "ORG.PRACTICEBRIDGE.UNKNOWN_USER", "UnknownUser"),
+        (acting(practice, domain, "kid", "client"), "ORG.PRACTICEBRIDGE.SUB_RECORD", None),
+        (
+            acting(practice, domain, "pending", "client"),
+            "ORG.PRACTICEBRIDGE.CLIENT_NOT_ACTIVATED",
+            "ClientNotActivated",
+        ),
+        (
+            acting(practice, domain, "blocked", "client"),
+            "ORG.PRACTICEBRIDGE.NO_PORTAL_ACCESS",
+            "NoPortalAccess",
+        ),
+        (acting(practice, domain, "gone", "client"), "ORG.PRACTICEBRIDGE.CLIENT_REMOVED", None),
+    ]
+    checks = Checks()
+    for endpoint in ENDPOINTS:
+        if endpoint.backend_only or endpoint is AUDIT:
+            continue
+        path = endpoint.path(practice)
+        for params, errcode, example in table:
+            reply = await api.call(endpoint.method, path, endpoint.body, params=params)
+            checks.expect(reply, endpoint.method, path, 403, errcode, label=params["user_id"])
+            if example and reply.body != C.example(example, practice, domain):
+                checks.problems.append(f"{path}: {reply.body} is not the documented {example}")
+    checks.done(len(table) * (len(USER_ROUTES) + 1))
 
 
 # -- request bodies --------------------------------------------------------------------------
@@ -317,18 +485,19 @@ async def test_bodies_that_are_not_json_objects_are_refused(
     api: ApiClient, practice: str, endpoint: Endpoint
 ) -> None:
     path = endpoint.path(practice)
+    domain = api.homeserver.domain
+    params = endpoint.params(practice, domain)
     checks = Checks()
     for raw in NOT_JSON:
-        reply = await api.call(endpoint.method, path, raw=raw)
+        reply = await api.call(endpoint.method, path, raw=raw, params=params)
         checks.expect(reply, endpoint.method, path, 400, "M_NOT_JSON", label=repr(raw[:20]))
     for raw in NOT_AN_OBJECT:
-        reply = await api.call(endpoint.method, path, raw=raw)
+        reply = await api.call(endpoint.method, path, raw=raw, params=params)
         checks.expect(reply, endpoint.method, path, 400, "M_BAD_JSON", label=repr(raw[:20]))
     checks.done(len(NOT_JSON) + len(NOT_AN_OBJECT))
-    domain = api.homeserver.domain
-    reply = await api.call(endpoint.method, path, raw=b"{")
+    reply = await api.call(endpoint.method, path, raw=b"{", params=params)
     assert reply.body == C.example("NotJson", practice, domain)
-    reply = await api.call(endpoint.method, path, raw=b"[]")
+    reply = await api.call(endpoint.method, path, raw=b"[]", params=params)
     assert reply.body == C.example("BadJson", practice, domain)
 
 
@@ -344,20 +513,26 @@ async def test_bodies_over_64_kib_are_refused(
 ) -> None:
     assert endpoint.body is not None
     path = endpoint.path(practice)
+    params = endpoint.params(practice, api.homeserver.domain)
     auth = {"Authorization": f"Bearer {api.secret}", "Content-Type": "application/json"}
     huge = json.dumps(endpoint.body | {"padding": "x" * (64 * 1024)}).encode()
     checks = Checks()
     # With a Content-Length, and streamed in chunks without one.
-    reply = await send(api, endpoint.method, path, headers=auth, data=huge)
+    reply = await send(api, endpoint.method, path, headers=auth, data=huge, params=params)
     checks.expect(reply, endpoint.method, path, 413, "M_TOO_LARGE", label="content-length")
-    reply = await send(api, endpoint.method, path, headers=auth, data=_chunks(huge, 16 * 1024))
+    chunked = _chunks(huge, 16 * 1024)
+    reply = await send(api, endpoint.method, path, headers=auth, data=chunked, params=params)
     checks.expect(reply, endpoint.method, path, 413, "M_TOO_LARGE", label="chunked")
     checks.done(2)
     assert reply.body == C.example("TooLarge", practice, api.homeserver.domain)
 
-    # Just under the limit, arriving in pieces, is read whole and accepted.
-    fits = json.dumps(endpoint.body | {"padding": "x" * (60 * 1024)}).encode()
-    reply = await send(api, endpoint.method, path, headers=auth, data=_chunks(fits, 8 * 1024))
+    # Just under the limit, arriving in pieces, is read whole and accepted (padded with
+    # whitespace: PUT /settings refuses unknown fields).
+    if "{chat_id}" in endpoint.template:
+        path = endpoint.path(practice, chat_id=await direct_chat(api, practice))
+    fits = (json.dumps(endpoint.body)[:-1] + " " * (60 * 1024) + "}").encode()
+    chunked = _chunks(fits, 8 * 1024)
+    reply = await send(api, endpoint.method, path, headers=auth, data=chunked, params=params)
     assert reply.status in (200, 201), reply.body
     C.check(endpoint.method, path, reply)
 
@@ -451,6 +626,35 @@ ROLE = [
     Bad(MISSING, "M_MISSING_PARAM"),
     Bad(None, "M_MISSING_PARAM"),
 ]
+ID_LIST = [
+    Bad("c1"),
+    Bad(5),
+    Bad(True),
+    Bad({}),
+    Bad([5]),
+    Bad([""]),
+    Bad(["bad id"]),
+    Bad(["a" * 65]),
+    Bad(["café"]),
+    Bad([None]),
+    Bad([["c1"]]),
+]
+CHAT_ID_FIELD = [
+    Bad(5),
+    Bad(True),
+    Bad([]),
+    Bad(""),
+    Bad("abc123"),
+    Bad("!"),
+    Bad("#room:example.org"),
+    Bad("!a b"),
+    Bad("!café"),
+    Bad("!a\nb"),
+    Bad("!" + "a" * 255),
+]
+OPTIONAL_BOOL = [Bad("true"), Bad(1), Bad(0), Bad("yes"), Bad([]), Bad({})]
+# PUT /settings: every field is optional, and null is no value.
+SETTING_BOOL = OPTIONAL_BOOL + [Bad(None)]
 FIELDS: dict[str, dict[str, list[Bad]]] = {
     PRACTICE.name: {
         "name": _text(256),
@@ -466,6 +670,37 @@ FIELDS: dict[str, dict[str, list[Bad]]] = {
         "family_primary_id": _ident(),
     },
     SESSIONS.name: {"staff_id": _ident(), "client_id": _ident()},
+    DIRECT.name: {
+        # Staff name a client: without one the request cannot be told (JSON Schema's anyOf
+        # cannot say that null is no value).
+        "client_id": _ident()
+        + [Bad(MISSING, "M_INVALID_PARAM"), Bad(None, "M_INVALID_PARAM", schema_rejects=False)],
+        "staff_id": _ident(),
+        "chat_id": CHAT_ID_FIELD,
+        "create_new": OPTIONAL_BOOL,
+    },
+    GROUP.name: {"name": _text(256), "client_ids": ID_LIST, "staff_ids": ID_LIST},
+    CONVERT.name: {"name": _text(256), "client_ids": ID_LIST, "staff_ids": ID_LIST},
+    SHARE.name: {"staff_id": _ident(required=True)},
+    PUT_SETTINGS.name: {
+        "enter_key": [
+            Bad("enter"),
+            Bad("Send"),
+            Bad("send "),
+            Bad(""),
+            Bad(1),
+            Bad(True),
+            Bad(None),
+            Bad([]),
+            Bad({}),
+        ],
+        "open_recent_chat": SETTING_BOOL,
+        "portal_alerts": SETTING_BOOL,
+        "email_alerts": SETTING_BOOL,
+        "autoresponder": [Bad("on"), Bad(True), Bad(1), Bad([]), Bad(None)],
+        "practice": [Bad("x"), Bad(True), Bad(1), Bad([]), Bad(None)],
+    },
+    DIRECT_CHAT_ACCESS.name: {"enabled": _bool()},
 }
 
 
@@ -475,6 +710,7 @@ async def test_each_field_refuses_wrong_types_missing_values_and_bad_text(
 ) -> None:
     assert endpoint.body is not None
     path = endpoint.path(practice)
+    params = endpoint.params(practice, api.homeserver.domain)
     validator = C.request_validator(endpoint.method, path)
     checks = Checks()
     for name, cases in FIELDS[endpoint.name].items():
@@ -487,7 +723,7 @@ async def test_each_field_refuses_wrong_types_missing_values_and_bad_text(
             label = f"{name}={case.value!r:.40}"
             if case.schema_rejects and not list(validator.iter_errors(body)):
                 checks.problems.append(f"{label}: the documented schema accepts {body!r}")
-            reply = await api.call(endpoint.method, path, body)
+            reply = await api.call(endpoint.method, path, body, params=params)
             checks.expect(reply, endpoint.method, path, 400, case.errcode, name, label=label)
     checks.done(sum(len(c) for c in FIELDS[endpoint.name].values()))
 
@@ -542,7 +778,7 @@ async def test_bad_ids_in_the_path_are_refused_everywhere(api: ApiClient, practi
                 checks.expect(
                     reply, endpoint.method, path, 400, "M_INVALID_PARAM", name, label=repr(bad)
                 )
-    checks.done(10 * len(BAD_IDS))
+    checks.done(sum(f"{{{n}}}" in e.template for e in ENDPOINTS for n in IDS) * len(BAD_IDS))
 
 
 async def test_bad_audit_queries_are_refused(api: ApiClient, practice: str) -> None:
@@ -572,6 +808,459 @@ async def test_bad_audit_queries_are_refused(api: ApiClient, practice: str) -> N
     C.check("GET", "/audit", reply)
 
 
+# Chat ids are room ids: '!' and, in room version 12, 43 URL-safe base64 characters.
+BAD_CHAT_IDS = [
+    "abc123",
+    "!",
+    "#room:example.org",
+    "@pb_staff_x_s1:example.org",
+    "!a b",
+    "!café",
+    "!😀",
+    "!日本",
+    "!a\x00b",
+    "!a\nb",
+    "!a?b",
+    "!a#b",
+    "!a@b",
+    "!%",
+    "!" + "a" * 255,
+    "a" * 2000,
+]
+
+
+async def test_bad_chat_ids_in_the_path_are_refused_everywhere(
+    api: ApiClient, practice: str
+) -> None:
+    domain = api.homeserver.domain
+    checks = Checks()
+    for endpoint in CHAT_ROUTES:
+        for bad in BAD_CHAT_IDS:
+            path = endpoint.path(practice, chat_id=quote(bad, safe=""))
+            params = endpoint.params(practice, domain)
+            reply = await api.call(endpoint.method, path, endpoint.body, params=params)
+            checks.expect(
+                reply, endpoint.method, path, 400, "M_INVALID_PARAM", "chat_id", label=repr(bad)
+            )
+    checks.done(len(CHAT_ROUTES) * len(BAD_CHAT_IDS))
+    path = DELETE_CHAT.path(practice, chat_id="abc")
+    reply = await api.call("DELETE", path, params=DELETE_CHAT.params(practice, domain))
+    assert reply.body == C.example("InvalidChatId", practice, domain)
+
+
+async def test_chats_nobody_may_see_are_not_found_everywhere(
+    api: ApiClient, practice: str
+) -> None:
+    """Well-formed ids of no chat, and a chat of someone else: the same 404."""
+    domain = api.homeserver.domain
+    theirs = await direct_chat(api, practice)
+    checks = Checks()
+    for endpoint in CHAT_ROUTES:
+        for chat_id in (NO_CHAT, "!abc:example.org", "!" + "A" * 43, theirs):
+            path = endpoint.path(practice, chat_id=chat_id)
+            params = acting(practice, domain, "t1")  # in the practice, not in the chat
+            reply = await api.call(endpoint.method, path, endpoint.body, params=params)
+            checks.expect(
+                reply, endpoint.method, path, 404, "ORG.PRACTICEBRIDGE.UNKNOWN_CHAT", label=chat_id
+            )
+            if reply.body != C.example("UnknownChat", practice, domain):
+                checks.problems.append(f"{path}: {reply.body} is not the documented UnknownChat")
+    checks.done(len(CHAT_ROUTES) * 4)
+
+
+async def test_bad_chat_list_queries_are_refused(api: ApiClient, practice: str) -> None:
+    user = acting(practice, api.homeserver.domain, "s1")
+    table: list[tuple[dict[str, str], str]] = []
+    for bad in ["", "ALL", "starred", "all ", "unread,pinned", "pinned\x00"]:
+        table.append(({"filter": bad}, "filter"))
+    for bad in ["", "True", "1", "yes", "false ", "null"]:
+        table.append(({"include_hidden": bad}, "include_hidden"))
+    checks = Checks()
+    for query, param in table:
+        reply = await api.call("GET", "/chats", params=user | query)
+        checks.expect(reply, "GET", "/chats", 400, "M_INVALID_PARAM", param, label=str(query))
+    checks.done(len(table))
+    reply = await api.call("GET", "/chats", params=user | {"filter": "x"})
+    assert reply.body == C.example("InvalidFilter", practice, api.homeserver.domain)
+    for chat_filter in ("all", "unread", "pinned"):
+        for hidden in ("true", "false"):
+            query = {"filter": chat_filter, "include_hidden": hidden}
+            reply = await api.call("GET", "/chats", params=user | query)
+            assert reply.status == 200, reply.body
+            C.check("GET", "/chats", reply)
+
+
+async def test_each_setting_is_checked_and_named(api: ApiClient, practice: str) -> None:
+    """PUT /settings takes any part of the object; a wrong part is named by its path."""
+    owner = acting(practice, api.homeserver.domain, "boss")
+    path = "/settings"
+    validator = C.request_validator("PUT", path)
+    period = {"day": "mon", "start": "09:00", "end": "17:00"}
+
+    def periods(*items: Any) -> dict[str, Any]:
+        return {"autoresponder": {"periods": list(items)}}
+
+    table: list[tuple[Any, str, bool]] = [
+        ({"colour": "blue"}, "colour", True),
+        ({"autoresponder": {"enabled": "yes"}}, "autoresponder.enabled", True),
+        ({"autoresponder": {"message": 5}}, "autoresponder.message", True),
+        ({"autoresponder": {"message": "x" * 2001}}, "autoresponder.message", True),
+        ({"autoresponder": {"mesage": "typo"}}, "autoresponder.mesage", True),
+        # JSON Schema cannot say that an enabled autoresponder needs a message.
+        ({"autoresponder": {"enabled": True}}, "autoresponder.message", False),
+        ({"autoresponder": {"periods": "weekends"}}, "autoresponder.periods", True),
+        (periods(*[period] * 6), "autoresponder.periods", True),
+        (periods("mon"), "autoresponder.periods[0]", True),
+        (periods(period, period | {"day": "Mon"}), "autoresponder.periods[1].day", True),
+        (periods(period | {"day": None}), "autoresponder.periods[0].day", True),
+        (periods({"start": "09:00", "end": "10:00"}), "autoresponder.periods[0].day", True),
+        (periods(period | {"start": "9:00"}), "autoresponder.periods[0].start", True),
+        (periods(period | {"start": "24:01"}), "autoresponder.periods[0].start", True),
+        (periods(period | {"start": 900}), "autoresponder.periods[0].start", True),
+        (periods(period | {"end": "17:60"}), "autoresponder.periods[0].end", True),
+        (periods(period | {"end": "5pm"}), "autoresponder.periods[0].end", True),
+        (periods(period | {"note": "x"}), "autoresponder.periods[0].note", True),
+        # Nor that a period starts before it ends.
+        (
+            periods(period | {"start": "17:00", "end": "09:00"}),
+            "autoresponder.periods[0].start",
+            False,
+        ),
+        (periods(period | {"end": "09:00"}), "autoresponder.periods[0].start", False),
+        ({"practice": {"plan": "team"}}, "practice.plan", True),
+        ({"practice": {"client_message_limit": 0}}, "practice.client_message_limit", True),
+        ({"practice": {"client_message_limit": 100_001}}, "practice.client_message_limit", True),
+        ({"practice": {"client_message_limit": 1.5}}, "practice.client_message_limit", True),
+        ({"practice": {"client_message_limit": "500"}}, "practice.client_message_limit", True),
+        ({"practice": {"client_message_limit": False}}, "practice.client_message_limit", True),
+        ({"practice": {"email_include_content": True}}, "practice.email_include_content", True),
+        (
+            {"practice": {"email_include_content": {"clients": "no"}}},
+            "practice.email_include_content.clients",
+            True,
+        ),
+        (
+            {"practice": {"email_include_content": {"family": True}}},
+            "practice.email_include_content.family",
+            True,
+        ),
+        ({"practice": {"clients_may_export": None}}, "practice.clients_may_export", True),
+        (
+            {"practice": {"allow_direct_chat_sharing": "false"}},
+            "practice.allow_direct_chat_sharing",
+            True,
+        ),
+    ]
+    before = await api.call("GET", path, params=owner)
+    checks = Checks()
+    for body, param, schema_rejects in table:
+        label = json.dumps(body)[:60]
+        if schema_rejects and not list(validator.iter_errors(body)):
+            checks.problems.append(f"{label}: the documented schema accepts it")
+        reply = await api.call("PUT", path, body, params=owner)
+        checks.expect(reply, "PUT", path, 400, "M_INVALID_PARAM", param, label=label)
+    checks.done(len(table))
+    assert (await api.call("GET", path, params=owner)).body == before.body
+    domain = api.homeserver.domain
+    reply = await api.call("PUT", path, {"colour": "blue"}, params=owner)
+    assert reply.body == C.example("UnknownSetting", practice, domain)
+    reply = await api.call("PUT", path, periods(period | {"start": "9"}), params=owner)
+    assert reply.body == C.example("InvalidSetting", practice, domain)
+    reply = await api.call("PUT", path, {"autoresponder": {"enabled": True}}, params=owner)
+    assert reply.body == C.example("AutoresponderWithoutMessage", practice, domain)
+
+    # The edges that are allowed.
+    for body in [
+        {},
+        {"practice": {}},
+        {"practice": {"client_message_limit": None}},
+        {"practice": {"client_message_limit": 1, "email_include_content": {"staff": True}}},
+        {"practice": {"client_message_limit": 100_000}},
+        periods(*[period | {"start": "00:00", "end": "24:00"}] * 5),
+        periods(),
+        {"autoresponder": {"enabled": True, "message": "Away."}},
+    ]:
+        assert not list(validator.iter_errors(body)), body
+        reply = await api.call("PUT", path, body, params=owner)
+        assert reply.status == 200, (body, reply.body)
+        C.check("PUT", path, reply)
+
+
+# -- the chats' and the settings' own rules ----------------------------------------------------
+
+
+async def test_chat_refusals_say_why(api: ApiClient, practice: str) -> None:
+    """Each rule of DESIGN §5 that the chat and settings routes enforce, refused as documented."""
+    domain = api.homeserver.domain
+    client = PUT_CLIENT.body or {}
+    for client_id, changes in [
+        ("c2", {}),
+        ("pending", {"activated": False}),
+        ("blocked", {"portal_access": False}),
+        ("closed", {}),
+    ]:
+        reply = await api.call(
+            "PUT", PUT_CLIENT.path(practice, client_id=client_id), client | changes
+        )
+        assert reply.status == 201, reply.body
+    closed = DIRECT_CHAT_ACCESS.path(practice, client_id="closed")
+    assert (await api.call("PUT", closed, {"enabled": False})).status == 200
+    chat = await direct_chat(api, practice)
+    s1 = acting(practice, domain, "s1")
+    group = await api.call(
+        "POST", "/chats/group", {"name": "Group", "client_ids": ["c1"]}, params=s1
+    )
+    assert group.status == 201, group.body
+    group_chat = quote(group.body["chat_id"], safe="!")
+    shared = await api.call("POST", f"/chats/{chat}/share", {"staff_id": "t1"}, params=s1)
+    assert shared.status == 200, shared.body
+
+    P = "ORG.PRACTICEBRIDGE."
+    c1 = ("c1", "client")
+    table: list[tuple[Any, str, str, Any, int, str, str | None]] = [
+        # who, method, path, body, status, errcode, documented example
+        (c1, "POST", "/chats/group", GROUP.body, 403, P + "STAFF_ONLY", "StaffOnly"),
+        (c1, "POST", f"/chats/{chat}/convert", CONVERT.body, 403, P + "STAFF_ONLY", None),
+        (c1, "POST", f"/chats/{chat}/share", SHARE.body, 403, P + "STAFF_ONLY", None),
+        (c1, "DELETE", f"/chats/{chat}", None, 403, P + "STAFF_ONLY", None),
+        (
+            "t1",
+            "POST",
+            f"/chats/{chat}/share",
+            {"staff_id": "boss"},
+            403,
+            P + "NOT_CHAT_OWNER",
+            "NotChatOwner",
+        ),
+        ("t1", "DELETE", f"/chats/{chat}", None, 403, P + "NOT_CHAT_OWNER", "NotChatOwnerDelete"),
+        (
+            "s1",
+            "POST",
+            f"/chats/{group_chat}/share",
+            SHARE.body,
+            409,
+            P + "NOT_DIRECT",
+            "NotDirect",
+        ),
+        (
+            "s1",
+            "POST",
+            f"/chats/{group_chat}/convert",
+            CONVERT.body,
+            409,
+            P + "NOT_DIRECT",
+            "AlreadyGroup",
+        ),
+        (
+            "s1",
+            "POST",
+            f"/chats/{chat}/share",
+            {"staff_id": "nobody"},
+            404,
+            P + "UNKNOWN_STAFF",
+            "UnknownStaff",
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/direct",
+            {"client_id": "pending"},
+            403,
+            P + "CLIENT_NOT_ACTIVATED",
+            "ClientNotActivated",
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/direct",
+            {"client_id": "blocked"},
+            403,
+            P + "NO_PORTAL_ACCESS",
+            "NoPortalAccess",
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/direct",
+            {"client_id": "nobody"},
+            404,
+            P + "UNKNOWN_CLIENT",
+            "UnknownClient",
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/direct",
+            {"client_id": "closed"},
+            403,
+            P + "DIRECT_CHAT_DISABLED",
+            "DirectChatDisabled",
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/direct",
+            {"staff_id": "t1"},
+            400,
+            "M_INVALID_PARAM",
+            "DirectNeedsClientId",
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/direct",
+            {"client_id": "c1", "chat_id": NO_CHAT},
+            404,
+            P + "UNKNOWN_CHAT",
+            "UnknownChat",
+        ),
+        (
+            c1,
+            "POST",
+            "/chats/direct",
+            {"client_id": "c1"},
+            400,
+            "M_INVALID_PARAM",
+            "DirectNeedsStaffId",
+        ),
+        (c1, "POST", "/chats/direct", {"staff_id": "nobody"}, 404, P + "UNKNOWN_STAFF", None),
+        (
+            c1,
+            "POST",
+            "/chats/direct",
+            {"staff_id": "s1", "client_id": "c2"},
+            404,
+            P + "UNKNOWN_CLIENT",
+            None,
+        ),
+        (
+            ("closed", "client"),
+            "POST",
+            "/chats/direct",
+            {"staff_id": "s1"},
+            403,
+            P + "DIRECT_CHAT_DISABLED",
+            "DirectChatDisabledForClient",
+        ),
+        ("s1", "POST", "/chats/group", {"name": "Alone"}, 400, "M_INVALID_PARAM", "TooFewMembers"),
+        (
+            "s1",
+            "POST",
+            "/chats/group",
+            {"name": "G", "client_ids": ["nobody"]},
+            404,
+            P + "UNKNOWN_CLIENT",
+            None,
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/group",
+            {"name": "G", "staff_ids": ["nobody"]},
+            404,
+            P + "UNKNOWN_STAFF",
+            None,
+        ),
+        (
+            "s1",
+            "POST",
+            "/chats/group",
+            {"name": "G", "client_ids": ["pending"]},
+            403,
+            P + "CLIENT_NOT_ACTIVATED",
+            None,
+        ),
+        (
+            "s1",
+            "POST",
+            f"/chats/{chat}/convert",
+            {"name": "G", "client_ids": ["blocked"]},
+            403,
+            P + "NO_PORTAL_ACCESS",
+            None,
+        ),
+        (
+            "s1",
+            "POST",
+            f"/chats/{chat}/convert",
+            {"name": "G", "staff_ids": ["nobody"]},
+            404,
+            P + "UNKNOWN_STAFF",
+            None,
+        ),
+        (
+            c1,
+            "PUT",
+            "/settings",
+            {"autoresponder": {"enabled": False}},
+            403,
+            P + "STAFF_ONLY",
+            "AutoresponderStaffOnly",
+        ),
+        (
+            "s1",
+            "PUT",
+            "/settings",
+            {"practice": {"clients_may_export": True}},
+            403,
+            P + "OWNER_ONLY",
+            "SettingsOwnerOnly",
+        ),
+        (c1, "PUT", "/settings", {"practice": {}}, 403, P + "OWNER_ONLY", None),
+        (c1, "PUT", closed, {"enabled": True}, 403, P + "STAFF_ONLY", "DirectChatAccessStaffOnly"),
+        (
+            None,
+            "PUT",
+            DIRECT_CHAT_ACCESS.path(practice, client_id="nobody"),
+            {"enabled": True},
+            404,
+            "M_NOT_FOUND",
+            "ClientNotFound",
+        ),
+    ]
+    checks = Checks()
+
+    async def refused(
+        who: Any, method: str, path: str, body: Any, status: int, errcode: str, example: Any
+    ) -> None:
+        local, kind = who if isinstance(who, tuple) else (who, "staff")
+        params = acting(practice, domain, local, kind) if local else None
+        reply = await api.call(method, path, body, params=params)
+        checks.expect(reply, method, path, status, errcode, label=f"{local} {body}")
+        if example and reply.body != C.example(example, practice, domain):
+            checks.problems.append(f"{path}: {reply.body} is not the documented {example}")
+
+    for row in table:
+        await refused(*row)
+    # Sharing needs the plan and the practice's consent.
+    assert (
+        await api.call("PUT", PRACTICE.path(practice), PRACTICE.body | {"plan": "solo"})
+    ).status == 200
+    await refused(
+        "s1",
+        "POST",
+        f"/chats/{chat}/share",
+        {"staff_id": "boss"},
+        403,
+        P + "PLAN_FORBIDS_SHARING",
+        "PlanForbidsSharing",
+    )
+    assert (await api.call("PUT", PRACTICE.path(practice), PRACTICE.body)).status == 200
+    off = {"practice": {"allow_direct_chat_sharing": False}}
+    reply = await api.call("PUT", "/settings", off, params=acting(practice, domain, "boss"))
+    assert reply.status == 200, reply.body
+    await refused(
+        "s1",
+        "POST",
+        f"/chats/{chat}/share",
+        {"staff_id": "boss"},
+        403,
+        P + "SHARING_DISABLED",
+        "SharingDisabled",
+    )
+    checks.done(len(table) + 2)
+
+
 # -- the directory's own rules -----------------------------------------------------------------
 
 
@@ -581,9 +1270,8 @@ async def test_unknown_practice_is_named_on_every_practice_route(
     checks = Checks()
     for endpoint in PRACTICE_ROUTES:
         path = endpoint.path(practice_id)
-        reply = await api.call(
-            endpoint.method, path, endpoint.body, params=endpoint.params(practice_id)
-        )
+        params = endpoint.params(practice_id, api.homeserver.domain)
+        reply = await api.call(endpoint.method, path, endpoint.body, params=params)
         checks.expect(reply, endpoint.method, path, 404, "ORG.PRACTICEBRIDGE.UNKNOWN_PRACTICE")
         if not checks.problems:
             expected = C.example("UnknownPractice", practice_id, api.homeserver.domain)
@@ -720,6 +1408,11 @@ async def test_unknown_paths_and_methods_are_unrecognized(api: ApiClient, practi
         ("POST", f"/practices/{practice}/staff/s1", 405),
         ("PATCH", f"/practices/{practice}/clients/c1", 405),
         ("DELETE", "/audit", 405),
+        ("GET", "/chats/direct", 405),
+        ("PATCH", "/chats/!abc123/pin", 405),
+        ("POST", "/settings", 405),
+        ("GET", f"/practices/{practice}/clients/c1/direct-chat", 405),
+        ("PUT", "/chats/!abc123/archive", 404),
     ]:
         reply = await send(api, method, path, headers={"Authorization": f"Bearer {api.secret}"})
         assert isinstance(reply.body, dict), (method, path, reply.body)
