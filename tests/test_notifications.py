@@ -27,7 +27,7 @@ from mautrix.util.async_db import Database
 from bridge.app import Bridge
 from bridge.clock import now_ms
 from bridge.notifications import SmtpMailer, SmtpSettings
-from bridge.notifications.render import NO_CONTENT, NOT_SECURE, one_line
+from bridge.notifications.render import NO_CONTENT, NOT_SECURE, message_view, one_line
 from registration.homeserver import free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
 from tests.conftest import bridge_config
@@ -718,3 +718,27 @@ async def test_unread_counts_for_two_thousand_chats_in_one_call(bridge: Bridge) 
     assert counts["!room0:x"] == 2 and counts["!room1000:x"] == 2
     assert counts["!room1001:x"] == 3 and counts["!room1999:x"] == 5
     assert len(counts) == 2000 and sum(counts.values()) == 1001 * 2 + 998 * 3 + 5
+
+
+# -- rendering, without a server ----------------------------------------------------------------
+
+
+def test_header_values_lose_every_kind_of_line_break() -> None:
+    for breaker in ("\r", "\n", "\r\n", "\x0b", "\x0c", "\x85", "\u2028", "\u2029", "\x00"):
+        assert one_line(f"Eve{breaker}Bcc: x@example.com") in (
+            "Eve Bcc: x@example.com",
+            "EveBcc: x@example.com",
+        )
+    assert len(one_line("x" * 500)) == 200
+
+
+def test_redacted_messages_and_attachments_as_emails_show_them() -> None:
+    redacted = {"type": "m.room.message", "content": {}, "origin_server_ts": 1}
+    assert message_view("Sam", redacted) is None
+    image = {
+        "type": "m.room.message",
+        "origin_server_ts": 1,
+        "content": {"msgtype": "m.image", "body": "Look at this", "filename": "rash.jpg"},
+    }
+    view = message_view("Sam", image)
+    assert view is not None and (view.attachment, view.text) == ("rash.jpg", "Look at this")

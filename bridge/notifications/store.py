@@ -117,10 +117,11 @@ class OutboxStore:
         return [DueChat(r["recipient"], r["room_id"]) for r in rows]
 
     async def next_due(self) -> int | None:
-        """When the earliest pending row may go out (ignoring retries), if any is pending."""
+        """When the next (recipient, chat) pair becomes due, if anything is pending."""
         value = await self.db.fetchval(
-            "SELECT min(COALESCE(retry_at, due_at)) FROM notification_outbox "
-            "WHERE status='pending'"
+            "SELECT min(CASE WHEN r > d THEN r ELSE d END) FROM ("
+            "SELECT min(due_at) AS d, COALESCE(max(retry_at), 0) AS r FROM notification_outbox "
+            "WHERE status='pending' GROUP BY recipient, room_id) AS pairs"
         )
         return int(value) if value is not None else None
 

@@ -140,29 +140,27 @@ class NotificationWorker:
             try:
                 await self.send_due()
                 await self._prune()
+                pause = await self._sleep_seconds()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("Sending notifications failed; retrying")
+                pause = self.pacing.poll_seconds
             try:
-                await asyncio.wait_for(self._wake.wait(), await self._sleep_seconds())
+                await asyncio.wait_for(self._wake.wait(), pause)
             except TimeoutError:
                 pass
             self._wake.clear()
 
     async def _sleep_seconds(self) -> float:
-        """Until the earliest pending row is due, but never longer than the poll interval."""
+        """Until the next pair is due, but never longer than the poll interval."""
         if not self.sending:
             return _PRUNE_EVERY_MS / 1000
-        try:
-            due = await self.store.next_due()
-        except Exception:
+        due = await self.store.next_due()
+        if due is None:
             return self.pacing.poll_seconds
-        now = self.clock()
-        due = max(due or 0, self._server_retry_at)
-        if due <= now:
-            return min(self.pacing.poll_seconds, 0.05)
-        return min(self.pacing.poll_seconds, (due - now) / 1000)
+        due = max(due, self._server_retry_at)
+        return min(self.pacing.poll_seconds, max(0.05, (due - self.clock()) / 1000))
 
     async def _prune(self) -> None:
         now = self.clock()
