@@ -91,6 +91,16 @@ async def test_oversized_upload_is_refused_with_the_practice_limit(
         ),
         (b"#!/bin/sh\nrm -rf ~\n", "text/plain", "notes.txt", "application/x-sh"),
     ],
+    ids=[
+        "exe-type",
+        "exe-type-with-parameters",
+        "exe-name",
+        "script-name-trailing-dot",
+        "double-extension",
+        "windows-program-as-png",
+        "linux-program-as-pdf",
+        "script-as-text",
+    ],
 )
 async def test_blocked_upload_is_refused_by_type_name_or_content(
     api: ApiClient,

@@ -502,12 +502,17 @@ async def test_primary_answers_a_family_members_chat_and_staff_see_who_it_is_abo
         "parent",
     )
     # The primary's reading counts as the family member's.
+    staff_sync = Syncer(staff)
     await _receipt(parent, room, "m.read", question_id)
+    receipt = await staff_sync.wait_for(
+        room, lambda evs: receipts_of(evs, "m.read").get(parent.user_id), "ephemeral"
+    )
 
-    async def last_read() -> Any:
+    async def read_at_the_receipt() -> bool:
         chat = await _chat_item(api, staff, room)
-        return [m for m in chat["members"] if m["kind"] == "client"][0]["last_read_ts"]
+        (member,) = [m for m in chat["members"] if m["kind"] == "client"]
+        return bool(member["last_read_ts"] == receipt["ts"])
 
-    assert await eventually(last_read) is not None
+    assert await eventually(read_at_the_receipt)
     parent_item = await _chat_item(api, parent, room)
     assert parent_item["subject_client_ids"] == ["kid"]
