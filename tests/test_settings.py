@@ -53,6 +53,7 @@ async def test_defaults_and_user_preferences_reach_account_data(
         ({"colour": "blue"}, "colour"),
         ({"autoresponder": {"enabled": True, "message": ""}}, "autoresponder.message"),
         ({"autoresponder": {"message": "x" * 2001}}, "autoresponder.message"),
+        ({"autoresponder": {"message": "away\x07"}}, "autoresponder.message"),
         (
             {"autoresponder": {"periods": [{"day": "mon", "start": "09:00", "end": "10:00"}] * 6}},
             "autoresponder.periods",

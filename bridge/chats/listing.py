@@ -48,7 +48,10 @@ class ChatDirectory:
         states = await self.mirror.refresh(actor.user_id)
         chats = await self.chats_of(actor)
         people = await self._people(actor.practice_id, chats)
-        reads = await self.chats.read_marks([c.room_id for c in chats]) if actor.is_staff else {}
+        # Staff see when clients last read; clients are not shown anyone's read marks.
+        reads = (
+            await self.chats.read_marks([c.room_id for c in chats]) if actor.is_staff else None
+        )
         counts = await self._unread_counts(actor, chats, states)
         items = []
         for chat in chats:
@@ -102,7 +105,7 @@ class ChatDirectory:
         hidden: bool,
         actor: Actor,
         people: tuple[dict[str, Staff], dict[str, Client]],
-        reads: dict[tuple[str, str], int],
+        reads: dict[tuple[str, str], int] | None,
     ) -> dict[str, Any]:
         return {
             "chat_id": chat.room_id,
@@ -133,7 +136,7 @@ class ChatDirectory:
     def _members(
         chat: Chat,
         people: tuple[dict[str, Staff], dict[str, Client]],
-        reads: dict[tuple[str, str], int],
+        reads: dict[tuple[str, str], int] | None,
     ) -> list[dict[str, Any]]:
         """The chat's people; for staff callers, when each client account last read it."""
         staff, clients = people
@@ -164,7 +167,7 @@ class ChatDirectory:
                     }
                 )
                 account = clients.get(c.family_primary_id or cid)
-                if reads and account is not None:
+                if reads is not None and account is not None:
                     # The "read" marker: when the client (or their primary) last read the chat.
                     members[-1]["last_read_ts"] = reads.get((chat.room_id, account.user_id))
         return members

@@ -18,6 +18,8 @@ MAX_PERIODS = 5
 MAX_AUTORESPONSE = 2000
 MAX_CLIENT_LIMIT = 100_000
 _TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
+# Control characters (line breaks and tabs are fine in a message) and lone surrogates.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 USER_DEFAULTS: dict[str, Any] = {
     "enter_key": "send",
@@ -100,6 +102,10 @@ def _autoresponder(value: Any) -> dict[str, Any]:
         out["enabled"] = _bool("autoresponder.enabled", body["enabled"])
     if "message" in body:
         message = body["message"]
+        if isinstance(message, str) and _CONTROL_RE.search(message):
+            raise invalid_param(
+                "autoresponder.message", "'autoresponder.message' contains control characters."
+            )
         if not isinstance(message, str) or len(message) > MAX_AUTORESPONSE:
             raise invalid_param(
                 "autoresponder.message",
