@@ -37,7 +37,7 @@ from bridge.identity import (
     validate_template,
 )
 
-EXAMPLE_PATH = Path(__file__).resolve().parent.parent / "example-config.yaml"
+EXAMPLE_PATH = Path(__file__).resolve().parent / "example-config.yaml"
 PLACEHOLDER_TOKEN = "This value is generated when generating the registration"  # noqa: S105
 MIN_SECRET_LENGTH = 16
 
@@ -602,7 +602,9 @@ def load_config(path: str | os.PathLike[str], *, save: bool = True) -> Config:
     _check_shapes(config, example._data)
     config.dropped_keys = list(_unknown_keys(data, example._data, ""))
     missing = [key for key in _REQUIRED if key not in config]
-    config.update(save=False)
+    # BaseConfig.update() without reading the example a second time.
+    config.do_update(ConfigUpdateHelper(example, config))
+    config._data = example._data
     for key in missing:
         config[key] = ""
     validate(config)
