@@ -139,6 +139,10 @@ async def test_owner_reads_their_practices_log_and_nobody_else_does(
     r = await api.call("GET", "/audit", token=other_owner.token)
     assert r.status == 200, r.body
     assert {e["practice_id"] for e in r.body["entries"]} == {other}
+    r = await api.call(
+        "GET", "/audit", token=other_owner.token, params={"practice_id": practice_id}
+    )
+    assert (r.status, r.errcode) == (403, "M_FORBIDDEN"), r.body
 
     # A removed owner reads nothing more: their session ended, and acting for them is refused.
     assert (await api.call("DELETE", f"/practices/{practice_id}/staff/own")).status == 200

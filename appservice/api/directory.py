@@ -143,6 +143,9 @@ class DirectoryRoutes:
             if staff is None or not staff.active or staff.role != "owner":
                 raise forbidden("Only the practice owner may read the audit log.")
             practice_id = staff.practice_id
+            asked = request.query.get("practice_id")
+            if asked is not None and asked != practice_id:
+                raise forbidden("An owner reads only their own practice's audit log.")
         entries = await self.audit.list(practice_id, limit=limit, before=before)
         return json_response({"entries": [e.to_json() for e in entries]})
 
