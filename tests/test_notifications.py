@@ -718,6 +718,14 @@ async def test_unread_counts_for_two_thousand_chats_in_one_call(bridge: Bridge) 
     assert counts["!room0:x"] == 2 and counts["!room1000:x"] == 2
     assert counts["!room1001:x"] == 3 and counts["!room1999:x"] == 5
     assert len(counts) == 2000 and sum(counts.values()) == 1001 * 2 + 998 * 3 + 5
+    # A badge needs no more than "999+": counting stops there.
+    busy = [(f"$b{i}", "!busy:x", "@other:x", 10 + i) for i in range(1200)]
+    await bridge.db.executemany(
+        "INSERT INTO chat_message (event_id, room_id, sender, ts) VALUES ($1, $2, $3, $4)", busy
+    )
+    assert await bridge.notifications.index.unread_counts("@me:x", {"!busy:x": 0}) == {
+        "!busy:x": 999
+    }
 
 
 # -- rendering, without a server ----------------------------------------------------------------

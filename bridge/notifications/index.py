@@ -8,13 +8,15 @@ the chats' histories are.
 
 from __future__ import annotations
 
-from mautrix.util.async_db import Connection, Database
+from mautrix.util.async_db import Connection, Database, Scheme
 
 from bridge.clock import now_ms
 
 # Messages older than this leave the index: an unread count covers at most this period.
 RETENTION_MS = 180 * 24 * 3600 * 1000
-_CHUNK = 200
+# A badge shows "999+" beyond this; counting stops there.
+UNREAD_CAP = 999
+_CHUNK = 2000  # SQLite binds at most 32766 parameters in one statement
 
 
 class MessageIndex:
@@ -43,27 +45,41 @@ class MessageIndex:
         return str(value) if value is not None else None
 
     async def unread_counts(self, user_id: str, read_marks: dict[str, int]) -> dict[str, int]:
-        """Per chat, how many messages from others arrived after ``read_marks[chat]``.
+        """Per chat, how many messages from others arrived after ``read_marks[chat]`` (at most
+        ``UNREAD_CAP``).
 
         Pass only chats that may have unread messages (last message newer than the mark);
-        chats left out count as 0.
+        chats left out count as 0. Each chat is one capped range of the (room_id, ts) index,
+        so the cost follows the unread messages, never the length of the history.
         """
+        count = (
+            "SELECT k.room_id, (SELECT count(*) FROM (SELECT 1 FROM chat_message m "
+            "WHERE m.room_id = k.room_id AND m.ts > k.ts AND m.sender <> $1 AND m.sender <> $2 "
+            f"LIMIT {UNREAD_CAP}) AS unread) AS n FROM {{keys}}"
+        )
         counts: dict[str, int] = {}
         items = list(read_marks.items())
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            ranges = " OR ".join(
-                f"(room_id=${i * 2 + 3} AND ts>${i * 2 + 4})" for i in range(len(chunk))
-            )
+        if self.db.scheme != Scheme.SQLITE:
             rows = await self.db.fetch(
-                "SELECT room_id, count(*) AS n FROM chat_message "
-                f"WHERE sender<>$1 AND sender<>$2 AND ({ranges}) GROUP BY room_id",
+                count.format(keys="unnest($3::text[], $4::bigint[]) AS k(room_id, ts)"),
                 user_id,
                 self.bot,
-                *(value for pair in chunk for value in pair),
+                [room for room, _ in items],
+                [ts for _, ts in items],
             )
             counts.update((r["room_id"], int(r["n"])) for r in rows)
-        return counts
+        else:
+            for start in range(0, len(items), _CHUNK):
+                chunk = items[start : start + _CHUNK]
+                values = ", ".join(f"(${i * 2 + 3}, ${i * 2 + 4})" for i in range(len(chunk)))
+                rows = await self.db.fetch(
+                    f"WITH k(room_id, ts) AS (VALUES {values}) " + count.format(keys="k"),
+                    user_id,
+                    self.bot,
+                    *(value for pair in chunk for value in pair),
+                )
+                counts.update((r["room_id"], int(r["n"])) for r in rows)
+        return {room: n for room, n in counts.items() if n}
 
     async def prune(self, retention_ms: int = RETENTION_MS) -> None:
         await self.db.execute("DELETE FROM chat_message WHERE ts < $1", now_ms() - retention_ms)
