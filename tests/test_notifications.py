@@ -642,6 +642,46 @@ async def test_restart_with_pending_and_retrying_rows_sends_each_email_once(
     assert [m["Message-ID"] for m in mails if "c1" in str(m["Subject"])] == [message_id]
 
 
+class _Killed(BaseException):
+    """The process dying (not an error the worker could handle)."""
+
+
+async def test_dying_while_handing_over_an_email_sends_it_once_after_restart(
+    api: ApiClient,
+    practice_id: str,
+    bridge: Bridge,
+    smtp: SmtpServer,
+    clock: Clock,
+    homeserver: HomeserverInfo,
+    database_factory: Callable[[], Database],
+    tmp_path: Path,
+) -> None:
+    staff, clients, rooms = await _setup(api, practice_id)
+
+    class Dying:
+        async def send(self, message: EmailMessage) -> None:
+            raise _Killed  # the email was opened, the mail server never took it
+
+    bridge.notifications.worker.mailer = Dying()
+    await _send(bridge, clients["c1"], rooms["c1"], "Hello")
+    with pytest.raises(_Killed):
+        await _after_delay(bridge, clock)
+    email = await bridge.db.fetchrow("SELECT status, message_id FROM notification_email")
+    assert email["status"] == "sending"
+    await bridge.stop()
+
+    (tmp_path / "again").mkdir()
+    config = _mail_config(homeserver, tmp_path / "again", smtp.port)
+    restarted = await _start(config, database_factory(), clock)
+    try:
+        assert await _after_delay(restarted, clock) == 1
+        assert await _after_delay(restarted, clock) == 0
+    finally:
+        await restarted.stop()
+    (mail,) = smtp.mailbox.received
+    assert mail.message["Message-ID"] == email["message_id"]
+
+
 async def test_login_at_the_mail_server(
     api: ApiClient, practice_id: str, bridge: Bridge, clock: Clock
 ) -> None:
