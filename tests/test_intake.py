@@ -560,6 +560,30 @@ async def test_failing_handler_does_not_stop_the_rooms_later_events(
     assert [i for i in last_calls if i != poison] == [i for i in ids if i != poison]
 
 
+async def test_lost_database_connection_is_retried_not_marked_failed(
+    bridge: Bridge, hs: Homeserver, effects: Effects, database: Database
+) -> None:
+    if database.scheme.value.startswith("sqlite"):
+        pytest.skip("a PostgreSQL server can drop a connection; a SQLite file cannot")
+    r = room()
+    events = [message(r, n) for n in range(6)]
+    target = events[2]["event_id"]
+    dropped: list[str] = []
+
+    async def loses_its_connection_once(conn: Connection, ev: QueuedEvent) -> None:
+        if ev.event_id == target and not dropped:
+            dropped.append(ev.event_id)
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    bridge.pipeline.add_handler(loses_its_connection_once)
+    assert (await hs.send(events)).status == 200
+    await bridge.pipeline.wait_idle()
+    ids = [ev["event_id"] for ev in events]
+    assert dropped == [target]
+    assert await queue_rows(bridge.db, ids) == dict.fromkeys(ids, "ok")
+    assert await effects.committed() == dict.fromkeys(ids, 1)
+
+
 # --- end to end ---------------------------------------------------------------------------------
 
 

@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
-import asyncpg
 from mautrix.util.async_db import Connection, Database, Scheme
 
-from bridge.db import transaction
+from bridge.db import storage_unavailable, transaction
 
 from .queue import EventQueue, QueuedEvent
 from .sqlite import one_trip
@@ -170,8 +168,8 @@ class Pipeline:
                 await self._catch_up()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("Loading pending events failed; retrying")
+            except Exception as e:
+                log.warning("Loading pending events failed (%s); retrying", type(e).__name__)
                 await asyncio.sleep(_RETRY_DELAY)
                 self._wake.set()
             self._check_idle()
@@ -281,19 +279,9 @@ class Pipeline:
 
 
 def _unreachable(error: BaseException) -> bool:
-    """Whether the database could not be reached (then no event is to blame)."""
-    if isinstance(
-        error,
-        OSError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
-        | asyncpg.exceptions.OperatorInterventionError,
-    ):
-        return True
-    if isinstance(error, sqlite3.OperationalError):
-        text = str(error)
-        return "locked" in text or "disk I/O" in text or "unable to open" in text
-    return False
+    """Whether the database could not be used (then no event is to blame): unreachable,
+    restarting, full or read-only."""
+    return storage_unavailable(error)
 
 
 def _default_workers(db: Database) -> int:
