@@ -119,7 +119,8 @@ class Bridge:
         )
         self.pipeline.add_handler(self.rules)
         self.module_active = False  # the Synapse module answered the start-up probe
-        self.pipeline.add_handler(
+        # The effects of messages work on whole batches (one statement per kind of effect).
+        self.pipeline.add_batch_handler(
             ChatActivity(self.chat_store, bot, is_command=self._is_staff_command)
         )
         self.settings_store = SettingsStore(self.db)
@@ -128,8 +129,8 @@ class Bridge:
             self.settings_store, self.directory_store, self.rooms, self.audit, self.policy
         )
         self.autoresponder = Autoresponder(self.mapper)
-        self.pipeline.add_handler(self.autoresponder)
-        self.pipeline.add_handler(self.notifications.outbox)
+        self.pipeline.add_batch_handler(self.autoresponder)
+        self.pipeline.add_batch_handler(self.notifications.outbox)
         self.autoresponses = AutoresponseSender(self.db, self.rooms)
         self.commands = BotCommands(
             self.db,
@@ -178,13 +179,9 @@ class Bridge:
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
 
-    def _is_staff_command(self, payload: dict[str, Any]) -> bool:
-        who = self.mapper.parse(str(payload.get("sender", "")))
-        return (
-            who is not None
-            and who.kind == "staff"
-            and parse_command(payload.get("content")) is not None
-        )
+    def _is_staff_command(self, sender: str, content: dict[str, Any]) -> bool:
+        who = self.mapper.parse(sender)
+        return who is not None and who.kind == "staff" and parse_command(content) is not None
 
     async def start(self) -> None:
         self._started = True

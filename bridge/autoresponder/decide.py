@@ -12,18 +12,21 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mautrix.util.async_db import Connection
 
+from bridge.chats import facts
 from bridge.clock import now_ms
+from bridge.db import fetch_in
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
 from bridge.settings import model
 
 log = logging.getLogger("practice.autoresponder")
 WINDOW_MS = 30 * 60 * 1000
-AUTO_REPLY_KEY = "org.practicebridge.auto_reply"
+AUTO_REPLY_KEY = facts.AUTO_REPLY_KEY
 
 
 def in_schedule(periods: list[dict[str, str]], ts_ms: int, timezone: str) -> bool:
@@ -41,55 +44,77 @@ def in_schedule(periods: list[dict[str, str]], ts_ms: int, timezone: str) -> boo
 class Autoresponder:
     def __init__(self, mapper: IdentityMapper) -> None:
         self.mapper = mapper
+        self.bot = mapper.bot_mxid
 
-    async def __call__(self, conn: Connection, ev: QueuedEvent) -> None:
-        payload = ev.payload
-        if payload.get("_edu") or payload.get("type") != "m.room.message":
+    async def __call__(self, conn: Connection, events: list[QueuedEvent]) -> None:
+        asked = [m for m in facts.messages(events, self.bot) if self._from_client(m)]
+        if not asked:
             return
-        content = payload.get("content")
-        sender, ts = payload.get("sender"), payload.get("origin_server_ts")
-        if not isinstance(content, dict) or AUTO_REPLY_KEY in content:
+        rooms = sorted({m.room_id for m in asked})
+        chats = {
+            r["room_id"]: r
+            for r in await fetch_in(
+                conn,
+                "SELECT c.room_id, s.user_id, p.timezone FROM chat c "
+                "JOIN staff s ON s.practice_id=c.practice_id AND s.staff_id=c.owner_staff_id "
+                "JOIN practice p ON p.practice_id=c.practice_id "
+                "WHERE c.kind='direct' AND NOT c.deleted AND s.active AND c.room_id IN ({})",
+                rooms,
+            )
+        }
+        autos = await self._enabled(conn, sorted({r["user_id"] for r in chats.values()}))
+        due = [m for m in asked if m.room_id in chats and chats[m.room_id]["user_id"] in autos]
+        if not due:
             return
-        if not isinstance(sender, str) or not isinstance(ts, int):
+        windows = {
+            r["room_id"]: int(r["last_sent_ts"])
+            for r in await fetch_in(
+                conn,
+                "SELECT room_id, last_sent_ts FROM autoresponse_window WHERE room_id IN ({})",
+                sorted({m.room_id for m in due}),
+            )
+        }
+        jobs = []
+        for m in due:
+            chat = chats[m.room_id]
+            auto = autos[chat["user_id"]]
+            if not in_schedule(auto["periods"], m.ts, chat["timezone"]):
+                continue
+            last = windows.get(m.room_id)
+            if last is not None and m.ts - last < WINDOW_MS:
+                continue
+            windows[m.room_id] = m.ts
+            jobs.append((m.event_id, m.room_id, chat["user_id"], auto["message"], now_ms()))
+            log.info("Auto reply due in %s for %s", m.room_id, m.event_id)
+        if not jobs:
             return
-        who = self.mapper.parse(sender)
-        if who is None or who.kind != "client":
-            return
-        chat = await conn.fetchrow(
-            "SELECT c.kind, s.user_id, p.timezone FROM chat c "
-            "JOIN staff s ON s.practice_id=c.practice_id AND s.staff_id=c.owner_staff_id "
-            "JOIN practice p ON p.practice_id=c.practice_id "
-            "WHERE c.room_id=$1 AND NOT c.deleted AND s.active",
-            ev.room_id,
-        )
-        if chat is None or chat["kind"] != "direct":
-            return
-        raw = await conn.fetchval(
-            "SELECT settings FROM user_settings WHERE user_id=$1", chat["user_id"]
-        )
-        auto = model.user_settings(json.loads(raw) if raw else None)["autoresponder"]
-        if not auto["enabled"] or not auto["message"].strip():
-            return
-        if not in_schedule(auto["periods"], ts, chat["timezone"]):
-            return
-        last = await conn.fetchval(
-            "SELECT last_sent_ts FROM autoresponse_window WHERE room_id=$1", ev.room_id
-        )
-        if last is not None and ts - int(last) < WINDOW_MS:
-            return
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO autoresponse_window (room_id, last_sent_ts) VALUES ($1, $2) "
             "ON CONFLICT (room_id) DO UPDATE SET last_sent_ts=excluded.last_sent_ts",
-            ev.room_id,
-            ts,
+            [(room, windows[room]) for room in sorted({job[1] for job in jobs})],
         )
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO autoresponse_job (trigger_event_id, room_id, sender, message, "
             "created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (trigger_event_id) DO NOTHING",
-            ev.event_id,
-            ev.room_id,
-            chat["user_id"],
-            auto["message"],
-            now_ms(),
+            jobs,
         )
-        log.info("Auto reply due in %s for %s", ev.room_id, ev.event_id)
+
+    def _from_client(self, m: facts.Message) -> bool:
+        """A client's own message (not an edit, not someone's automatic reply)."""
+        if m.type != "m.room.message" or m.edit or m.auto_reply:
+            return False
+        who = self.mapper.parse(m.sender)
+        return who is not None and who.kind == "client"
+
+    @staticmethod
+    async def _enabled(conn: Connection, owners: list[str]) -> dict[str, dict[str, Any]]:
+        """The autoresponders that are on, by practitioner."""
+        rows = await fetch_in(
+            conn, "SELECT user_id, settings FROM user_settings WHERE user_id IN ({})", owners
+        )
+        enabled = {}
+        for r in rows:
+            auto = model.user_settings(json.loads(r["settings"]))["autoresponder"]
+            if auto["enabled"] and auto["message"].strip():
+                enabled[r["user_id"]] = auto
+        return enabled

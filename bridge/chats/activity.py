@@ -1,7 +1,7 @@
 """Pipeline effects on chats: last-message time for the chat list, and who has read what.
 
-Runs inside the pipeline's transaction for each stored event, so the chat list never needs one
-request per room and a redelivered event changes nothing twice.
+Runs inside the pipeline's transaction for each batch of stored events, so the chat list never
+needs one request per room and a redelivered event changes nothing twice.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from typing import Any
 
 from mautrix.util.async_db import Connection
 
-from bridge.autoresponder.decide import AUTO_REPLY_KEY
 from bridge.events import QueuedEvent
 
+from . import facts
 from .store import ChatStore
-
-# Events that count as a new message in a chat.
-MESSAGE_TYPES = frozenset({"m.room.message", "m.sticker", "m.room.encrypted"})
 
 
 class ChatActivity:
@@ -25,43 +22,37 @@ class ChatActivity:
         self,
         chats: ChatStore,
         bot: str,
-        is_command: Callable[[dict[str, Any]], bool] = lambda _: False,
+        is_command: Callable[[str, dict[str, Any]], bool] = lambda _s, _c: False,
     ) -> None:
         self.chats = chats
         self.bot = bot
         # Staff bot commands are redacted at once: they are not messages of the chat.
         self.is_command = is_command
 
-    async def __call__(self, conn: Connection, ev: QueuedEvent) -> None:
-        payload = ev.payload
-        if payload.get("_edu"):
-            if payload.get("type") == "m.receipt" and ev.room_id:
-                await self._receipts(conn, ev.room_id, payload.get("content"))
+    async def __call__(self, conn: Connection, events: list[QueuedEvent]) -> None:
+        messages = [
+            m
+            for m in facts.messages(events, self.bot)
+            # An edit is no new message; an automatic reply is sent for an absent
+            # practitioner: they have read nothing, written nothing.
+            if not m.edit and not m.auto_reply and not self.is_command(m.sender, m.content)
+        ]
+        receipts = facts.receipts(events)
+        if not messages and not receipts:
             return
-        if payload.get("type") not in MESSAGE_TYPES or "state_key" in payload:
+        rooms = {m.room_id for m in messages} | {r.room_id for r in receipts}
+        chats = await self.chats.live_rooms(conn, rooms)
+        if not chats:
             return
-        sender, ts = payload.get("sender"), payload.get("origin_server_ts")
-        if not isinstance(sender, str) or not isinstance(ts, int) or sender == self.bot:
-            return
-        if self.is_command(payload):
-            return
-        content = payload.get("content")
-        if isinstance(content, dict) and AUTO_REPLY_KEY in content:
-            return  # Sent for an absent practitioner: they have read nothing, written nothing.
-        if await self.chats.record_activity(conn, ev.room_id, ts, sender):
-            await self.chats.record_read(conn, sender, ev.room_id, ts)
-
-    async def _receipts(self, conn: Connection, room_id: str, content: Any) -> None:
-        if not isinstance(content, dict) or not await self.chats.is_chat(conn, room_id):
-            return
-        for receipts in content.values():
-            if not isinstance(receipts, dict):
-                continue
-            for receipt_type in ("m.read", "m.read.private"):
-                users = receipts.get(receipt_type)
-                if not isinstance(users, dict):
-                    continue
-                for user_id, data in users.items():
-                    ts = data.get("ts") if isinstance(data, dict) else None
-                    if isinstance(user_id, str) and isinstance(ts, int):
-                        await self.chats.record_read(conn, user_id, room_id, ts)
+        latest: dict[str, facts.Message] = {}
+        for m in messages:
+            if m.room_id in chats and m.ts >= latest.get(m.room_id, m).ts:
+                latest[m.room_id] = m
+        await self.chats.record_activity(
+            conn, [(m.room_id, m.ts, m.sender) for m in latest.values()]
+        )
+        # Writing in a chat means having read it; so does a receipt.
+        reads = [facts.Read(m.sender, m.room_id, m.ts) for m in messages]
+        await self.chats.record_reads(
+            conn, [r for r in facts.latest_reads(reads + receipts) if r.room_id in chats]
+        )

@@ -49,9 +49,7 @@ class ChatDirectory:
         chats = await self.chats_of(actor)
         people = await self._people(actor.practice_id, chats)
         # Staff see when clients last read; clients are not shown anyone's read marks.
-        reads = (
-            await self.chats.read_marks([c.room_id for c in chats]) if actor.is_staff else None
-        )
+        reads = await self.chats.read_marks([c.room_id for c in chats]) if actor.is_staff else None
         counts = await self._unread_counts(actor, chats, states)
         items = []
         for chat in chats:

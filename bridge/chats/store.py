@@ -8,7 +8,7 @@ from typing import Any
 from mautrix.types import RoomID
 from mautrix.util.async_db import Connection, Database
 
-from bridge.db import transaction
+from bridge.db import fetch_in, transaction
 
 from .models import Chat, UserChatState
 
@@ -96,13 +96,7 @@ class ChatStore:
                 chat.client_ids.append(r["member_id"])
 
     async def _fetch_in(self, query: str, values: list[str], *args: Any) -> list[Any]:
-        rows: list[Any] = []
-        offset = len(args)
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            marks = ",".join(f"${offset + i + 1}" for i in range(len(chunk)))
-            rows += await self.db.fetch(query.format(marks), *args, *chunk)
-        return rows
+        return await fetch_in(self.db, query, values, *args)
 
     async def for_member(
         self, practice_id: str, kind: str, member_ids: Iterable[str]
@@ -123,19 +117,25 @@ class ChatStore:
         await self._fill_members(chats)
         return chats
 
-    async def record_activity(self, conn: Connection, room_id: str, ts: int, sender: str) -> bool:
-        """Move a chat's last message time forward; False if the room is not a chat."""
-        result = await conn.execute(
-            "UPDATE chat SET last_message_ts=$2, last_sender=$3 "
-            "WHERE room_id=$1 AND last_message_ts <= $2",
-            room_id,
-            ts,
-            sender,
+    @staticmethod
+    async def live_rooms(conn: Connection, room_ids: set[str]) -> set[str]:
+        """Which of these rooms are live chats."""
+        rows = await fetch_in(
+            conn,
+            "SELECT room_id FROM chat WHERE NOT deleted AND room_id IN ({})",
+            sorted(room_ids),
         )
-        return _changed(result)
+        return {r["room_id"] for r in rows}
 
-    async def is_chat(self, conn: Connection, room_id: str) -> bool:
-        return bool(await conn.fetchval("SELECT 1 FROM chat WHERE room_id=$1", room_id))
+    @staticmethod
+    async def record_activity(conn: Connection, latest: list[tuple[str, int, str]]) -> None:
+        """Move chats' last message time forward: (room_id, ts, sender) each."""
+        if latest:
+            await conn.executemany(
+                "UPDATE chat SET last_message_ts=$2, last_sender=$3 "
+                "WHERE room_id=$1 AND last_message_ts <= $2",
+                latest,
+            )
 
     # -- per-user state --------------------------------------------------------------------
 
@@ -191,20 +191,13 @@ class ChatStore:
         return str(value) if value is not None else None
 
     @staticmethod
-    async def record_read(conn: Connection, user_id: str, room_id: str, ts: int) -> None:
-        """The user read the chat up to ``ts`` (they sent a message, or a receipt arrived)."""
-        await conn.execute(
-            "INSERT INTO user_chat_state (user_id, room_id, read_ts) VALUES ($1,$2,$3) "
-            "ON CONFLICT (user_id, room_id) DO UPDATE SET read_ts=excluded.read_ts "
-            "WHERE user_chat_state.read_ts < excluded.read_ts",
-            user_id,
-            room_id,
-            ts,
-        )
-
-
-def _changed(result: Any) -> bool:
-    """Whether an UPDATE touched a row (asyncpg returns 'UPDATE n', aiosqlite a cursor)."""
-    if isinstance(result, str):
-        return not result.endswith(" 0")
-    return bool(getattr(result, "rowcount", 0))
+    async def record_reads(conn: Connection, reads: list[Any]) -> None:
+        """Users read chats up to a time (they sent a message, or a receipt arrived); each read
+        has user_id, room_id and ts. A read mark only ever moves forward."""
+        if reads:
+            await conn.executemany(
+                "INSERT INTO user_chat_state (user_id, room_id, read_ts) VALUES ($1,$2,$3) "
+                "ON CONFLICT (user_id, room_id) DO UPDATE SET read_ts=excluded.read_ts "
+                "WHERE user_chat_state.read_ts < excluded.read_ts",
+                [(r.user_id, r.room_id, r.ts) for r in reads],
+            )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from mautrix.util.async_db import Connection, Database
 
 from .upgrade import upgrade_table
@@ -29,4 +31,58 @@ async def transaction(db: Database) -> AsyncIterator[Connection]:
         yield conn
 
 
-__all__ = ["Connection", "Database", "create_database", "transaction"]
+_IN_CHUNK = 500
+
+
+async def fetch_in(
+    q: Connection | Database, query: str, values: list[Any], *args: Any
+) -> list[Any]:
+    """Run ``query`` whose ``{}`` is an ``IN (...)`` list of ``values``, in chunks (SQLite binds
+    a limited number of parameters); ``args`` are bound first as $1, $2..."""
+    rows: list[Any] = []
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start : start + _IN_CHUNK]
+        marks = ",".join(f"${len(args) + i + 1}" for i in range(len(chunk)))
+        rows += await q.fetch(query.format(marks), *args, *chunk)
+    return rows
+
+
+# SQLite's primary result codes that describe the database's state, not the statement:
+# SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+_SQLITE_STATE_CODES = frozenset({5, 6, 8, 10, 13, 14})
+
+
+def storage_unavailable(error: BaseException) -> bool:
+    """Whether an error says the database cannot be used right now (unreachable, restarting,
+    full, read-only) rather than that a statement is wrong: then nothing is to blame but the
+    database, and the same work can succeed once it is back."""
+    if isinstance(
+        error,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.InsufficientResourcesError
+        | asyncpg.exceptions.ReadOnlySQLTransactionError,
+    ):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _SQLITE_STATE_CODES
+        text = str(error)
+        return any(
+            reason in text
+            for reason in ("locked", "disk I/O", "unable to open", "disk is full", "readonly")
+        )
+    return False
+
+
+__all__ = [
+    "Connection",
+    "Database",
+    "create_database",
+    "fetch_in",
+    "storage_unavailable",
+    "transaction",
+]

@@ -36,6 +36,9 @@ class QueuedEvent:
     event_id: str
     room_id: str
     payload: dict[str, Any]
+    # Set by an earlier handler when the event broke a practice rule and is being undone:
+    # later handlers leave it alone (no activity, no auto reply, no email).
+    rejected: bool = False
 
     @property
     def ephemeral(self) -> bool:

@@ -8,6 +8,8 @@ the chats' histories are.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mautrix.util.async_db import Connection, Database, Scheme
 
 from bridge.clock import now_ms
@@ -25,19 +27,20 @@ class MessageIndex:
         self.bot = bot
 
     @staticmethod
-    async def add(conn: Connection, event_id: str, room_id: str, sender: str, ts: int) -> None:
-        await conn.execute(
-            "INSERT INTO chat_message (event_id, room_id, sender, ts) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (event_id) DO NOTHING",
-            event_id,
-            room_id,
-            sender,
-            ts,
-        )
+    async def add_many(conn: Connection, messages: list[Any]) -> None:
+        """Index messages (each with event_id, room_id, sender, ts)."""
+        if messages:
+            await conn.executemany(
+                "INSERT INTO chat_message (event_id, room_id, sender, ts) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+                [(m.event_id, m.room_id, m.sender, m.ts) for m in messages],
+            )
 
     @staticmethod
-    async def remove(conn: Connection, event_id: str) -> None:
-        await conn.execute("DELETE FROM chat_message WHERE event_id=$1", event_id)
+    async def remove_many(conn: Connection, event_ids: list[str]) -> None:
+        await conn.executemany(
+            "DELETE FROM chat_message WHERE event_id=$1", [(e,) for e in event_ids]
+        )
 
     @staticmethod
     async def sender_of(conn: Connection, event_id: str) -> str | None:

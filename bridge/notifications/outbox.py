@@ -18,7 +18,9 @@ from typing import Any
 
 from mautrix.util.async_db import Connection
 
-from bridge.autoresponder.decide import AUTO_REPLY_KEY
+from bridge.chats import facts
+from bridge.chats.facts import AUTO_REPLY_KEY
+from bridge.chats.store import ChatStore
 from bridge.clock import now_ms
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
@@ -28,8 +30,6 @@ from .index import MessageIndex
 from .store import OutboxStore
 
 log = logging.getLogger("practice.outbox")
-MESSAGE_TYPES = frozenset({"m.room.message", "m.sticker", "m.room.encrypted"})
-RECEIPT_TYPES = ("m.read", "m.read.private")
 
 
 class NotificationOutbox:
@@ -39,61 +39,57 @@ class NotificationOutbox:
         self.delay_ms = delay_ms
         self.enabled = enabled
 
-    async def __call__(self, conn: Connection, ev: QueuedEvent) -> None:
-        payload = ev.payload
-        if payload.get("_edu"):
-            if payload.get("type") == "m.receipt" and ev.room_id:
-                await self._receipts(conn, ev.room_id, payload.get("content"))
+    async def __call__(self, conn: Connection, events: list[QueuedEvent]) -> None:
+        now = now_ms()
+        redacted = facts.redactions(events)
+        if redacted:
+            await MessageIndex.remove_many(conn, redacted)
+            await OutboxStore.withdraw_many(conn, redacted, now)
+        messages = [m for m in facts.messages(events, self.bot) if not m.edit]
+        receipts = facts.receipts(events)
+        if not messages and not receipts:
             return
-        if "state_key" in payload or not ev.room_id:
-            return
-        event_type = payload.get("type")
-        if event_type == "m.room.redaction":
-            await self._redaction(conn, payload)
-        elif event_type in MESSAGE_TYPES:
-            await self._message(conn, ev, payload)
+        rooms = {m.room_id for m in messages} | {r.room_id for r in receipts}
+        chats = await ChatStore.live_rooms(conn, rooms)
+        messages = [m for m in messages if m.room_id in chats]
+        await MessageIndex.add_many(conn, messages)
+        if self.enabled and messages:
+            await self._queue(conn, messages)
+        # After queueing, so that a reply later in the batch cancels what it answers.
+        # Writing in a chat means having read it (an automatic reply is nobody writing).
+        reads = [
+            facts.Read(m.sender, m.room_id, m.ts) for m in messages if not self._is_auto_reply(m)
+        ]
+        reads += [r for r in receipts if r.room_id in chats]
+        await OutboxStore.read_up_to_many(conn, facts.latest_reads(reads), now)
 
-    async def _message(self, conn: Connection, ev: QueuedEvent, payload: dict[str, Any]) -> None:
-        sender, ts = payload.get("sender"), payload.get("origin_server_ts")
-        content = payload.get("content")
-        if not isinstance(sender, str) or not isinstance(ts, int) or sender == self.bot:
-            return
-        if not isinstance(content, dict) or _is_edit(content):
-            return
-        if not await conn.fetchval(
-            "SELECT 1 FROM chat WHERE room_id=$1 AND NOT deleted", ev.room_id
-        ):
-            return
-        if await conn.fetchval("SELECT 1 FROM rule_violation WHERE event_id=$1", ev.event_id):
-            return
-        await MessageIndex.add(conn, ev.event_id, ev.room_id, sender, ts)
-        auto_reply = self._is_auto_reply(content, sender)
-        if not auto_reply:
-            # Writing in a chat means having read it (an automatic reply is nobody writing).
-            await OutboxStore.read_up_to(conn, sender, ev.room_id, ts, now_ms())
-        if not self.enabled:
-            return
-        audience = await chat_audience(conn, ev.room_id)
-        if audience is None:
-            return
-        skip = {sender}
-        if auto_reply:
-            skip |= await self._auto_reply_skips(conn, content, audience.recipients)
-        candidates = [user_id for user_id in audience.recipients if user_id not in skip]
-        wanted = await email_alerts_on(conn, candidates)
-        for user_id in candidates:
-            if user_id in wanted:
-                await OutboxStore.add(
-                    conn, user_id, ev.room_id, ev.event_id, sender, ts, ts + self.delay_ms
-                )
-        if wanted:
-            log.debug("Outbox: %s in %s for %d recipients", ev.event_id, ev.room_id, len(wanted))
+    async def _queue(self, conn: Connection, messages: list[facts.Message]) -> None:
+        audiences = {}
+        for room_id in sorted({m.room_id for m in messages}):
+            audience = await chat_audience(conn, room_id)
+            if audience is not None:
+                audiences[room_id] = audience
+        everyone = sorted({u for a in audiences.values() for u in a.recipients})
+        wanted = await email_alerts_on(conn, everyone)
+        rows = []
+        for m in messages:
+            audience = audiences.get(m.room_id)
+            if audience is None:
+                continue
+            skip = {m.sender}
+            if self._is_auto_reply(m):
+                skip |= await self._auto_reply_skips(conn, m.content, audience.recipients)
+            for user_id in audience.recipients:
+                if user_id not in skip and user_id in wanted:
+                    rows.append((user_id, m.room_id, m.event_id, m.sender, m.ts))
+        await OutboxStore.add_many(conn, rows, self.delay_ms)
+        if rows:
+            log.debug("Outbox: %d rows for %d messages", len(rows), len(messages))
 
-    def _is_auto_reply(self, content: dict[str, Any], sender: str) -> bool:
+    def _is_auto_reply(self, m: facts.Message) -> bool:
         """The autoresponder's reply, sent as the practitioner (nobody else's counts)."""
-        who = self.mapper.parse(sender)
-        marker = content.get(AUTO_REPLY_KEY)
-        return isinstance(marker, dict) and who is not None and who.kind == "staff"
+        who = self.mapper.parse(m.sender)
+        return m.auto_reply and who is not None and who.kind == "staff"
 
     async def _auto_reply_skips(
         self, conn: Connection, content: dict[str, Any], recipients: dict[str, Recipient]
@@ -105,33 +101,3 @@ class NotificationOutbox:
             return {writer}
         # The answered message is unknown: leave out every client (replies go to clients only).
         return {user_id for user_id, r in recipients.items() if r.audience == "clients"}
-
-    async def _redaction(self, conn: Connection, payload: dict[str, Any]) -> None:
-        content = payload.get("content")
-        redacts = payload.get("redacts")
-        if isinstance(content, dict) and isinstance(content.get("redacts"), str):
-            redacts = content["redacts"]  # Room versions 11 and later.
-        if isinstance(redacts, str):
-            await MessageIndex.remove(conn, redacts)
-            await OutboxStore.withdraw(conn, redacts, now_ms())
-
-    async def _receipts(self, conn: Connection, room_id: str, content: Any) -> None:
-        if not isinstance(content, dict):
-            return
-        now = now_ms()
-        for receipts in content.values():
-            if not isinstance(receipts, dict):
-                continue
-            for receipt_type in RECEIPT_TYPES:
-                users = receipts.get(receipt_type)
-                if not isinstance(users, dict):
-                    continue
-                for user_id, data in users.items():
-                    ts = data.get("ts") if isinstance(data, dict) else None
-                    if isinstance(user_id, str) and isinstance(ts, int):
-                        await OutboxStore.read_up_to(conn, user_id, room_id, ts, now)
-
-
-def _is_edit(content: dict[str, Any]) -> bool:
-    relates = content.get("m.relates_to")
-    return isinstance(relates, dict) and relates.get("rel_type") == "m.replace"

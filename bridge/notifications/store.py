@@ -57,49 +57,35 @@ class OutboxStore:
     # -- written by the pipeline, inside its transaction ----------------------------------
 
     @staticmethod
-    async def add(
-        conn: Connection,
-        recipient: str,
-        room_id: str,
-        event_id: str,
-        sender: str,
-        message_ts: int,
-        due_at: int,
+    async def add_many(
+        conn: Connection, rows: list[tuple[str, str, str, str, int]], delay_ms: int
     ) -> None:
-        await conn.execute(
-            "INSERT INTO notification_outbox (recipient, room_id, event_id, sender, message_ts,"
-            " due_at) VALUES ($1, $2, $3, $4, $5, $6) "
-            "ON CONFLICT (recipient, event_id) DO NOTHING",
-            recipient,
-            room_id,
-            event_id,
-            sender,
-            message_ts,
-            due_at,
-        )
+        """Queue (recipient, room_id, event_id, sender, message_ts) rows, due after the delay."""
+        if rows:
+            await conn.executemany(
+                "INSERT INTO notification_outbox (recipient, room_id, event_id, sender, "
+                "message_ts, due_at) VALUES ($1, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (recipient, event_id) DO NOTHING",
+                [(*row, row[4] + delay_ms) for row in rows],
+            )
 
     @staticmethod
-    async def read_up_to(
-        conn: Connection, recipient: str, room_id: str, ts: int, now: int
-    ) -> None:
-        """The recipient read the chat up to ``ts``: what is pending up to then is cancelled."""
-        await conn.execute(
-            "UPDATE notification_outbox SET status='read', done_at=$4 "
-            "WHERE status='pending' AND recipient=$1 AND room_id=$2 AND message_ts <= $3",
-            recipient,
-            room_id,
-            ts,
-            now,
-        )
+    async def read_up_to_many(conn: Connection, reads: list[Any], now: int) -> None:
+        """Each read's user read its chat up to its ts: what is pending up to then is cancelled."""
+        if reads:
+            await conn.executemany(
+                "UPDATE notification_outbox SET status='read', done_at=$4 "
+                "WHERE status='pending' AND recipient=$1 AND room_id=$2 AND message_ts <= $3",
+                [(r.user_id, r.room_id, r.ts, now) for r in reads],
+            )
 
     @staticmethod
-    async def withdraw(conn: Connection, event_id: str, now: int) -> None:
-        """The message was redacted: no email about it any more."""
-        await conn.execute(
+    async def withdraw_many(conn: Connection, event_ids: list[str], now: int) -> None:
+        """The messages were redacted: no email about them any more."""
+        await conn.executemany(
             "UPDATE notification_outbox SET status='skipped', done_at=$2 "
             "WHERE status='pending' AND event_id=$1",
-            event_id,
-            now,
+            [(event_id, now) for event_id in event_ids],
         )
 
     # -- read and written by the worker ---------------------------------------------------

@@ -174,6 +174,7 @@ class PostHocRules:
         v = await self._judge(conn, ev.room_id, ev.event_id, etype, sender, state_key, content)
         if v is None:
             return
+        ev.rejected = True
         if not await self.store.record(conn, v):
             return
         practice_id = await self.store.practice_of(conn, ev.room_id)

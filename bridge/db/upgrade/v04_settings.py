@@ -16,9 +16,7 @@ async def upgrade_v4(conn: Connection) -> None:
     """)
     # A practice-wide change bumps the practice's policy version; every chat whose policy
     # version is behind gets its policy state re-sent (a restart resumes where it stopped).
-    await conn.execute(
-        "ALTER TABLE practice ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0"
-    )
+    await conn.execute("ALTER TABLE practice ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0")
     await conn.execute("ALTER TABLE chat ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0")
     # The last automatic reply per chat (at most one per 30 minutes), and the replies to send:
     # written in the same transaction that processes the client's message, sent after commit

@@ -1,0 +1,111 @@
+"""What a batch of stored events says about chats: new messages, reads and redactions.
+
+The pipeline hands its handlers whole batches; each handler reads these facts once and writes
+its effects with one statement per kind, not one per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.events import QueuedEvent
+
+# Events that count as a message in a chat.
+MESSAGE_TYPES = frozenset({"m.room.message", "m.sticker", "m.room.encrypted"})
+RECEIPT_TYPES = ("m.read", "m.read.private")
+AUTO_REPLY_KEY = "org.practicebridge.auto_reply"
+
+
+@dataclass(frozen=True)
+class Message:
+    event_id: str
+    room_id: str
+    type: str
+    sender: str
+    ts: int
+    content: dict[str, Any]
+
+    @property
+    def edit(self) -> bool:
+        relates = self.content.get("m.relates_to")
+        return isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
+
+    @property
+    def auto_reply(self) -> bool:
+        return isinstance(self.content.get(AUTO_REPLY_KEY), dict)
+
+
+@dataclass(frozen=True)
+class Read:
+    user_id: str
+    room_id: str
+    ts: int
+
+
+def messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
+    """Messages in rooms, in order, leaving out the bot's and those that broke a rule."""
+    found = []
+    for ev in events:
+        p = ev.payload
+        if ev.rejected or p.get("_edu") or "state_key" in p or not ev.room_id:
+            continue
+        event_type, sender, ts = p.get("type"), p.get("sender"), p.get("origin_server_ts")
+        content = p.get("content")
+        if event_type not in MESSAGE_TYPES or not isinstance(content, dict):
+            continue
+        if not isinstance(sender, str) or not isinstance(ts, int) or sender == bot:
+            continue
+        found.append(Message(ev.event_id, ev.room_id, str(event_type), sender, ts, content))
+    return found
+
+
+def receipts(events: Iterable[QueuedEvent]) -> list[Read]:
+    """Read receipts (public, and private where the homeserver sends them) as reads."""
+    found = []
+    for ev in events:
+        p = ev.payload
+        if not p.get("_edu") or p.get("type") != "m.receipt" or not ev.room_id:
+            continue
+        content = p.get("content")
+        if not isinstance(content, dict):
+            continue
+        for by_type in content.values():
+            if not isinstance(by_type, dict):
+                continue
+            for receipt_type in RECEIPT_TYPES:
+                users = by_type.get(receipt_type)
+                if not isinstance(users, dict):
+                    continue
+                for user_id, data in users.items():
+                    ts = data.get("ts") if isinstance(data, dict) else None
+                    if isinstance(user_id, str) and isinstance(ts, int):
+                        found.append(Read(user_id, ev.room_id, ts))
+    return found
+
+
+def redactions(events: Iterable[QueuedEvent]) -> list[str]:
+    """The ids of the events redacted in this batch."""
+    found = []
+    for ev in events:
+        p = ev.payload
+        if ev.rejected or p.get("_edu") or p.get("type") != "m.room.redaction":
+            continue
+        content = p.get("content")
+        redacts = p.get("redacts")
+        if isinstance(content, dict) and isinstance(content.get("redacts"), str):
+            redacts = content["redacts"]  # Room versions 11 and later.
+        if isinstance(redacts, str):
+            found.append(redacts)
+    return found
+
+
+def latest_reads(reads: Iterable[Read]) -> list[Read]:
+    """One read per (user, chat): the latest."""
+    best: dict[tuple[str, str], int] = {}
+    for r in reads:
+        key = (r.user_id, r.room_id)
+        if r.ts > best.get(key, -1):
+            best[key] = r.ts
+    return [Read(user, room, ts) for (user, room), ts in best.items()]
