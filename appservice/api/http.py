@@ -1,7 +1,9 @@
 """Request parsing, validation and Matrix-style errors for the provisioning API.
 
-Every malformed request becomes a :class:`PracticeError` (4xx with an errcode); anything else
-that escapes a handler is logged and answered with a generic M_UNKNOWN, never a stack trace.
+Every malformed request becomes a :class:`PracticeError` (4xx with an errcode). A failing
+homeserver is a 502, a database that cannot be used right now (unreachable, restarting, full,
+read-only) a 503 ``ORG.PRACTICEBRIDGE.STORAGE_UNAVAILABLE``; anything else that escapes a handler
+is logged and answered with a generic M_UNKNOWN, never a stack trace.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import aiohttp
 from aiohttp import web
 from mautrix.errors import MatrixError
 
-from bridge.errors import PracticeError, bad_json, invalid_param, missing_param
+from bridge.db import storage_unavailable
+from bridge.errors import PREFIX, PracticeError, bad_json, invalid_param, missing_param
 
 log = logging.getLogger("practice.api")
 
@@ -66,7 +69,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             },
             status=502,
         )
-    except Exception:
+    except Exception as e:
+        if storage_unavailable(e):
+            # The type only: a database error's text can quote the values of a statement.
+            log.error(
+                "The database failed in %s %s: %s", request.method, request.path, type(e).__name__
+            )
+            return web.json_response(
+                {
+                    "errcode": PREFIX + "STORAGE_UNAVAILABLE",
+                    "error": "The bridge cannot use its database right now; try again shortly.",
+                },
+                status=503,
+            )
         log.exception("Unhandled error in %s %s", request.method, request.path)
         return web.json_response(
             {"errcode": "M_UNKNOWN", "error": "The bridge could not complete the request."},
