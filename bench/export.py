@@ -112,7 +112,7 @@ class Homeserver:
             registration = yaml.load(registration_path)
             registration["url"] = None  # nothing receives transactions: no bridge runs
             yaml.dump(registration, registration_path)
-            write_homeserver_config(
+            hs_config = write_homeserver_config(
                 self.root / "synapse",
                 server_name=DOMAIN,
                 port=port,
@@ -120,6 +120,11 @@ class Homeserver:
                 module=None,
                 fast=True,
             )
+            settings = yaml.load(hs_config)
+            # No federation here: without this Synapse still works out, for every event, what
+            # it would send to other servers, which slows filling 100,000 messages to a crawl.
+            settings["federation_sender_instances"] = []
+            yaml.dump(settings, hs_config)
             self.state = {
                 "url": f"http://127.0.0.1:{port}",
                 "as_token": str(config["appservice.as_token"]),

@@ -226,13 +226,19 @@ class ChatExport:
         try:
             if self.fmt == "csv":
                 sheet = CsvSheet(self.zone, zone_name)
-                yield sheet.header()
+                # The header goes out with the first page: nothing is sent before the
+                # homeserver has answered for the messages too.
+                header: bytes | None = sheet.header()
                 async with aclosing(self.rows()) as pages_of_rows:
                     async for rows in pages_of_rows:
                         t = time.perf_counter()
                         data = sheet.encode(rows)
                         self.stats.writing += time.perf_counter() - t
+                        if header is not None:
+                            data, header = header + data, None
                         yield data
+                if header is not None:
+                    yield header
                 return
             with XlsxBook(self.zone, zone_name) as book, tempfile.TemporaryFile() as out:
                 async with aclosing(self.rows()) as pages_of_rows:
