@@ -180,8 +180,10 @@ class Bridge:
         self._started = False
 
     def _is_staff_command(self, sender: str, content: dict[str, Any]) -> bool:
+        if parse_command(content) is None:
+            return False
         who = self.mapper.parse(sender)
-        return who is not None and who.kind == "staff" and parse_command(content) is not None
+        return who is not None and who.kind == "staff"
 
     async def start(self) -> None:
         self._started = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from mautrix.types import UserID
@@ -137,6 +138,9 @@ class IdentityMapper:
         for name in ("kind", "practice", "id"):
             pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{_FIELD})")
         self._regex = re.compile(pattern)
+        # The pipeline asks about the same few senders over and over: remember the answers
+        # (bounded; a mapping never changes for a given template and domain).
+        self._parsed = lru_cache(maxsize=16384)(self._parse)
 
     def localpart(self, kind: Kind, practice_id: str, local_id: str) -> str:
         if kind not in KINDS:
@@ -152,7 +156,12 @@ class IdentityMapper:
 
     def parse(self, user_id: str) -> PortalIdentity | None:
         """The portal identity of a user id, or None for anyone else (the bot included)."""
-        if not isinstance(user_id, str) or not user_id.startswith("@") or ":" not in user_id:
+        if not isinstance(user_id, str):
+            return None
+        return self._parsed(user_id)
+
+    def _parse(self, user_id: str) -> PortalIdentity | None:
+        if not user_id.startswith("@") or ":" not in user_id:
             return None
         localpart, _, domain = user_id[1:].partition(":")
         if domain != self.domain or localpart == self.bot_localpart:

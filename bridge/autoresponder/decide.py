@@ -50,19 +50,20 @@ class Autoresponder:
         asked = [m for m in facts.messages(events, self.bot) if self._from_client(m)]
         if not asked:
             return
-        rooms = sorted({m.room_id for m in asked})
+        # The 1:1 chats asked in, with their practitioner's settings when they have any.
         chats = {
             r["room_id"]: r
             for r in await fetch_in(
                 conn,
-                "SELECT c.room_id, s.user_id, p.timezone FROM chat c "
+                "SELECT c.room_id, s.user_id, p.timezone, u.settings FROM chat c "
                 "JOIN staff s ON s.practice_id=c.practice_id AND s.staff_id=c.owner_staff_id "
                 "JOIN practice p ON p.practice_id=c.practice_id "
+                "JOIN user_settings u ON u.user_id=s.user_id "
                 "WHERE c.kind='direct' AND NOT c.deleted AND s.active AND c.room_id IN ({})",
-                rooms,
+                sorted({m.room_id for m in asked}),
             )
         }
-        autos = await self._enabled(conn, sorted({r["user_id"] for r in chats.values()}))
+        autos = _enabled(chats.values())
         due = [m for m in asked if m.room_id in chats and chats[m.room_id]["user_id"] in autos]
         if not due:
             return
@@ -106,15 +107,12 @@ class Autoresponder:
         who = self.mapper.parse(m.sender)
         return who is not None and who.kind == "client"
 
-    @staticmethod
-    async def _enabled(conn: Connection, owners: list[str]) -> dict[str, dict[str, Any]]:
-        """The autoresponders that are on, by practitioner."""
-        rows = await fetch_in(
-            conn, "SELECT user_id, settings FROM user_settings WHERE user_id IN ({})", owners
-        )
-        enabled = {}
-        for r in rows:
-            auto = model.user_settings(json.loads(r["settings"]))["autoresponder"]
-            if auto["enabled"] and auto["message"].strip():
-                enabled[r["user_id"]] = auto
-        return enabled
+
+def _enabled(rows: Any) -> dict[str, dict[str, Any]]:
+    """The autoresponders that are on, by practitioner."""
+    enabled = {}
+    for r in rows:
+        auto = model.user_settings(json.loads(r["settings"]))["autoresponder"]
+        if auto["enabled"] and auto["message"].strip():
+            enabled[r["user_id"]] = auto
+    return enabled

@@ -21,6 +21,9 @@ _CHAT_COLUMNS = (
 class ChatStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The room ids of live chats, loaded on first use and kept in step by insert() and
+        # mark_deleted(): the pipeline asks "is this room a chat?" for every batch.
+        self._live: set[str] | None = None
 
     async def insert(self, chat: Chat) -> None:
         async with transaction(self.db) as conn:
@@ -37,6 +40,8 @@ class ChatStore:
                 chat.last_sender,
             )
             await self._insert_members(conn, chat)
+        if self._live is not None:
+            self._live.add(chat.room_id)
 
     async def _insert_members(self, conn: Connection, chat: Chat) -> None:
         rows: list[tuple[str, str, str, bool]] = [
@@ -67,6 +72,8 @@ class ChatStore:
             await conn.execute("UPDATE chat SET deleted=true WHERE room_id=$1", room_id)
             await conn.execute("DELETE FROM chat_member WHERE room_id=$1", room_id)
             await conn.execute("DELETE FROM user_chat_state WHERE room_id=$1", room_id)
+        if self._live is not None:
+            self._live.discard(room_id)
 
     async def get(self, room_id: str) -> Chat | None:
         row = await self.db.fetchrow(
@@ -117,15 +124,12 @@ class ChatStore:
         await self._fill_members(chats)
         return chats
 
-    @staticmethod
-    async def live_rooms(conn: Connection, room_ids: set[str]) -> set[str]:
+    async def live_rooms(self, conn: Connection, room_ids: set[str]) -> set[str]:
         """Which of these rooms are live chats."""
-        rows = await fetch_in(
-            conn,
-            "SELECT room_id FROM chat WHERE NOT deleted AND room_id IN ({})",
-            sorted(room_ids),
-        )
-        return {r["room_id"] for r in rows}
+        if self._live is None:
+            rows = await conn.fetch("SELECT room_id FROM chat WHERE NOT deleted")
+            self._live = {r["room_id"] for r in rows}
+        return room_ids & self._live
 
     @staticmethod
     async def record_activity(conn: Connection, latest: list[tuple[str, int, str]]) -> None:

@@ -45,6 +45,7 @@ class Notifications:
         self.index = MessageIndex(db, mapper.bot_mxid)
         self.outbox = NotificationOutbox(
             mapper,
+            mirror.chats,
             delay_ms=int(float(config["notifications.delay_seconds"]) * 1000),
             enabled=smtp.enabled,
         )

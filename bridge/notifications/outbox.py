@@ -33,8 +33,11 @@ log = logging.getLogger("practice.outbox")
 
 
 class NotificationOutbox:
-    def __init__(self, mapper: IdentityMapper, *, delay_ms: int, enabled: bool) -> None:
+    def __init__(
+        self, mapper: IdentityMapper, chats: ChatStore, *, delay_ms: int, enabled: bool
+    ) -> None:
         self.mapper = mapper
+        self.chats = chats
         self.bot = mapper.bot_mxid
         self.delay_ms = delay_ms
         self.enabled = enabled
@@ -50,7 +53,7 @@ class NotificationOutbox:
         if not messages and not receipts:
             return
         rooms = {m.room_id for m in messages} | {r.room_id for r in receipts}
-        chats = await ChatStore.live_rooms(conn, rooms)
+        chats = await self.chats.live_rooms(conn, rooms)
         messages = [m for m in messages if m.room_id in chats]
         await MessageIndex.add_many(conn, messages)
         if self.enabled and messages:
@@ -88,8 +91,10 @@ class NotificationOutbox:
 
     def _is_auto_reply(self, m: facts.Message) -> bool:
         """The autoresponder's reply, sent as the practitioner (nobody else's counts)."""
+        if not m.auto_reply:
+            return False
         who = self.mapper.parse(m.sender)
-        return m.auto_reply and who is not None and who.kind == "staff"
+        return who is not None and who.kind == "staff"
 
     async def _auto_reply_skips(
         self, conn: Connection, content: dict[str, Any], recipients: dict[str, Recipient]
