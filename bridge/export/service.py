@@ -85,10 +85,14 @@ class Window:
         return window
 
     def bounds(self, zone: ZoneInfo) -> tuple[int, int]:
-        """``[since, until)`` in ms."""
+        """``[since, until)`` in ms; days before the Unix epoch (which no Matrix timestamp
+        precedes) count from the epoch."""
         since = _midnight(self.first, zone) if self.first else 0
-        until = _midnight(self.last + timedelta(days=1), zone) if self.last else _FOREVER
-        return since, until
+        if self.last and self.last < date.max:
+            until = _midnight(self.last + timedelta(days=1), zone)
+        else:
+            until = _FOREVER
+        return max(since, 0), max(until, 0)
 
     def label(self) -> str:
         if not self.first and not self.last:
