@@ -67,7 +67,10 @@ PRACTICE = "bench"
 ZONE = "Europe/Berlin"
 TARGET_PEAK_MB = 150
 TARGET_WRITER_RATIO = 3.0
-CONCURRENCY = 48
+# Sends in flight while filling. Synapse gives a new event at most 10 prev_events, so more
+# concurrent sends than that leave forward extremities behind faster than they merge: the room's
+# DAG widens without bound and every send gets slower (and the database balloons).
+CONCURRENCY = 8
 _V3 = "/_matrix/client/v3"
 _WORDS = (
     "appointment tomorrow breathing exercise thank you dosage sleep better pain week "
