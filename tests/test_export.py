@@ -133,12 +133,17 @@ async def ts_of(bridge: Bridge, room: str, event_id: str) -> int:
     return int(ev["origin_server_ts"])
 
 
-async def send_at(bridge: Bridge, room: str, user_id: str, body: str, ts: int) -> str:
+async def send_at(
+    bridge: Bridge, room: str, user_id: str, body: str, ts: int, reply_to: str | None = None
+) -> str:
     """Send as a namespace user with the appservice's timestamp massaging (``?ts=``)."""
+    content: dict[str, Any] = {"msgtype": "m.text", "body": body}
+    if reply_to:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
     resp = await bridge.az.intent.user(UserID(user_id)).api.request(
         Method.PUT,
         PathBuilder(f"{V3}/rooms/{quote(room, safe='')}/send/m.room.message/{uuid.uuid4().hex}"),
-        {"msgtype": "m.text", "body": body},
+        content,
         query_params={"ts": str(ts)},
     )
     return str(resp["event_id"])
@@ -457,7 +462,10 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
         (staff.user_id, "Bring her on Monday", berlin_ms(2025, 1, 20, 9, 30)),
         (parent.user_id, "=1+2 better now", berlin_ms(2025, 2, 5, 12)),
     ]
-    ids = [await send_at(bridge, room, user, body, ts) for user, body, ts in sent]
+    ids: list[str] = []
+    for user, body, ts in sent:  # the last one answers the first
+        ids.append(await send_at(bridge, room, user, body, ts, ids[0] if len(ids) == 2 else None))
+    cough = "Client c2, 2025-01-10 00:30: Mia has a cough"
     status, _, data = await export(api, staff, room, format="csv")
     assert status == 200
     rows = csv_rows(data)[1:]
@@ -470,6 +478,7 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
                                             "'=1+2 better now"]),
     ]  # fmt: skip
     assert [row[15] for row in rows] == ids
+    assert [row[10] for row in rows] == ["", "", cough]
 
     # Whole days in the practice's time zone, both ends included.
     status, headers, data = await export(
@@ -486,7 +495,9 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
     assert info["Period"] == "2025-01-10 to 2025-01-20"
     assert info["Member"] == "Mia Example (family member; messages through Client c2's account)"
     status, _, data = await export(api, staff, room, format="csv", **{"from": "2025-01-11"})
-    assert [row[6] for row in csv_rows(data)[1:]] == ["Bring her on Monday", "'=1+2 better now"]
+    rows = csv_rows(data)[1:]
+    assert [row[6] for row in rows] == ["Bring her on Monday", "'=1+2 better now"]
+    assert rows[1][10] == cough  # the message answered is before the period: fetched on its own
     status, _, data = await export(api, staff, room, format="csv", **{"from": "2025-03-01"})
     assert (status, csv_rows(data)[1:]) == (200, [])
 

@@ -183,7 +183,7 @@ class ChatExport:
         self.zone = zone_of(practice)
         self.exported_at = now_ms()
         self.maker = RowMaker(
-            service.rooms, chat.room_id, people, reactions, self.zone, service.media_base
+            service.rooms, chat.room_id, people, reactions, self.zone, service.media_base, stats
         )
         self.title = ""
         self.members: list[str] = []

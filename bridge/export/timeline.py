@@ -45,6 +45,8 @@ REACTION_TYPES = ["m.reaction"]
 AUTO_REPLY_KEY = "org.practicebridge.auto_reply"
 #: Recent messages remembered for the replies that quote them.
 RECALL = 2000
+#: Older messages replied to, fetched at once for a page.
+FETCH_CONCURRENCY = 8
 EXCERPT = 80
 MAX_REACTION_KEY = 64
 _KINDS = {
@@ -167,6 +169,7 @@ class RowMaker:
         reactions: dict[str, str],
         zone: tzinfo,
         media_base: str,
+        stats: WalkStats,
     ) -> None:
         self.rooms = rooms
         self.room_id = room_id
@@ -174,11 +177,14 @@ class RowMaker:
         self.reactions = reactions
         self.zone = zone
         self.media_base = media_base.rstrip("/")
+        self.stats = stats
         self.number = 0
         self._recent: OrderedDict[str, str] = OrderedDict()
+        self._fetched: dict[str, str] = {}
 
     async def rows(self, chunk: list[dict[str, Any]], since: int, until: int) -> list[Row]:
         """The rows of a page: messages sent in ``[since, until)`` (ms)."""
+        await self._fetch_quoted(chunk)
         out: list[Row] = []
         for ev in chunk:
             if ev.get("type") not in MESSAGE_TYPES or _is_edit(ev):
@@ -274,12 +280,44 @@ class RowMaker:
         if len(self._recent) > RECALL:
             self._recent.popitem(last=False)
 
+    async def _fetch_quoted(self, chunk: list[dict[str, Any]]) -> None:
+        """Fetch the messages this page replies to that are too far back to be remembered,
+        a few at a time, before its rows are made."""
+        here = {ev.get("event_id") for ev in chunk}
+        wanted = {
+            target
+            for ev in chunk
+            if ev.get("type") in MESSAGE_TYPES
+            and (target := _reply_target(ev.get("content") or {})) is not None
+            and target not in here
+            and target not in self._recent
+        }
+        self._fetched = {}
+        if not wanted:
+            return
+        began = time.perf_counter()
+        limit = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(event_id: str) -> tuple[str, dict[str, Any] | None]:
+            async with limit:
+                return event_id, await self.rooms.get_event(self.room_id, event_id)
+
+        found = await asyncio.gather(*(one(event_id) for event_id in sorted(wanted)))
+        self.stats.synapse_wait += time.perf_counter() - began
+        for event_id, ev in found:
+            self._fetched[event_id] = await self._quote_of(event_id, ev)
+
     async def _quote(self, event_id: str) -> str:
         """The message replied to: sender, time and the start of its (latest) text."""
-        quote = self._recent.get(event_id)
-        if quote is not None:
-            return quote
-        ev = await self.rooms.get_event(self.room_id, event_id)
+        quote = self._recent.get(event_id) or self._fetched.get(event_id)
+        if quote is None:  # sent after this page was read; rare
+            quote = await self._quote_of(
+                event_id, await self.rooms.get_event(self.room_id, event_id)
+            )
+        self._remember(event_id, quote)
+        return quote
+
+    async def _quote_of(self, event_id: str, ev: dict[str, Any] | None) -> str:
         ts = ev.get("origin_server_ts") if ev else None
         if ev is None or ev.get("type") not in MESSAGE_TYPES or not isinstance(ts, int):
             quote = "(an earlier message that is no longer available)"
@@ -297,7 +335,6 @@ class RowMaker:
                 self._fill(probe, ev.get("type"), content, _reply_target(content) is not None)
                 text = _excerpt(probe.text or probe.attachment)
             quote = f"{person.name}, {self._when(ts)}: {text}"
-        self._remember(event_id, quote)
         return quote
 
 
