@@ -381,6 +381,9 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
         assert not doubled, doubled
         recipients = {r for m in smtp.mailbox.received for r in m.rcpt_tos}
         assert recipients == {f"s{n}@example.com" for n in range(1, 5)}
+        # Still one reply each, now that everything has settled.
+        for client_id, client in practice.clients.items():
+            assert len(await auto_replies(client, practice.rooms[client_id])) == 1
         # No process logged message text.
         logs = "".join(bridge_output(process.output) for process in processes)
         for body in bodies.values():
