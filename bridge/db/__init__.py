@@ -19,6 +19,10 @@ def create_database(url: str, opts: dict[str, Any] | None = None) -> Database:
     args = dict(opts or {})
     if url.startswith("sqlite"):
         args = {k: v for k, v in args.items() if k not in ("min_size", "max_size")}
+    else:
+        # mautrix would end the process on an asyncpg internal error; the bridge instead
+        # treats the database as unavailable for a moment and retries (storage_unavailable).
+        args.setdefault("meow_exit_on_ice", False)
     return Database.create(
         url, upgrade_table=upgrade_table, db_args=args, log=logging.getLogger("practice.db")
     )
@@ -61,6 +65,7 @@ def storage_unavailable(error: BaseException) -> bool:
         OSError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError
         | asyncpg.exceptions.OperatorInterventionError
         | asyncpg.exceptions.InsufficientResourcesError
         | asyncpg.exceptions.ReadOnlySQLTransactionError,
