@@ -85,8 +85,8 @@ def receipts(events: Iterable[QueuedEvent]) -> list[Read]:
     return found
 
 
-def redactions(events: Iterable[QueuedEvent]) -> list[str]:
-    """The ids of the events redacted in this batch."""
+def redactions(events: Iterable[QueuedEvent]) -> list[tuple[str, str]]:
+    """The events redacted in this batch: (room_id, event_id) each."""
     found = []
     for ev in events:
         p = ev.payload
@@ -97,7 +97,7 @@ def redactions(events: Iterable[QueuedEvent]) -> list[str]:
         if isinstance(content, dict) and isinstance(content.get("redacts"), str):
             redacts = content["redacts"]  # Room versions 11 and later.
         if isinstance(redacts, str):
-            found.append(redacts)
+            found.append((ev.room_id, redacts))
     return found
 
 

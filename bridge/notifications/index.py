@@ -28,23 +28,26 @@ class MessageIndex:
 
     @staticmethod
     async def add_many(conn: Connection, messages: list[Any]) -> None:
-        """Index messages (each with event_id, room_id, sender, ts)."""
+        """Index messages (each with event_id, room_id, sender, ts). A redelivered message is
+        never indexed twice: the pipeline processes each event once."""
         if messages:
             await conn.executemany(
-                "INSERT INTO chat_message (event_id, room_id, sender, ts) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+                "INSERT INTO chat_message (event_id, room_id, sender, ts) VALUES ($1, $2, $3, $4)",
                 [(m.event_id, m.room_id, m.sender, m.ts) for m in messages],
             )
 
     @staticmethod
-    async def remove_many(conn: Connection, event_ids: list[str]) -> None:
+    async def remove_many(conn: Connection, redacted: list[tuple[str, str]]) -> None:
+        """Drop redacted messages: (room_id, event_id) each."""
         await conn.executemany(
-            "DELETE FROM chat_message WHERE event_id=$1", [(e,) for e in event_ids]
+            "DELETE FROM chat_message WHERE room_id=$1 AND event_id=$2", redacted
         )
 
     @staticmethod
-    async def sender_of(conn: Connection, event_id: str) -> str | None:
-        value = await conn.fetchval("SELECT sender FROM chat_message WHERE event_id=$1", event_id)
+    async def sender_of(conn: Connection, room_id: str, event_id: str) -> str | None:
+        value = await conn.fetchval(
+            "SELECT sender FROM chat_message WHERE room_id=$1 AND event_id=$2", room_id, event_id
+        )
         return str(value) if value is not None else None
 
     async def unread_counts(self, user_id: str, read_marks: dict[str, int]) -> dict[str, int]:

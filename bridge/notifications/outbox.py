@@ -47,7 +47,7 @@ class NotificationOutbox:
         redacted = facts.redactions(events)
         if redacted:
             await MessageIndex.remove_many(conn, redacted)
-            await OutboxStore.withdraw_many(conn, redacted, now)
+            await OutboxStore.withdraw_many(conn, [event_id for _, event_id in redacted], now)
         messages = [m for m in facts.messages(events, self.bot) if not m.edit]
         receipts = facts.receipts(events)
         if not messages and not receipts:
@@ -81,7 +81,9 @@ class NotificationOutbox:
                 continue
             skip = {m.sender}
             if self._is_auto_reply(m):
-                skip |= await self._auto_reply_skips(conn, m.content, audience.recipients)
+                skip |= await self._auto_reply_skips(
+                    conn, m.room_id, m.content, audience.recipients
+                )
             for user_id in audience.recipients:
                 if user_id not in skip and user_id in wanted:
                     rows.append((user_id, m.room_id, m.event_id, m.sender, m.ts))
@@ -97,11 +99,19 @@ class NotificationOutbox:
         return who is not None and who.kind == "staff"
 
     async def _auto_reply_skips(
-        self, conn: Connection, content: dict[str, Any], recipients: dict[str, Recipient]
+        self,
+        conn: Connection,
+        room_id: str,
+        content: dict[str, Any],
+        recipients: dict[str, Recipient],
     ) -> set[str]:
         """An automatic reply is not emailed to the writer of the message it answers."""
         trigger = content[AUTO_REPLY_KEY].get("in_reply_to_event_id")
-        writer = await MessageIndex.sender_of(conn, trigger) if isinstance(trigger, str) else None
+        writer = (
+            await MessageIndex.sender_of(conn, room_id, trigger)
+            if isinstance(trigger, str)
+            else None
+        )
         if writer is not None:
             return {writer}
         # The answered message is unknown: leave out every client (replies go to clients only).

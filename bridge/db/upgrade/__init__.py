@@ -14,4 +14,5 @@ from . import (  # noqa: E402,F401
     v04_settings,
     v05_rules,
     v06_notifications,
+    v07_message_index,
 )
