@@ -1,4 +1,5 @@
-"""The benchmarks still run: a tiny intake run prints its table (no timing is asserted)."""
+"""The benchmarks still run: ``make bench BENCH_ARGS=--smoke`` runs every one of them at a tiny
+size and prints the table (no timing is asserted: the figures of a smoke run mean nothing)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,51 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.run_all import benchmarks, name_of  # noqa: E402
+from bench.table import SUMMARY_COLUMNS  # noqa: E402
+
+EVERY_BENCH = {"e2e", "export", "intake", "module", "scale"}
+# A row each bench always prints, by the start of its name.
+ROW_OF = {
+    "e2e": "end to end, client send -> staff /sync sees it",
+    "export": "export 240, xlsx: peak memory",
+    "intake": "intake, SQLite",
+    "module": "client message send through Synapse",
+    "scale": "scale, SQLite: GET /chats p99",
+}
 
 
-async def test_intake_bench_smoke_run_prints_its_table() -> None:
+def test_run_all_finds_every_bench() -> None:
+    assert {name_of(module) for module in benchmarks()} == EVERY_BENCH
+
+
+async def test_make_bench_smoke_runs_every_bench_and_writes_the_table(tmp_path: Path) -> None:
+    output = tmp_path / "latest.md"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / "bench" / "intake.py"),
+        str(ROOT / "bench" / "run_all.py"),
         "--smoke",
+        "--output",
+        str(output),
         cwd=ROOT,
         env=dict(os.environ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 240)
-    assert proc.returncode == 0, err.decode()[-2000:]
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, err.decode()[-3000:]
     lines = out.decode().splitlines()
-    assert lines[0] == "| name | figure | unit | baseline | ratio | target |"
-    assert any(line.startswith("| intake, SQLite") for line in lines)
+    assert lines[0] == "| " + " | ".join(SUMMARY_COLUMNS) + " |"
+    rows = [line for line in lines[2:] if line.startswith("| ")]
+    assert not [row for row in rows if "FAILED" in row]
+    for bench, start in ROW_OF.items():
+        assert any(row.startswith(f"| {start}") for row in rows), bench
     if os.environ.get("PRACTICE_BRIDGE_TEST_POSTGRES"):
-        assert any(line.startswith("| intake, PostgreSQL") for line in lines)
-
-
-def test_run_all_finds_the_intake_bench() -> None:
-    sys.path.insert(0, str(ROOT))
-    from bench.run_all import benchmarks
-
-    assert "bench.intake" in [module.__name__ for module in benchmarks()]
+        for bench in ("intake", "scale"):
+            assert any(row.startswith(f"| {bench}, PostgreSQL") for row in rows), bench
+    written = output.read_text()
+    assert "\n".join(lines) in written
+    for bench in EVERY_BENCH:
+        assert f"`bench/{bench}.py`" in written
