@@ -9,6 +9,7 @@ from mautrix.types import RoomID
 from mautrix.util.async_db import Connection, Database
 
 from bridge.db import fetch_in, transaction
+from bridge.directory.models import Client
 
 from .models import Chat, UserChatState
 
@@ -82,25 +83,12 @@ class ChatStore:
         if row is None:
             return None
         chat = Chat.from_row(row)
-        await self._fill_members([chat])
-        return chat
-
-    async def _fill_members(self, chats: list[Chat]) -> None:
-        if not chats:
-            return
-        by_room = {c.room_id: c for c in chats}
-        rows = await self._fetch_in(
-            "SELECT room_id, kind, member_id, shared FROM chat_member WHERE room_id IN ({})",
-            list(by_room),
+        rows = await self.db.fetch(
+            "SELECT kind AS member_kind, member_id, shared FROM chat_member WHERE room_id=$1",
+            room_id,
         )
-        for r in sorted(rows, key=lambda r: (r["room_id"], r["kind"], r["member_id"])):
-            chat = by_room[r["room_id"]]
-            if r["kind"] == "staff":
-                chat.staff_ids.append(r["member_id"])
-                if r["shared"]:
-                    chat.shared_staff_ids.append(r["member_id"])
-            else:
-                chat.client_ids.append(r["member_id"])
+        _add_members(chat, rows)
+        return chat
 
     async def _fetch_in(self, query: str, values: list[str], *args: Any) -> list[Any]:
         return await fetch_in(self.db, query, values, *args)
@@ -108,21 +96,42 @@ class ChatStore:
     async def for_member(
         self, practice_id: str, kind: str, member_ids: Iterable[str]
     ) -> list[Chat]:
-        """Every live chat of the practice that has one of these staff or client records."""
+        """Every live chat of the practice that has one of these staff or client records, with
+        all its members: one query, a row per member of each chat."""
         ids = list(member_ids)
         if not ids:
             return []
         rows = await self._fetch_in(
-            f"SELECT DISTINCT {_CHAT_COLUMNS} FROM chat c JOIN chat_member m "
-            "ON m.room_id=c.room_id WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 "
-            "AND m.member_id IN ({})",
+            f"SELECT {_CHAT_COLUMNS}, o.kind AS member_kind, o.member_id, o.shared "
+            "FROM chat_member m JOIN chat c ON c.room_id=m.room_id "
+            "JOIN chat_member o ON o.room_id=m.room_id "
+            "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND m.member_id IN ({})",
             ids,
             practice_id,
             kind,
         )
-        chats = [Chat.from_row(r) for r in rows]
-        await self._fill_members(chats)
-        return chats
+        chats: dict[str, Chat] = {}
+        for r in rows:  # by position: a chat's columns, then one member's (kind, id, shared)
+            chat = chats.get(r[0])
+            if chat is None:
+                chat = chats[r[0]] = Chat(
+                    RoomID(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])
+                )
+            if r[9] == "staff":
+                chat.staff_ids.append(r[10])
+                if r[11]:
+                    chat.shared_staff_ids.append(r[10])
+            else:
+                chat.client_ids.append(r[10])
+        for chat in chats.values():
+            if len(ids) > 1:  # a chat reached through several of the ids came once per id
+                chat.staff_ids[:] = set(chat.staff_ids)
+                chat.shared_staff_ids[:] = set(chat.shared_staff_ids)
+                chat.client_ids[:] = set(chat.client_ids)
+            chat.staff_ids.sort()
+            chat.shared_staff_ids.sort()
+            chat.client_ids.sort()
+        return list(chats.values())
 
     async def live_rooms(self, conn: Connection, room_ids: set[str]) -> set[str]:
         """Which of these rooms are live chats."""
@@ -179,14 +188,44 @@ class ChatStore:
                     next_batch,
                 )
 
-    async def read_marks(self, room_ids: list[str]) -> dict[tuple[str, str], int]:
-        """When each user last read each of these chats: {(room_id, user_id): ts}."""
+    async def client_read_marks(
+        self, practice_id: str, kind: str, member_ids: Iterable[str]
+    ) -> dict[tuple[str, str], int]:
+        """In every chat of these staff or client records, when each client account (a family
+        member's is their primary's) last read it: {(room_id, user_id): ts}. Looked up by
+        (user, room), the primary key: the cost follows these chats, not the table."""
+        return {
+            (r[0], r[1]): int(r[2])
+            for r in await self._fetch_in(
+                "SELECT s.room_id, s.user_id, s.read_ts FROM chat_member m "
+                "JOIN chat c ON c.room_id=m.room_id "
+                "JOIN chat_member o ON o.room_id=m.room_id AND o.kind<>'staff' "
+                "JOIN client cl ON cl.practice_id=c.practice_id AND cl.client_id=o.member_id "
+                "JOIN client a ON a.practice_id=c.practice_id "
+                "AND a.client_id=COALESCE(cl.family_primary_id, cl.client_id) "
+                "JOIN user_chat_state s ON s.user_id=a.user_id AND s.room_id=m.room_id "
+                "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND s.read_ts > 0 "
+                "AND m.member_id IN ({})",
+                list(member_ids),
+                practice_id,
+                kind,
+            )
+        }
+
+    async def clients_in_chats(
+        self, practice_id: str, kind: str, member_ids: Iterable[str]
+    ) -> dict[str, Client]:
+        """The client records in every chat of these staff or client records."""
         rows = await self._fetch_in(
-            "SELECT room_id, user_id, read_ts FROM user_chat_state "
-            "WHERE read_ts > 0 AND room_id IN ({})",
-            room_ids,
+            "SELECT cl.* FROM client cl WHERE cl.practice_id=$1 AND cl.client_id IN "
+            "(SELECT o.member_id FROM chat_member m JOIN chat c ON c.room_id=m.room_id "
+            "JOIN chat_member o ON o.room_id=m.room_id AND o.kind<>'staff' "
+            "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND m.member_id IN ({}))",
+            list(member_ids),
+            practice_id,
+            kind,
         )
-        return {(r["room_id"], r["user_id"]): int(r["read_ts"]) for r in rows}
+        return {r["client_id"]: Client.from_row(r) for r in rows}
 
     async def sync_token(self, user_id: str) -> str | None:
         value = await self.db.fetchval(
@@ -205,3 +244,13 @@ class ChatStore:
                 "WHERE user_chat_state.read_ts < excluded.read_ts",
                 [(r.user_id, r.room_id, r.ts) for r in reads],
             )
+
+
+def _add_members(chat: Chat, rows: list[Any]) -> None:
+    """The chat's staff and client records, each list in id order; shared staff among them."""
+    staff = sorted(
+        (r["member_id"], bool(r["shared"])) for r in rows if r["member_kind"] == "staff"
+    )
+    chat.staff_ids.extend(sid for sid, _ in staff)
+    chat.shared_staff_ids.extend(sid for sid, shared in staff if shared)
+    chat.client_ids.extend(sorted(r["member_id"] for r in rows if r["member_kind"] != "staff"))

@@ -8,6 +8,7 @@ room.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -47,9 +48,11 @@ class UserStateMirror:
 
     async def refresh(self, user_id: UserID) -> dict[str, UserChatState]:
         """Catch up with the user's account data and receipts; return every chat's state."""
-        states = await self.chats.user_states(user_id)
         since = await self.chats.sync_token(user_id)
-        resp = await self.rooms.sync(user_id, since, SYNC_FILTER)
+        # What is mirrored already is read while Synapse answers.
+        states, resp = await asyncio.gather(
+            self.chats.user_states(user_id), self.rooms.sync(user_id, since, SYNC_FILTER)
+        )
         changed: dict[str, UserChatState] = {}
         if since is None:
             # A first sync lists only what is set: anything else mirrored before is gone.
