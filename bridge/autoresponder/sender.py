@@ -8,7 +8,6 @@ timeline is checked for it. Either way the client gets one reply.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
+from bridge.background import BackgroundLoop
 from bridge.ports import Rooms
 
 from .decide import AUTO_REPLY_KEY
@@ -41,39 +41,17 @@ class AutoresponseSender:
     def __init__(self, db: Database, rooms: Rooms) -> None:
         self.db = db
         self.rooms = rooms
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # Woken when the pipeline commits new replies; a slow poll covers anything else.
+        self._loop = BackgroundLoop("autoresponse-sender", self.send_due, log, poll=_POLL_SECONDS)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="autoresponse-sender")
-            self._wake.set()
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()
 
     def notify(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            # Woken when the pipeline commits new replies; a slow poll covers anything else.
-            try:
-                await asyncio.wait_for(self._wake.wait(), _POLL_SECONDS)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.send_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Sending automatic replies failed; retrying in 5 s")
-                await asyncio.sleep(5)
-                self._wake.set()
+        self._loop.notify()
 
     async def send_due(self) -> int:
         rows = await self.db.fetch(

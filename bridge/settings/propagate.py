@@ -7,11 +7,12 @@ restart, so an interrupted propagation finishes by itself.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from mautrix.types import RoomID
+
+from bridge.background import BackgroundLoop
 
 from .store import SettingsStore
 
@@ -23,36 +24,20 @@ class PolicyPropagator:
     def __init__(self, store: SettingsStore, push: Callable[[RoomID], Awaitable[None]]) -> None:
         self.store = store
         self.push = push
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("policy-propagator", self._catch_up, log)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="policy-propagator")
-            self._wake.set()
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()
 
     def notify(self) -> None:
-        self._wake.set()
+        self._loop.notify()
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                while await self.run_once():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Propagating policy changes failed; retrying in 5 s")
-                await asyncio.sleep(5)
-                self._wake.set()
+    async def _catch_up(self) -> None:
+        while await self.run_once():
+            pass
 
     async def run_once(self) -> int:
         """Bring one batch of chats up to date; return how many were updated."""
