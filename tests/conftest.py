@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,12 @@ PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 OWN_ATTACHMENT_RULES = "smallfiles"
 
 
-@pytest.fixture(scope="session")
-def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
-    root = tmp_path_factory.mktemp("synapse")
+@contextmanager
+def synapse_process(
+    root: Path, *, with_modules: bool, extra: dict[str, Any] | None = None
+) -> Iterator[HomeserverInfo]:
+    """A Synapse subprocess on free ports with our registration (and, if asked, our modules),
+    tuned for speed; stopped on exit."""
     hs_port, as_port = free_port(), free_port()
     config = generate_config(
         root / "config.yaml",
@@ -47,12 +51,7 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
             "appservice.address": f"http://127.0.0.1:{as_port}",
             "appservice.port": as_port,
             "provisioning.token_cache_seconds": 0,
-            # A practice with attachment rules of its own (tests/test_attachments.py).
-            f"attachments.practices.{OWN_ATTACHMENT_RULES}": {
-                "max_size": 4096,
-                "blocked_mimetypes": ["application/zip"],
-                "blocked_extensions": ["zip"],
-            },
+            **(extra or {}),
         },
     )
     generate_registration(config, root / "registration.yaml")
@@ -61,7 +60,7 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
         server_name="practice.test",
         port=hs_port,
         registration_path=root / "registration.yaml",
-        module=module_entries(config),
+        module=module_entries(config) if with_modules else None,
         fast=True,
     )
     log_path = root / "synapse.log"
@@ -77,6 +76,22 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
             proc.wait(15)
         except Exception:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
+    # A practice with attachment rules of its own (tests/test_attachments.py).
+    own_rules = {
+        f"attachments.practices.{OWN_ATTACHMENT_RULES}": {
+            "max_size": 4096,
+            "blocked_mimetypes": ["application/zip"],
+            "blocked_extensions": ["zip"],
+        }
+    }
+    with synapse_process(
+        tmp_path_factory.mktemp("synapse"), with_modules=True, extra=own_rules
+    ) as hs:
+        yield hs
 
 
 def _backends() -> list[Any]:

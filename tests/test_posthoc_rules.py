@@ -23,15 +23,8 @@ from bridge.app import Bridge
 from bridge.chats import layout
 from bridge.rules.posthoc import RULE_KEY
 from config import load_config
-from config.schema import generate_config
-from registration import generate_registration
-from registration.homeserver import (
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
+from tests.conftest import synapse_process
 
 LIMIT = 20
 POLICY = "org.practicebridge.policy"
@@ -40,40 +33,8 @@ POLICY = "org.practicebridge.policy"
 @pytest.fixture(scope="module")
 def bare_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
     """A Synapse built like the session's, but one that cannot load the practice module."""
-    root = tmp_path_factory.mktemp("bare-synapse")
-    hs_port, as_port = free_port(), free_port()
-    config = generate_config(
-        root / "config.yaml",
-        **{
-            "homeserver.address": f"http://127.0.0.1:{hs_port}",
-            "homeserver.domain": "practice.test",
-            "appservice.address": f"http://127.0.0.1:{as_port}",
-            "appservice.port": as_port,
-            "provisioning.token_cache_seconds": 0,
-        },
-    )
-    generate_registration(config, root / "registration.yaml")
-    hs_config = write_homeserver_config(
-        root / "synapse",
-        server_name="practice.test",
-        port=hs_port,
-        registration_path=root / "registration.yaml",
-        module=None,
-        fast=True,
-    )
-    log_path = root / "synapse.log"
-    proc = start_synapse(hs_config, log_path)
-    try:
-        wait_for_synapse(f"http://127.0.0.1:{hs_port}", proc)
-        yield HomeserverInfo(
-            f"http://127.0.0.1:{hs_port}", "practice.test", root, config, log_path
-        )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except Exception:
-            proc.kill()
+    with synapse_process(tmp_path_factory.mktemp("bare-synapse"), with_modules=False) as hs:
+        yield hs
 
 
 @pytest.fixture
