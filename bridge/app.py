@@ -180,10 +180,8 @@ class Bridge:
         self._started = False
 
     def _is_staff_command(self, sender: str, content: dict[str, Any]) -> bool:
-        if parse_command(content) is None:
-            return False
-        who = self.mapper.parse(sender)
-        return who is not None and who.kind == "staff"
+        who = self.mapper.parse(sender)  # Cached per sender: cheaper than parsing the body.
+        return who is not None and who.kind == "staff" and parse_command(content) is not None
 
     async def start(self) -> None:
         self._started = True

@@ -26,7 +26,9 @@ log = logging.getLogger("practice.commands")
 
 
 class CommandIntake:
-    def __init__(self, store: CommandStore, bot: str, recorded: Callable[[str], None]) -> None:
+    def __init__(
+        self, store: CommandStore, bot: str, recorded: Callable[[str, int], None]
+    ) -> None:
         self.store = store
         self.bot = bot
         self.recorded = recorded
@@ -76,4 +78,4 @@ class CommandIntake:
     ) -> None:
         await self.store.record(conn, ev.event_id, ev.room_id, sender, name, args)
         log.info("Command %s from %s in %s recorded", name, sender, ev.room_id)
-        self.recorded(ev.event_id)
+        self.recorded(ev.event_id, ev.seq)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mautrix.types import RoomID, UserID
-from mautrix.util.async_db import Connection, Database, Scheme
+from mautrix.util.async_db import Connection, Database
 
 from bridge.clock import now_ms
-from bridge.db import transaction
+from bridge.db import fetch_in, transaction
 
 
 @dataclass(frozen=True)
@@ -95,26 +95,14 @@ class CommandStore:
             outcome,
         )
 
-    async def committed(self, event_ids: list[str]) -> set[str]:
-        """Which of these events the pipeline has processed (its transaction committed)."""
-        found: set[str] = set()
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start : start + 500]
-            if self.db.scheme == Scheme.SQLITE:
-                marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
-                rows = await self.db.fetch(
-                    "SELECT event_id FROM event_queue WHERE processed_at IS NOT NULL "
-                    f"AND event_id IN ({marks})",
-                    *chunk,
-                )
-            else:
-                rows = await self.db.fetch(
-                    "SELECT event_id FROM event_queue WHERE processed_at IS NOT NULL "
-                    "AND event_id = ANY($1::text[])",
-                    chunk,
-                )
-            found.update(r["event_id"] for r in rows)
-        return found
+    async def committed(self, seqs: list[int]) -> set[int]:
+        """Which of these intake events the pipeline has processed (its transaction committed)."""
+        rows = await fetch_in(
+            self.db,
+            "SELECT seq FROM event_queue WHERE processed_at IS NOT NULL AND seq IN ({})",
+            seqs,
+        )
+        return {int(r["seq"]) for r in rows}
 
     async def prune(self, before_ms: int) -> None:
         await self.db.execute(

@@ -36,7 +36,8 @@ class CommandWorker:
     def __init__(self, store: CommandStore, runner: CommandRunner) -> None:
         self.store = store
         self.runner = runner
-        self._expected: dict[str, int] = {}  # event id -> give up looking at (ms)
+        # event id -> (its sequence number in the intake queue, give up looking at (ms))
+        self._expected: dict[str, tuple[int, int]] = {}
         self._held: set[int] = set()  # job ids queued or running
         self._lanes: dict[str, deque[Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -46,9 +47,9 @@ class CommandWorker:
         self._loader: asyncio.Task[None] | None = None
         self._last_prune = 0
 
-    def expect(self, event_id: str) -> None:
+    def expect(self, event_id: str, seq: int) -> None:
         """The intake recorded a command for this event (committed soon, or rolled back)."""
-        self._expected[event_id] = now_ms() + _EXPECT_TIMEOUT_MS
+        self._expected[event_id] = (seq, now_ms() + _EXPECT_TIMEOUT_MS)
         self._idle.clear()
         self._wake.set()
 
@@ -102,7 +103,7 @@ class CommandWorker:
 
     async def _load(self) -> None:
         # Processed before the read below: a committed row is then certainly visible to it.
-        committed = await self.store.committed(list(self._expected))
+        committed = await self.store.committed([seq for seq, _ in self._expected.values()])
         jobs = await self.store.pending(_FETCH_LIMIT + len(self._held))
         for job in jobs:
             self._expected.pop(job.event_id, None)
@@ -110,8 +111,8 @@ class CommandWorker:
                 self._held.add(job.id)
                 self._enqueue(job)
         now = now_ms()
-        for event_id, give_up in list(self._expected.items()):
-            if event_id in committed or give_up < now:
+        for event_id, (seq, give_up) in list(self._expected.items()):
+            if seq in committed or give_up < now:
                 del self._expected[event_id]
 
     def _enqueue(self, job: Job) -> None:

@@ -54,5 +54,5 @@ class ChatActivity:
         # Writing in a chat means having read it; so does a receipt.
         reads = [facts.Read(m.sender, m.room_id, m.ts) for m in messages]
         await self.chats.record_reads(
-            conn, [r for r in facts.latest_reads(reads + receipts) if r.room_id in chats]
+            conn, [r for r in facts.latest_reads([*reads, *receipts]) if r.room_id in chats]
         )

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.events import QueuedEvent
+from bridge.events import Batch, QueuedEvent
 
 # Events that count as a message in a chat.
 MESSAGE_TYPES = frozenset({"m.room.message", "m.sticker", "m.room.encrypted"})
@@ -26,15 +26,8 @@ class Message:
     sender: str
     ts: int
     content: dict[str, Any]
-
-    @property
-    def edit(self) -> bool:
-        relates = self.content.get("m.relates_to")
-        return isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
-
-    @property
-    def auto_reply(self) -> bool:
-        return isinstance(self.content.get(AUTO_REPLY_KEY), dict)
+    edit: bool  # it replaces an earlier message (m.replace)
+    auto_reply: bool  # it carries the autoresponder's marker
 
 
 @dataclass(frozen=True)
@@ -44,8 +37,23 @@ class Read:
     ts: int
 
 
-def messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
-    """Messages in rooms, in order, leaving out the bot's and those that broke a rule."""
+def _memo(events: Iterable[QueuedEvent]) -> dict[Any, Any]:
+    """Where a pipeline batch keeps what is derived from it (a throwaway dict otherwise)."""
+    return events.memo if isinstance(events, Batch) else {}
+
+
+def messages(events: Iterable[QueuedEvent], bot: str) -> tuple[Message, ...]:
+    """Messages in rooms, in order, leaving out the bot's and those that broke a rule.
+
+    Derived once per batch: every batch handler asks for them."""
+    memo = _memo(events)
+    key = ("messages", bot)
+    if key not in memo:
+        memo[key] = tuple(_messages(events, bot))
+    return memo[key]  # type: ignore[no-any-return]
+
+
+def _messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
     found = []
     for ev in events:
         p = ev.payload
@@ -57,12 +65,22 @@ def messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
             continue
         if not isinstance(sender, str) or not isinstance(ts, int) or sender == bot:
             continue
-        found.append(Message(ev.event_id, ev.room_id, str(event_type), sender, ts, content))
+        relates = content.get("m.relates_to")
+        edit = isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
+        auto = isinstance(content.get(AUTO_REPLY_KEY), dict)
+        found.append(Message(ev.event_id, ev.room_id, event_type, sender, ts, content, edit, auto))
     return found
 
 
-def receipts(events: Iterable[QueuedEvent]) -> list[Read]:
+def receipts(events: Iterable[QueuedEvent]) -> tuple[Read, ...]:
     """Read receipts (public, and private where the homeserver sends them) as reads."""
+    memo = _memo(events)
+    if "receipts" not in memo:
+        memo["receipts"] = tuple(_receipts(events))
+    return memo["receipts"]  # type: ignore[no-any-return]
+
+
+def _receipts(events: Iterable[QueuedEvent]) -> list[Read]:
     found = []
     for ev in events:
         p = ev.payload

@@ -19,6 +19,9 @@ def create_database(url: str, opts: dict[str, Any] | None = None) -> Database:
     args = dict(opts or {})
     if url.startswith("sqlite"):
         args = {k: v for k, v in args.items() if k not in ("min_size", "max_size")}
+        # The intake and the pipeline run their statements on the event loop's thread while
+        # they hold the connection (bridge.events.sqlite); mautrix opens it on its own thread.
+        args["check_same_thread"] = False
     else:
         # mautrix would end the process on an asyncpg internal error; the bridge instead
         # treats the database as unavailable for a moment and retries (storage_unavailable).

@@ -34,8 +34,8 @@ from mautrix.util.async_db import Connection, Database, Scheme
 
 from bridge.db import storage_unavailable, transaction
 
-from .queue import EventQueue, QueuedEvent
-from .sqlite import one_trip
+from .queue import Batch, EventQueue, QueuedEvent
+from .sqlite import write_transaction
 
 log = logging.getLogger("practice.pipeline")
 
@@ -191,7 +191,7 @@ class Pipeline:
     def _take(self) -> tuple[list[str], list[QueuedEvent]]:
         """Claim the oldest ready rooms, up to a batch of events; their events in order."""
         rooms: list[str] = []
-        batch: list[QueuedEvent] = []
+        batch = Batch()
         while self._ready and len(batch) < _BATCH:
             room_id = next(iter(self._ready))
             del self._ready[room_id]
@@ -246,9 +246,10 @@ class Pipeline:
                 await asyncio.sleep(_RETRY_DELAY)
 
     async def _run_handlers(self, batch: list[QueuedEvent]) -> None:
+        if isinstance(batch, Batch):
+            batch.memo.clear()  # Derived in an attempt that rolled back: derive it again.
         try:
-            async with transaction(self.db) as raw:
-                conn = one_trip(raw)
+            async with write_transaction(self.db) as conn:
                 try:
                     for ev in batch:
                         for handler in self.handlers:

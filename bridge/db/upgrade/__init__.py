@@ -15,4 +15,5 @@ from . import (  # noqa: E402,F401
     v05_rules,
     v06_notifications,
     v07_message_index,
+    v08_event_queue_order,
 )
