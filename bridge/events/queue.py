@@ -4,13 +4,13 @@ Redelivered events (the same transaction again, or the same event in another tra
 the unique (origin_ts, event_id) pair and are dropped. An event id is a hash over the event, its
 origin timestamp included, so the pair is as unique as the id; led by the time, it keeps new
 rows at the end of the index instead of on a random page of it (see migration v8). Ephemeral
-events have neither: their id is derived from their transaction and their content, their time is
-the moment the transaction was first seen, so a redelivered transaction yields the same pair.
-Processed rows keep their id (not their payload) for ``retention_ms`` so that late redeliveries
-are still recognised; older rows are pruned.
+events have no id or time of their own: their id is derived from their transaction and content,
+their time is when the transaction was first seen, so a redelivered transaction yields the same
+pairs. Processed rows keep their id (not their payload) for ``retention_ms`` so that late
+redeliveries are still recognised; older rows are pruned.
 
 A transaction id seen before does not short-cut storing: its events go through the same unique
-event id, so a homeserver that starts counting transaction ids again loses nothing.
+pair, so a homeserver that starts counting transaction ids again loses nothing.
 """
 
 from __future__ import annotations
