@@ -30,10 +30,22 @@ class MessageIndex:
     async def add_many(conn: Connection, messages: list[Any]) -> None:
         """Index messages (each with event_id, room_id, sender, ts). A redelivered message is
         never indexed twice: the pipeline processes each event once."""
-        if messages:
+        if not messages:
+            return
+        if conn.scheme == Scheme.SQLITE:
             await conn.executemany(
                 "INSERT INTO chat_message (event_id, room_id, sender, ts) VALUES ($1, $2, $3, $4)",
                 [(m.event_id, m.room_id, m.sender, m.ts) for m in messages],
+            )
+        else:  # One statement: PostgreSQL runs an executemany row by row.
+            await conn.execute(
+                "INSERT INTO chat_message (event_id, room_id, sender, ts) "
+                "SELECT e, r, s, ts FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) "
+                "WITH ORDINALITY AS t(e, r, s, ts, o) ORDER BY o",
+                [m.event_id for m in messages],
+                [m.room_id for m in messages],
+                [m.sender for m in messages],
+                [m.ts for m in messages],
             )
 
     @staticmethod
