@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import statistics
 import subprocess
 import sys
 import time
@@ -165,7 +164,3 @@ async def register_plain_user(
         },
     ) as resp:
         return str((await resp.json())["access_token"])
-
-
-def p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,14 +50,13 @@ from bench._product import (  # noqa: E402
     V3,
     Homeserver,
     call,
-    p99,
     product_config,
     register_plain_user,
     start_bridge,
     start_homeserver,
     stop_process,
 )
-from bench.table import markdown_table  # noqa: E402
+from bench.table import latency_rows, script_main  # noqa: E402
 
 TARGET_RATIO = 1.05
 PARK_SECONDS = 0.03  # the staff member's long-poll is waiting in Synapse before the send
@@ -253,29 +251,15 @@ async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
                 stop_process(bridge)
             for hs in started:
                 hs.stop()
-    ours, theirs = timings[product.name], timings[plain.name]
-    median, base_median = statistics.median(ours), statistics.median(theirs)
-    ratio = median / base_median
-    met = "met" if ratio <= TARGET_RATIO else "MISSED"
     what = f"end to end, client send -> staff /sync sees it ({messages} sends)"
-    return [
-        {
-            "name": f"{what}: median, with bridge and module",
-            "figure": median * 1000,
-            "unit": "ms",
-            "baseline": base_median * 1000,
-            "ratio": ratio,
-            "target": f"<= {TARGET_RATIO} of plain Synapse ({met})",
-        },
-        {
-            "name": f"{what}: p99, with bridge and module",
-            "figure": p99(ours) * 1000,
-            "unit": "ms",
-            "baseline": p99(theirs) * 1000,
-            "ratio": p99(ours) / p99(theirs),
-            "target": "reported (the median is the target)",
-        },
-    ]
+    return latency_rows(
+        what,
+        timings[product.name],
+        timings[plain.name],
+        side=", with bridge and module",
+        against="plain Synapse",
+        target=TARGET_RATIO,
+    )
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -286,11 +270,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run, for CI")
-    args = parser.parse_args()
-    print(markdown_table(asyncio.run(run(args))))
+    script_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

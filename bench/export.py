@@ -46,7 +46,7 @@ from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from bench.table import markdown_table  # noqa: E402
+from bench.table import script_main  # noqa: E402
 from bridge.chats import layout  # noqa: E402
 from bridge.chats.models import Chat  # noqa: E402
 from bridge.db import create_database  # noqa: E402
@@ -591,11 +591,7 @@ def main() -> None:
     if "--child" in sys.argv:
         _child_main(sys.argv[1:])
         return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run, for CI")
-    args = parser.parse_args()
-    print(markdown_table(asyncio.run(run(args))))
+    script_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ without the homeserver-facing steps: no Synapse is needed, its address points no
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -41,7 +40,7 @@ from mautrix.types import RoomID  # noqa: E402
 from mautrix.util.async_db import Database  # noqa: E402
 
 from appservice.homeserver import MemoryASStateStore  # noqa: E402
-from bench.table import markdown_table  # noqa: E402
+from bench.table import script_main  # noqa: E402
 from bridge.app import Bridge  # noqa: E402
 from bridge.chats.models import Chat  # noqa: E402
 from bridge.db import create_database  # noqa: E402
@@ -306,13 +305,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--postgres", help=f"a PostgreSQL DSN (default: ${PG_ENV})")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run, for CI")
-    args = parser.parse_args()
-    rows = asyncio.run(run(args))
-    print(markdown_table(rows))
+    script_main(__doc__, add_arguments, run, postgres_env=PG_ENV)
 
 
 if __name__ == "__main__":

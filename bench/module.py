@@ -20,8 +20,6 @@ and only the send path is timed.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from bench.table import markdown_table  # noqa: E402
+from bench.table import latency_rows, script_main  # noqa: E402
 from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
 from config.schema import generate_config  # noqa: E402
@@ -213,10 +211,6 @@ async def _send(session: aiohttp.ClientSession, side: Side, body: str) -> float:
     return elapsed
 
 
-def _p99(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[98]
-
-
 async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-module-") as tmp_name:
         tmp = Path(tmp_name)
@@ -246,30 +240,15 @@ async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
                     side.proc.wait(15)
                 except Exception:
                     side.proc.kill()
-    with_module, without = timings[loaded.name], timings[bare.name]
-    median, base_median = statistics.median(with_module), statistics.median(without)
-    p99, base_p99 = _p99(with_module), _p99(without)
-    ratio = median / base_median
-    met = "met" if ratio <= TARGET_RATIO else "MISSED"
     what = f"client message send through Synapse, {BODY_LENGTH} chars, {messages} sends"
-    return [
-        {
-            "name": f"{what}: median with the module",
-            "figure": median * 1000,
-            "unit": "ms",
-            "baseline": base_median * 1000,
-            "ratio": ratio,
-            "target": f"<= {TARGET_RATIO} of no module ({met})",
-        },
-        {
-            "name": f"{what}: p99 with the module",
-            "figure": p99 * 1000,
-            "unit": "ms",
-            "baseline": base_p99 * 1000,
-            "ratio": p99 / base_p99,
-            "target": "reported (the median is the target)",
-        },
-    ]
+    return latency_rows(
+        what,
+        timings[loaded.name],
+        timings[bare.name],
+        side=" with the module",
+        against="no module",
+        target=TARGET_RATIO,
+    )
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -280,12 +259,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run, for CI")
-    args = parser.parse_args()
-    rows = asyncio.run(run(args))
-    print(markdown_table(rows))
+    script_main(__doc__, add_arguments, run)
 
 
 if __name__ == "__main__":

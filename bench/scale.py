@@ -63,13 +63,12 @@ from bench._product import (  # noqa: E402
     V3,
     Homeserver,
     call,
-    p99,
     product_config,
     start_bridge,
     start_homeserver,
     stop_process,
 )
-from bench.table import markdown_table  # noqa: E402
+from bench.table import p99, script_main  # noqa: E402
 from bridge.chats.userstate import SYNC_FILTER  # noqa: E402
 from bridge.db import create_database  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
@@ -543,12 +542,7 @@ def _side_by_side(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--postgres", help=f"a PostgreSQL DSN (default: ${PG_ENV})")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run, for CI")
-    args = parser.parse_args()
-    print(markdown_table(asyncio.run(run(args))))
+    script_main(__doc__, add_arguments, run, postgres_env=PG_ENV)
 
 
 if __name__ == "__main__":
