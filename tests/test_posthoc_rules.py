@@ -8,21 +8,17 @@ the bridge's work is repeated.
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
-from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
 from bridge.chats import layout
 from bridge.rules.posthoc import RULE_KEY
-from config import load_config
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
 from tests.conftest import synapse_process
 
@@ -31,33 +27,11 @@ POLICY = "org.practicebridge.policy"
 
 
 @pytest.fixture(scope="module")
-def bare_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
-    """A Synapse built like the session's, but one that cannot load the practice module."""
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
+    """A Synapse built like the session's, but one that cannot load the practice module; the
+    ``bridge`` and ``api`` fixtures of this module are bound to it."""
     with synapse_process(tmp_path_factory.mktemp("bare-synapse"), with_modules=False) as hs:
         yield hs
-
-
-@pytest.fixture
-async def bridge(
-    bare_homeserver: HomeserverInfo, database: Database, tmp_path: Path
-) -> AsyncIterator[Bridge]:
-    path = tmp_path / "config.yaml"
-    shutil.copy(bare_homeserver.config.path, path)
-    instance = Bridge(load_config(path), db=database)
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
-
-
-@pytest.fixture
-async def api(bridge: Bridge, bare_homeserver: HomeserverInfo) -> AsyncIterator[ApiClient]:
-    client = ApiClient(bridge, bare_homeserver)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def _text(body: str) -> dict[str, Any]:
