@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bridge.app import Bridge
 from config import Config
 
 
@@ -36,8 +35,8 @@ class Reply:
 class ApiClient:
     """The provisioning API over real HTTP on the bridge's listener."""
 
-    def __init__(self, bridge: Bridge, homeserver: HomeserverInfo) -> None:
-        cfg = bridge.config
+    def __init__(self, cfg: Config, homeserver: HomeserverInfo) -> None:
+        """For the bridge that runs with config ``cfg`` (in this process or another)."""
         self.base = f"http://127.0.0.1:{cfg['appservice.port']}{cfg['provisioning.prefix']}"
         self.secret = cfg["provisioning.shared_secret"]
         self.homeserver = homeserver
@@ -71,6 +70,12 @@ class ApiClient:
             except ValueError:
                 data = await resp.text()
             return Reply(resp.status, data)
+
+    async def ok(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """The body of a call that must succeed."""
+        reply = await self.call(method, path, body, **kwargs)
+        assert reply.status in (200, 201), (method, path, reply)
+        return reply.body
 
     async def setup_practice(
         self,

@@ -154,7 +154,7 @@ async def bridge(
 
 @pytest.fixture
 async def api(bridge: Bridge, homeserver: HomeserverInfo) -> AsyncIterator[ApiClient]:
-    client = ApiClient(bridge, homeserver)
+    client = ApiClient(bridge.config, homeserver)
     try:
         yield client
     finally:

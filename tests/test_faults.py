@@ -45,60 +45,17 @@ from registration.homeserver import (
     wait_for_synapse,
     write_homeserver_config,
 )
-from tests.clients import HomeserverInfo, MatrixClient, Reply, eventually
+from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
 from tests.conftest import PG_ENV, bridge_config
 from tests.test_notifications import SmtpServer
 from tests.test_openapi import contract
 
 AWAY = "Thank you for your message; I am away and will answer soon."
 AUTO_REPLY_KEY = "org.practicebridge.auto_reply"
-PREFIX = "/_matrix/provision/v1"
 C = contract()
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-class Api:
-    """The provisioning API over HTTP for a bridge the test does not hold in-process."""
-
-    def __init__(self, port: int, secret: str, homeserver_url: str) -> None:
-        self.base = f"http://127.0.0.1:{port}{PREFIX}"
-        self.secret = secret
-        self.homeserver_url = homeserver_url
-        self.session = aiohttp.ClientSession()
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        token: str | None = None,
-        params: dict[str, str] | None = None,
-    ) -> Reply:
-        headers = {"Authorization": f"Bearer {token or self.secret}"}
-        async with self.session.request(
-            method, self.base + path, json=body, headers=headers, params=params
-        ) as resp:
-            try:
-                return Reply(resp.status, await resp.json(content_type=None))
-            except ValueError:
-                return Reply(resp.status, await resp.text())
-
-    async def ok(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        reply = await self.call(method, path, body, **kwargs)
-        assert reply.status in (200, 201), (method, path, reply)
-        return reply.body
-
-    async def session_for(self, practice_id: str, **who: str) -> MatrixClient:
-        grant = await self.ok("POST", f"/practices/{practice_id}/sessions", who)
-        return MatrixClient(
-            self.homeserver_url, grant["access_token"], grant["user_id"], self.session
-        )
 
 
 @dataclass
@@ -110,7 +67,7 @@ class Practice:
     rooms: dict[str, str]  # client id -> the 1:1 chat with their practitioner
 
     @staticmethod
-    async def create(api: Api, pairs: int, *, include_content: bool = False) -> Practice:
+    async def create(api: ApiClient, pairs: int, *, include_content: bool = False) -> Practice:
         practice_id = f"p{uuid.uuid4().hex[:10]}"
         await api.ok(
             "PUT",
@@ -304,7 +261,7 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     config.save()
     config_path = Path(config.path)
     processes = [BridgeProcess(config_path, "first")]
-    api = Api(config["appservice.port"], config["provisioning.shared_secret"], homeserver.url)
+    api = ApiClient(config, homeserver)
     look = backend.open()
     bodies: dict[str, str] = {}  # event id -> body
     emails: dict[str, str] = {}  # Message-ID -> text
@@ -431,6 +388,7 @@ class PrivateSynapse:
             fast=True,
         )
         self.log = root / "synapse.log"
+        self.info = HomeserverInfo(self.url, domain, root, self.config, self.log)
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
@@ -456,15 +414,11 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
     synapse = PrivateSynapse(tmp_path)
     await synapse.start()
     bridge: Bridge | None = None
-    api: Api | None = None
+    api: ApiClient | None = None
     try:
         bridge = Bridge(load_config(synapse.config.path))
         await bridge.start()
-        api = Api(
-            synapse.config["appservice.port"],
-            synapse.config["provisioning.shared_secret"],
-            synapse.url,
-        )
+        api = ApiClient(synapse.config, synapse.info)
         practice = await Practice.create(api, pairs=2)
         c1, c2 = practice.clients["c1"], practice.clients["c2"]
         first = await say(c1, practice.rooms["c1"], "Before the restart")
@@ -619,7 +573,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         cluster.remove()
 
 
-async def _unavailable_or_ok(api: Api, method: str, path: str, body: Any = None, **kw: Any) -> int:
+async def _unavailable_or_ok(
+    api: ApiClient, method: str, path: str, body: Any = None, **kw: Any
+) -> int:
     """Call the API; the answer is a success or a clean 503 STORAGE_UNAVAILABLE, never a 500."""
     reply = await api.call(method, path, body, **kw)
     if reply.status >= 300:
@@ -641,8 +597,7 @@ async def test_postgres_restart_and_read_only_under_the_bridge(
     db = create_database(private_postgres.dsn, {"min_size": 1, "max_size": 5})
     bridge = Bridge(bridge_config(homeserver, tmp_path), db=db)
     await bridge.start()
-    api = Api(bridge.config["appservice.port"], bridge.config["provisioning.shared_secret"], "")
-    api.homeserver_url = homeserver.url
+    api = ApiClient(bridge.config, homeserver)
     try:
         practice = await Practice.create(api, pairs=3)
         practice_id = practice.practice_id
@@ -794,7 +749,7 @@ async def test_full_database_refuses_cleanly_and_loses_nothing(
     skipping events; once there is room again every event is processed once."""
     bridge = sqlite_bridge
     config = bridge.config
-    api = Api(config["appservice.port"], config["provisioning.shared_secret"], homeserver.url)
+    api = ApiClient(config, homeserver)
     try:
         practice = await Practice.create(api, pairs=2)
         sent, attempts = await _held_messages(bridge, practice, per_client=40)
@@ -860,7 +815,7 @@ async def test_read_only_database_refuses_writes_and_half_writes_nothing(
     leaves nothing behind, and the pipeline resumes once it can write again."""
     bridge = sqlite_bridge
     config = bridge.config
-    api = Api(config["appservice.port"], config["provisioning.shared_secret"], homeserver.url)
+    api = ApiClient(config, homeserver)
     try:
         practice = await Practice.create(api, pairs=2)
         practice_id = practice.practice_id
