@@ -94,7 +94,8 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
         yield hs
 
 
-def _backends() -> list[Any]:
+def backend_params() -> list[Any]:
+    """SQLite always, PostgreSQL when its DSN is set: the backends a database test runs on."""
     return [
         "sqlite",
         pytest.param(
@@ -104,7 +105,7 @@ def _backends() -> list[Any]:
     ]
 
 
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=backend_params())
 async def database_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Callable[[], Database]]:

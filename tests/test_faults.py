@@ -46,7 +46,7 @@ from registration.homeserver import (
     write_homeserver_config,
 )
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
-from tests.conftest import PG_ENV, bridge_config
+from tests.conftest import PG_ENV, backend_params, bridge_config
 from tests.test_notifications import SmtpServer
 from tests.test_openapi import contract
 
@@ -209,17 +209,7 @@ class Backend:
         return create_database(self.url, dict(self.opts))
 
 
-def _backends() -> list[Any]:
-    return [
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"{PG_ENV} is not set"),
-        ),
-    ]
-
-
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=backend_params())
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
         yield Backend(f"sqlite:{tmp_path / 'bridge.db'}", {})
