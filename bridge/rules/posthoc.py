@@ -28,7 +28,6 @@ first event) and first looks for the notice in the room's recent timeline.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import html
 import logging
@@ -40,6 +39,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Connection
 
 from bridge.audit import AuditLog
+from bridge.background import BackgroundLoop
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
 
@@ -113,8 +113,10 @@ class PostHocRules:
         self.mapper = mapper
         self.bot = mapper.bot_mxid
         self.enforcing = False  # set by check_module(): True when the module is absent
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # Woken when the pipeline records a violation (perhaps just before its commit); a short
+        # poll picks up what a wake came too early for and what a restart left.
+        self._loop = BackgroundLoop("rule-enforcer", self._work, log, poll=_POLL_SECONDS)
+        self._polls = 0
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ class PostHocRules:
             ev.room_id,
             ev.event_id,
         )
-        self._wake.set()
+        self._loop.notify()
 
     async def _judge(
         self,
@@ -251,37 +253,16 @@ class PostHocRules:
     # -- the worker ------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="rule-enforcer")
-            self._wake.set()
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        polls = 0
-        while True:
-            # Woken when the pipeline records a violation (perhaps just before its commit); a
-            # short poll picks up what a wake came too early for and what a restart left.
-            try:
-                await asyncio.wait_for(self._wake.wait(), _POLL_SECONDS)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.run_once()
-                polls += 1
-                if polls % 3600 == 0:
-                    await self.store.prune(_RETENTION_MS)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Enforcing the rules failed; retrying in 5 s")
-                await asyncio.sleep(5)
-                self._wake.set()
+    async def _work(self) -> None:
+        await self.run_once()
+        self._polls += 1
+        if self._polls % 3600 == 0:
+            await self.store.prune(_RETENTION_MS)
 
     async def run_once(self) -> int:
         """Undo and explain every recorded violation not done yet; return how many were tried."""
