@@ -167,3 +167,43 @@ async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: last result {result!r}")
         await asyncio.sleep(interval)
+
+
+# The rule tests: the policy state the bot keeps in every chat, and the client message limit
+# they set through PUT /settings.
+POLICY = "org.practicebridge.policy"
+LIMIT = 20
+
+
+async def policy_of(mc: MatrixClient, room: str) -> dict[str, Any]:
+    r = await mc.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{POLICY}/")
+    assert r.status == 200, r.body
+    return dict(r.body)
+
+
+async def chat_with_limit(
+    api: ApiClient,
+    practice_id: str,
+    limit: int | None = LIMIT,
+    *,
+    staff: tuple[tuple[str, str], ...] = (("own", "owner"),),
+) -> tuple[MatrixClient, MatrixClient, str]:
+    """The owner's direct chat with a client (c1), the practice's client message limit set
+    through PUT /settings and applied to the room's policy state: (owner, client, room)."""
+    await api.setup_practice(practice_id, staff=staff, clients=("c1",))
+    owner = await api.session_for(practice_id, staff_id="own")
+    client = await api.session_for(practice_id, client_id="c1")
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=owner.token)
+    assert r.status == 201, r.body
+    room = str(r.body["chat_id"])
+    if limit is not None:
+        r = await api.call(
+            "PUT", "/settings", {"practice": {"client_message_limit": limit}}, token=owner.token
+        )
+        assert r.status == 200, r.body
+
+        async def applied() -> bool:
+            return (await policy_of(client, room)).get("client_message_limit") == limit
+
+        await eventually(applied)
+    return owner, client, room

@@ -18,11 +18,17 @@ from mautrix.types import UserID
 
 from bridge.app import Bridge
 from bridge.chats import layout
-from tests.clients import ApiClient, MatrixClient, Reply, eventually
+from tests.clients import (
+    LIMIT,
+    POLICY,
+    ApiClient,
+    MatrixClient,
+    Reply,
+    chat_with_limit,
+    policy_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-LIMIT = 20
-POLICY = "org.practicebridge.policy"
 TOO_LONG = "ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG"
 
 
@@ -45,12 +51,6 @@ def _marked(length: int) -> str:
     return (mark + "x" * length)[:length]
 
 
-async def _policy(mc: MatrixClient, room: str) -> dict[str, Any]:
-    r = await mc.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{POLICY}/")
-    assert r.status == 200, r.body
-    return dict(r.body)
-
-
 async def _bodies(mc: MatrixClient, room: str) -> list[str]:
     """Every text body in the room's timeline, edits' new bodies included."""
     r = await mc.request(
@@ -65,30 +65,6 @@ async def _bodies(mc: MatrixClient, room: str) -> list[str]:
         found.append(str(content.get("body", "")))
         found.append(str(content.get("m.new_content", {}).get("body", "")))
     return found
-
-
-async def _chat_with_limit(
-    api: ApiClient, practice_id: str, limit: int | None = LIMIT
-) -> tuple[MatrixClient, MatrixClient, str]:
-    """An owner's direct chat with a client, the practice's client message limit set through
-    PUT /settings and applied to the room's policy state."""
-    await api.setup_practice(practice_id, staff=(("own", "owner"),), clients=("c1",))
-    owner = await api.session_for(practice_id, staff_id="own")
-    client = await api.session_for(practice_id, client_id="c1")
-    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=owner.token)
-    assert r.status == 201, r.body
-    room = str(r.body["chat_id"])
-    if limit is not None:
-        r = await api.call(
-            "PUT", "/settings", {"practice": {"client_message_limit": limit}}, token=owner.token
-        )
-        assert r.status == 200, r.body
-
-        async def applied() -> bool:
-            return (await _policy(client, room)).get("client_message_limit") == limit
-
-        await eventually(applied)
-    return owner, client, room
 
 
 def _refused_as_too_long(r: Reply, limit: int = LIMIT) -> None:
@@ -116,7 +92,7 @@ async def test_the_bridge_knows_the_module_is_active_from_its_probe(
 async def test_client_over_limit_is_rejected_before_storage(
     api: ApiClient, practice_id: str
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id)
     over = _marked(LIMIT + 1)
     r = await client.send(room, _text(over))
     _refused_as_too_long(r)
@@ -131,7 +107,7 @@ async def test_client_over_limit_is_rejected_before_storage(
 async def test_code_points_are_counted_not_bytes_or_utf16_units(
     api: ApiClient, practice_id: str
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id)
     # One code point each, four bytes in UTF-8 and two UTF-16 units.
     r = await client.send(room, _text("😀" * LIMIT))
     assert r.status == 200, r.body
@@ -145,7 +121,7 @@ async def test_code_points_are_counted_not_bytes_or_utf16_units(
 
 
 async def test_client_over_limit_edit_is_rejected(api: ApiClient, practice_id: str) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id)
     r = await client.send(room, _text("short"))
     assert r.status == 200, r.body
     original = r.body["event_id"]
@@ -172,7 +148,7 @@ async def test_client_over_limit_edit_is_rejected(api: ApiClient, practice_id: s
 
 
 async def test_captions_count_and_file_names_do_not(api: ApiClient, practice_id: str) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id)
     media = {"msgtype": "m.image", "url": "mxc://practice.test/abc"}
     long_name = _marked(LIMIT + 10) + ".png"
     r = await client.send(room, media | {"body": long_name})
@@ -190,7 +166,7 @@ async def test_captions_count_and_file_names_do_not(api: ApiClient, practice_id:
 async def test_staff_and_the_bot_are_never_limited(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id)
     long_text = _marked(10_000)
     r = await owner.send(room, _text(long_text))
     assert r.status == 200, r.body
@@ -202,8 +178,8 @@ async def test_staff_and_the_bot_are_never_limited(
 
 
 async def test_no_policy_means_no_limit(api: ApiClient, practice_id: str) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id, limit=None)
-    assert (await _policy(client, room))["client_message_limit"] is None
+    owner, client, room = await chat_with_limit(api, practice_id, limit=None)
+    assert (await policy_of(client, room))["client_message_limit"] is None
     r = await client.send(room, _text(_marked(5_000)))
     assert r.status == 200, r.body
 
@@ -311,9 +287,9 @@ async def test_policy_is_trusted_only_from_the_bot(
 async def test_client_without_direct_chat_access_cannot_send_in_that_chat(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id, limit=None)
+    owner, client, room = await chat_with_limit(api, practice_id, limit=None)
     # The policy the bridge writes when a client's direct chat access is off.
-    policy = await _policy(client, room)
+    policy = await policy_of(client, room)
     await bridge.rooms.send_state(room, POLICY, policy | {"clients_may_send": False})
     r = await client.send(room, _text("hello"))
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.DIRECT_CHAT_DISABLED")
@@ -335,7 +311,7 @@ async def test_client_without_direct_chat_access_cannot_send_in_that_chat(
 
 
 async def test_deleting_a_limited_chat_still_works(api: ApiClient, practice_id: str) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id)
     r = await api.call("DELETE", f"/chats/{quote(room)}", token=owner.token)
     assert r.status in (200, 204), r.body
 

@@ -19,11 +19,19 @@ import pytest
 from bridge.app import Bridge
 from bridge.chats import layout
 from bridge.rules.posthoc import RULE_KEY
-from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
+from tests.clients import (
+    LIMIT,
+    POLICY,
+    ApiClient,
+    HomeserverInfo,
+    MatrixClient,
+    chat_with_limit,
+    eventually,
+)
 from tests.conftest import synapse_process
 
-LIMIT = 20
-POLICY = "org.practicebridge.policy"
+# The practice: its owner, a second practitioner, and the client c1.
+STAFF = (("own", "owner"), ("s2", "practitioner"))
 
 
 @pytest.fixture(scope="module")
@@ -99,33 +107,6 @@ async def _send(mc: MatrixClient, room: str, content: dict[str, Any]) -> str:
     return str(r.body["event_id"])
 
 
-async def _chat_with_limit(
-    api: ApiClient, practice_id: str, limit: int | None = LIMIT
-) -> tuple[MatrixClient, MatrixClient, str]:
-    await api.setup_practice(
-        practice_id, staff=(("own", "owner"), ("s2", "practitioner")), clients=("c1",)
-    )
-    owner = await api.session_for(practice_id, staff_id="own")
-    client = await api.session_for(practice_id, client_id="c1")
-    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=owner.token)
-    assert r.status == 201, r.body
-    room = str(r.body["chat_id"])
-    if limit is not None:
-        r = await api.call(
-            "PUT", "/settings", {"practice": {"client_message_limit": limit}}, token=owner.token
-        )
-        assert r.status == 200, r.body
-
-        async def applied() -> bool:
-            r = await client.request(
-                "GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{POLICY}/"
-            )
-            return bool(r.body.get("client_message_limit") == limit)
-
-        await eventually(applied)
-    return owner, client, room
-
-
 def _assert_notice(notice: dict[str, Any], bot: str, sender: str, errcode: str) -> None:
     assert notice["sender"] == bot
     content = notice["content"]
@@ -153,7 +134,7 @@ async def test_without_the_module_the_bridge_says_so_and_enforces_after_the_fact
 async def test_over_limit_client_message_is_redacted_and_explained(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     at_limit = await _send(client, room, _text(_marked(LIMIT)))
     emoji = await _send(client, room, _text("😀" * LIMIT))  # code points, not bytes
     long_staff = await _send(owner, room, _text(_marked(5_000)))
@@ -179,7 +160,7 @@ async def test_over_limit_client_message_is_redacted_and_explained(
 async def test_over_limit_edit_is_redacted_and_the_original_stays(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     original = await _send(client, room, _text("short"))
     fine_edit = await _send(
         client,
@@ -213,7 +194,7 @@ async def test_over_limit_edit_is_redacted_and_the_original_stays(
 async def test_client_message_without_direct_chat_access_is_redacted_and_explained(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id, limit=None)
+    owner, client, room = await chat_with_limit(api, practice_id, limit=None, staff=STAFF)
     r = await client.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{POLICY}/")
     await bridge.rooms.send_state(room, POLICY, r.body | {"clients_may_send": False})
     sent = await _send(client, room, _text("hello?"))
@@ -227,7 +208,7 @@ async def test_client_message_without_direct_chat_access_is_redacted_and_explain
 async def test_client_state_event_and_invite_are_undone_and_explained(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id, limit=None)
+    owner, client, room = await chat_with_limit(api, practice_id, limit=None, staff=STAFF)
     other = await api.session_for(practice_id, staff_id="s2")
     # Power levels that slipped: the client may do anything in this chat.
     levels = layout.power_levels([owner.user_id])
@@ -286,7 +267,7 @@ async def test_client_created_room_is_left(api: ApiClient, practice_id: str) -> 
 async def test_forged_policy_is_ignored_and_the_bots_still_applies(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     levels = layout.power_levels([owner.user_id])
     levels["users"][owner.user_id] = 100
     await bridge.rooms.send_state(room, "m.room.power_levels", levels)
@@ -310,7 +291,7 @@ async def test_forged_policy_is_ignored_and_the_bots_still_applies(
 async def test_each_violation_is_undone_and_explained_exactly_once(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     over_text = _marked(LIMIT + 1)
     over = await _send(client, room, _text(over_text))
     await _explained(owner, room, over)
@@ -359,7 +340,7 @@ async def test_each_violation_is_undone_and_explained_exactly_once(
 async def test_a_room_whose_policy_the_bridge_never_saw_is_read_once(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    owner, client, room = await _chat_with_limit(api, practice_id)
+    owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     # As if the room's policy events had been processed before policies were kept.
     await bridge.db.execute("DELETE FROM room_policy WHERE room_id=$1", room)
     over = await _send(client, room, _text(_marked(LIMIT + 1)))
