@@ -9,8 +9,10 @@ holds a DSN, on PostgreSQL too (a fresh schema per test).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,6 +94,22 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverI
         tmp_path_factory.mktemp("synapse"), with_modules=True, extra=own_rules
     ) as hs:
         yield hs
+
+
+_BACKEND_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgres)(?:-[^\]]*)?\]$")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How the database tests ended on each backend, so a run shows that both legs ran."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            found = _BACKEND_ID.search(getattr(report, "nodeid", ""))
+            if found and (report.when == "call" or outcome != "passed"):
+                counts[found.group(1), outcome] += 1
+    for backend in ("sqlite", "postgres"):
+        ended = [f"{counts[backend, o]} {o}" for o in ("passed", "failed", "error", "skipped")]
+        terminalreporter.write_line(f"database tests on {backend}: " + ", ".join(ended))
 
 
 def backend_params() -> list[Any]:
