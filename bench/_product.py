@@ -15,17 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from ruamel.yaml import YAML
 
 from config import Config
 from config.schema import generate_config
 from registration import generate_registration, module_entries
-from registration.homeserver import (
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
+from registration.homeserver import LocalSynapse, free_port
 
 DOMAIN = "bench.test"
 V3 = "/_matrix/client/v3"
@@ -35,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class Homeserver:
     url: str
-    proc: subprocess.Popen[bytes]
+    synapse: LocalSynapse
     root: Path
     shared_secret: str
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        self.synapse.stop()
 
 
 def product_config(root: Path, **overrides: Any) -> Config:
@@ -67,22 +61,17 @@ def start_homeserver(root: Path, config: Config, *, product: bool) -> Homeserver
     port = int(url.rsplit(":", 1)[1])
     registration_path = root / "registration.yaml"
     generate_registration(config, registration_path)
-    hs_config = write_homeserver_config(
+    synapse = LocalSynapse.create(
         root / "synapse",
         server_name=DOMAIN,
         port=port,
-        registration_path=registration_path,
-        module=module_entries(config) if product else None,
+        registration_path=registration_path if product else None,
+        modules=module_entries(config) if product else None,
+        log_path=root / "synapse.log",
         fast=True,
     )
-    yaml = YAML()
-    data = yaml.load(hs_config)
-    if not product:
-        data["app_service_config_files"] = []
-        yaml.dump(data, hs_config)
-    proc = start_synapse(hs_config, root / "synapse.log")
-    wait_for_synapse(url, proc)
-    return Homeserver(url, proc, root, str(data["registration_shared_secret"]))
+    synapse.start()
+    return Homeserver(url, synapse, root, synapse.registration_shared_secret)
 
 
 def _bridge_process(config: Config, log_path: Path) -> subprocess.Popen[bytes]:

@@ -55,12 +55,7 @@ from bridge.directory.models import Client, Practice, Staff  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
 from config.schema import generate_config  # noqa: E402
 from registration import generate_registration  # noqa: E402
-from registration.homeserver import (  # noqa: E402
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
+from registration.homeserver import LocalSynapse, free_port, write_homeserver_config  # noqa: E402
 
 DOMAIN = "bench.test"
 PRACTICE = "bench"
@@ -95,7 +90,7 @@ class Homeserver:
         self.state: dict[str, Any] = (
             json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         )
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.synapse: LocalSynapse | None = None
 
     def start(self) -> None:
         if not self.state:
@@ -115,19 +110,18 @@ class Homeserver:
             registration = yaml.load(registration_path)
             registration["url"] = None  # nothing receives transactions: no bridge runs
             yaml.dump(registration, registration_path)
-            hs_config = write_homeserver_config(
+            write_homeserver_config(
                 self.root / "synapse",
                 server_name=DOMAIN,
                 port=port,
                 registration_path=registration_path,
                 module=None,
                 fast=True,
+                # No federation here: without this Synapse still works out, for every event,
+                # what it would send to other servers, which slows filling 100,000 messages to
+                # a crawl.
+                settings={"federation_sender_instances": []},
             )
-            settings = yaml.load(hs_config)
-            # No federation here: without this Synapse still works out, for every event, what
-            # it would send to other servers, which slows filling 100,000 messages to a crawl.
-            settings["federation_sender_instances"] = []
-            yaml.dump(settings, hs_config)
             self.state = {
                 "url": f"http://127.0.0.1:{port}",
                 "as_token": str(config["appservice.as_token"]),
@@ -138,8 +132,10 @@ class Homeserver:
             }
             self.save()
         self.analyze()
-        self.proc = start_synapse(self.root / "synapse" / "homeserver.yaml", self.root / "hs.log")
-        wait_for_synapse(self.state["url"], self.proc)
+        self.synapse = LocalSynapse(
+            self.root / "synapse" / "homeserver.yaml", self.root / "hs.log"
+        )
+        self.synapse.start()
 
     def analyze(self) -> None:
         """Give SQLite's planner statistics, as PostgreSQL keeps them by itself: without them it
@@ -154,12 +150,8 @@ class Homeserver:
         self.state_path.write_text(json.dumps(self.state, indent=1))
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.synapse is not None:
+            self.synapse.stop()
 
     @property
     def mapper(self) -> IdentityMapper:

@@ -26,7 +26,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
 from typing import Any
 from urllib.parse import quote
 
@@ -40,12 +39,7 @@ from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
 from config.schema import generate_config  # noqa: E402
 from registration import generate_registration, module_entry  # noqa: E402
-from registration.homeserver import (  # noqa: E402
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
+from registration.homeserver import LocalSynapse, free_port  # noqa: E402
 
 DOMAIN = "bench.test"
 PRACTICE = "bench"
@@ -66,7 +60,7 @@ class Side:
 
     name: str
     url: str
-    proc: Popen[bytes]
+    synapse: LocalSynapse
     room: str = ""
     token: str = ""
 
@@ -112,22 +106,21 @@ def _start(root: Path, with_module: bool) -> tuple[Side, str, IdentityMapper]:
     registration = yaml.load(registration_path)
     registration["url"] = None  # Nothing receives transactions: only the send path is timed.
     yaml.dump(registration, registration_path)
-    hs_config = write_homeserver_config(
+    synapse = LocalSynapse.create(
         root / "synapse",
         server_name=DOMAIN,
         port=hs_port,
         registration_path=registration_path,
-        module=module_entry(config) if with_module else None,
+        modules=[module_entry(config)] if with_module else None,
+        log_path=root / "synapse.log",
         fast=True,
     )
-    proc = start_synapse(hs_config, root / "synapse.log")
-    url = f"http://127.0.0.1:{hs_port}"
-    wait_for_synapse(url, proc)
+    synapse.start()
     mapper = IdentityMapper(
         config["appservice.username_template"], DOMAIN, config["appservice.bot_username"]
     )
     name = "module" if with_module else "no module"
-    return Side(name, url, proc), str(config["appservice.as_token"]), mapper
+    return Side(name, synapse.url, synapse), str(config["appservice.as_token"]), mapper
 
 
 async def _prepare(
@@ -234,12 +227,7 @@ async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
                             timings[side.name].append(elapsed)
         finally:
             for side, _, _ in sides:
-                side.proc.terminate()
-            for side, _, _ in sides:
-                try:
-                    side.proc.wait(15)
-                except Exception:
-                    side.proc.kill()
+                side.synapse.stop()
     what = f"client message send through Synapse, {BODY_LENGTH} chars, {messages} sends"
     return latency_rows(
         what,

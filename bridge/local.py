@@ -31,12 +31,8 @@ from yarl import URL
 from config import Config, load_config
 from config.schema import generate_config
 from registration import generate_registration, module_entries
-from registration.homeserver import (
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
+from registration.homeserver import LocalSynapse, free_port, write_homeserver_config
+from registration.processes import ChildProcess, ProcessGroup
 
 log = logging.getLogger("practice.local")
 
@@ -284,16 +280,20 @@ def _command_line(pid: int) -> str | None:
 
 
 def _stop_leftover_synapse(paths: LocalPaths) -> None:
-    """Stop a Synapse an earlier run left behind (its runner was killed), if one still runs."""
+    """Stop the Synapse processes an earlier run left behind (its runner was killed), if any."""
     try:
-        pid = int(paths.synapse_pid.read_text().strip())
+        pids = [int(line) for line in paths.synapse_pid.read_text().split()]
     except (OSError, ValueError):
         return
-    command = _command_line(pid)
-    if command and str(paths.homeserver_config) in command:
-        log.warning("Stopping the Synapse an earlier run left running (pid %d)", pid)
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _SYNAPSE_STOP_SECONDS
+    leftover = []
+    for pid in pids:
+        command = _command_line(pid)
+        if command and str(paths.synapse_dir) in command:
+            log.warning("Stopping the Synapse process an earlier run left running (pid %d)", pid)
+            os.kill(pid, signal.SIGTERM)
+            leftover.append(pid)
+    deadline = time.monotonic() + _SYNAPSE_STOP_SECONDS
+    for pid in leftover:
         while _command_line(pid) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
         if _command_line(pid) is not None:
@@ -311,20 +311,6 @@ def _check_ports(setup: LocalSetup) -> None:
                 f"port {port} for {what} (kept in {setup.paths.config}) is in use by another "
                 f"program; stop that program, or move {what} with `{flag} N`"
             )
-
-
-def _stop_synapse(proc: subprocess.Popen[bytes], paths: LocalPaths) -> None:
-    if proc.poll() is None:
-        log.info("Stopping Synapse (pid %d)", proc.pid)
-        proc.terminate()
-        try:
-            proc.wait(_SYNAPSE_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            log.warning("Synapse did not stop within %ds; killing it", _SYNAPSE_STOP_SECONDS)
-            proc.kill()
-            proc.wait()
-    paths.synapse_pid.unlink(missing_ok=True)
-    log.info("Synapse stopped (exit code %s)", proc.returncode)
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -386,14 +372,16 @@ def run_local(
 
 def _run(config: Config, setup: LocalSetup, demo: bool, signals: _StopSignals) -> int:
     paths = setup.paths
-    proc: subprocess.Popen[bytes] | None = None
+    synapse = LocalSynapse(paths.homeserver_config, paths.synapse_log)
+
+    def launched(process: ChildProcess) -> None:
+        paths.synapse_pid.write_text("".join(f"{pid}\n" for pid in synapse.pids))
+        log.info("%s started (pid %d); waiting for it to answer", process.name, process.pid)
+
     try:
         log.info("Starting Synapse on %s (log: %s)", setup.synapse_url, paths.synapse_log)
-        proc = start_synapse(paths.homeserver_config, paths.synapse_log)
-        paths.synapse_pid.write_text(f"{proc.pid}\n")
-        log.info("Synapse started (pid %d); waiting for it to answer", proc.pid)
-        wait_for_synapse(setup.synapse_url, proc)
-        return asyncio.run(_serve(config, setup, proc, demo, signals))
+        synapse.start(on_launch=launched)
+        return asyncio.run(_serve(config, setup, synapse, demo, signals))
     except _Interrupted as e:
         log.info("%s received; stopping", e)
         return 0
@@ -402,14 +390,14 @@ def _run(config: Config, setup: LocalSetup, demo: bool, signals: _StopSignals) -
         return 1
     finally:
         signals.shutting_down = True
-        if proc is not None:
-            _stop_synapse(proc, paths)
+        synapse.stop(_SYNAPSE_STOP_SECONDS)
+        paths.synapse_pid.unlink(missing_ok=True)
 
 
 async def _serve(
     config: Config,
     setup: LocalSetup,
-    synapse: subprocess.Popen[bytes],
+    synapse: ProcessGroup,
     demo: bool,
     signals: _StopSignals,
 ) -> int:
@@ -417,7 +405,7 @@ async def _serve(
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    watcher = asyncio.create_task(_watch_synapse(synapse, setup.paths, stop))
+    watcher = asyncio.create_task(_watch_synapse(synapse, stop))
 
     def on_signal(name: str) -> None:
         log.info("%s received; stopping", name)
@@ -475,13 +463,11 @@ async def _unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> tuple[bo
     return False, None
 
 
-async def _watch_synapse(
-    synapse: subprocess.Popen[bytes], paths: LocalPaths, stop: asyncio.Event
-) -> None:
+async def _watch_synapse(synapse: ProcessGroup, stop: asyncio.Event) -> None:
     # Polling: a thread blocked in wait() would hold up the event loop's shutdown.
-    while synapse.poll() is None:  # noqa: ASYNC110
+    while (ended := synapse.exited()) is None:  # noqa: ASYNC110
         await asyncio.sleep(0.5)
-    log.error("Synapse exited with code %s; see %s", synapse.returncode, paths.synapse_log)
+    log.error("%s exited with code %s; see %s", ended.name, ended.returncode, ended.log_path)
     stop.set()
 
 

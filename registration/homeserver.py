@@ -1,7 +1,9 @@
-"""A local Synapse for `make run` and the tests: SQLite, loopback only, no federation.
+"""A Synapse of our own for `make run`, the tests and the benches: loopback only, no federation.
 
-Writes a homeserver.yaml in a data folder with our registration and module loaded, and starts
-Synapse as a subprocess of the same Python environment.
+``write_homeserver_config`` is the one place that writes a ``homeserver.yaml`` (our registration
+and modules loaded); ``LocalSynapse`` runs it as a child process of the same Python environment,
+waits until it answers and stops it. ``registration.workers`` runs the same config as several
+processes.
 """
 
 from __future__ import annotations
@@ -9,15 +11,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+
+from .processes import ChildProcess, ProcessGroup
 
 
 def free_port() -> int:
@@ -26,18 +27,55 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _rate_limits_off() -> dict[str, Any]:
+    unlimited = {"per_second": 10000, "burst_count": 100000}
+    return {
+        "bcrypt_rounds": 4,
+        "rc_message": unlimited,
+        "rc_registration": unlimited,
+        "rc_joins": {"local": unlimited, "remote": unlimited},
+        "rc_joins_per_room": unlimited,
+        "rc_invites": {"per_room": unlimited, "per_user": unlimited, "per_issuer": unlimited},
+        "rc_login": {"address": unlimited, "account": unlimited, "failed_attempts": unlimited},
+        "rc_admin_redaction": unlimited,
+        "rc_3pid_validation": unlimited,
+        "rc_presence": {"per_user": unlimited},
+        "rc_delayed_event_mgmt": unlimited,
+        "rc_room_creation": unlimited,
+        "rc_reports": unlimited,
+        "rc_media_create": unlimited,
+    }
+
+
+def client_listener(port: int, *, x_forwarded: bool = False) -> dict[str, Any]:
+    """A plain HTTP listener on the loopback interface serving the client API."""
+    return {
+        "port": port,
+        "bind_addresses": ["127.0.0.1"],
+        "type": "http",
+        "tls": False,
+        "x_forwarded": x_forwarded,
+        "resources": [{"names": ["client"], "compress": False}],
+    }
+
+
 def write_homeserver_config(
     data_dir: str | os.PathLike[str],
     *,
     server_name: str,
     port: int,
-    registration_path: str | os.PathLike[str],
+    registration_path: str | os.PathLike[str] | None,
     module: dict[str, Any] | list[dict[str, Any]] | None,
     fast: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``homeserver.yaml`` (and a signing key) into ``data_dir``; return its path.
 
-    ``module`` is one ``modules:`` entry or a list of them (``registration.module_entries``)."""
+    ``port`` is where clients reach Synapse (``public_baseurl``). ``module`` is one ``modules:``
+    entry or a list of them (``registration.module_entries``); no registration path means no
+    appservice. ``fast`` turns rate limits off and makes password hashing cheap (tests,
+    benches). ``settings`` are top-level keys laid over the result (another database, workers).
+    """
     from signedjson.key import generate_signing_key, write_signing_keys
 
     data = Path(data_dir).resolve()
@@ -50,16 +88,7 @@ def write_homeserver_config(
         "server_name": server_name,
         "public_baseurl": f"http://127.0.0.1:{port}/",
         "pid_file": str(data / "homeserver.pid"),
-        "listeners": [
-            {
-                "port": port,
-                "bind_addresses": ["127.0.0.1"],
-                "type": "http",
-                "tls": False,
-                "x_forwarded": False,
-                "resources": [{"names": ["client"], "compress": False}],
-            }
-        ],
+        "listeners": [client_listener(port)],
         "database": {"name": "sqlite3", "args": {"database": str(data / "homeserver.db")}},
         "media_store_path": str(data / "media"),
         "signing_key_path": str(key_path),
@@ -71,7 +100,9 @@ def write_homeserver_config(
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "federation_domain_whitelist": [],
-        "app_service_config_files": [str(Path(registration_path).resolve())],
+        "app_service_config_files": (
+            [str(Path(registration_path).resolve())] if registration_path else []
+        ),
         "modules": module if isinstance(module, list) else [module] if module else [],
         "presence": {"enabled": False},
         "url_preview_enabled": False,
@@ -79,61 +110,62 @@ def write_homeserver_config(
         "allow_public_rooms_over_federation": False,
     }
     if fast:
-        unlimited = {"per_second": 10000, "burst_count": 100000}
-        config.update(
-            {
-                "bcrypt_rounds": 4,
-                "rc_message": unlimited,
-                "rc_registration": unlimited,
-                "rc_joins": {"local": unlimited, "remote": unlimited},
-                "rc_joins_per_room": unlimited,
-                "rc_invites": {
-                    "per_room": unlimited,
-                    "per_user": unlimited,
-                    "per_issuer": unlimited,
-                },
-                "rc_login": {
-                    "address": unlimited,
-                    "account": unlimited,
-                    "failed_attempts": unlimited,
-                },
-                "rc_admin_redaction": unlimited,
-                "rc_3pid_validation": unlimited,
-                "rc_presence": {"per_user": unlimited},
-                "rc_delayed_event_mgmt": unlimited,
-                "rc_room_creation": unlimited,
-                "rc_reports": unlimited,
-                "rc_media_create": unlimited,
-            }
-        )
+        config.update(_rate_limits_off())
+    config.update(settings or {})
     path = data / "homeserver.yaml"
     with open(path, "w") as f:
         YAML().dump(config, f)
     return path
 
 
-def start_synapse(
-    config_path: str | os.PathLike[str],
-    log_path: str | os.PathLike[str],
-    env: dict[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
-    return subprocess.Popen(
-        [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config_path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env or os.environ.copy(),
-    )
+def read_homeserver_config(path: str | os.PathLike[str]) -> Any:
+    with open(path) as f:
+        return YAML(typ="safe").load(f)
 
 
-def wait_for_synapse(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Synapse exited with code {proc.returncode} while starting")
-        try:
-            with urllib.request.urlopen(f"{base_url}/_matrix/client/versions", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise RuntimeError(f"Synapse did not answer on {base_url} within {timeout:.0f}s")
+class LocalSynapse(ProcessGroup):
+    """One Synapse process on a ``homeserver.yaml``, its output appended to ``log_path``.
+
+    ``start`` returns once the client API answers (and stops what it started if it does not);
+    ``stop`` ends it. It may be started again after a stop, on the same data."""
+
+    def __init__(
+        self, config_path: str | os.PathLike[str], log_path: str | os.PathLike[str]
+    ) -> None:
+        self.config_path = Path(config_path).resolve()
+        settings = read_homeserver_config(self.config_path)
+        self.url = settings["public_baseurl"].rstrip("/")
+        self.registration_shared_secret = str(settings["registration_shared_secret"])
+        synapse = ChildProcess(
+            "Synapse",
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+            Path(log_path),
+            ready_url=f"{self.url}/_matrix/client/versions",
+        )
+        super().__init__([[synapse]])
+
+    @classmethod
+    def create(
+        cls,
+        data_dir: str | os.PathLike[str],
+        *,
+        server_name: str,
+        port: int,
+        registration_path: str | os.PathLike[str] | None,
+        modules: list[dict[str, Any]] | None,
+        log_path: str | os.PathLike[str],
+        fast: bool = False,
+        settings: Mapping[str, Any] | None = None,
+    ) -> LocalSynapse:
+        """Write a fresh ``homeserver.yaml`` into ``data_dir`` (see ``write_homeserver_config``)
+        for a Synapse on ``http://127.0.0.1:{port}``."""
+        path = write_homeserver_config(
+            data_dir,
+            server_name=server_name,
+            port=port,
+            registration_path=registration_path,
+            module=modules,
+            fast=fast,
+            settings=settings,
+        )
+        return cls(path, log_path)

@@ -26,12 +26,7 @@ from bridge.db import create_database
 from config import Config, load_config
 from config.schema import generate_config
 from registration import generate_registration, module_entries
-from registration.homeserver import (
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
+from registration.homeserver import LocalSynapse, free_port
 from tests.clients import ApiClient, HomeserverInfo
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
@@ -57,27 +52,16 @@ def synapse_process(
         },
     )
     generate_registration(config, root / "registration.yaml")
-    hs_config = write_homeserver_config(
+    with LocalSynapse.create(
         root / "synapse",
         server_name="practice.test",
         port=hs_port,
         registration_path=root / "registration.yaml",
-        module=module_entries(config) if with_modules else None,
+        modules=module_entries(config) if with_modules else None,
+        log_path=root / "synapse.log",
         fast=True,
-    )
-    log_path = root / "synapse.log"
-    proc = start_synapse(hs_config, log_path)
-    try:
-        wait_for_synapse(f"http://127.0.0.1:{hs_port}", proc)
-        yield HomeserverInfo(
-            f"http://127.0.0.1:{hs_port}", "practice.test", root, config, log_path
-        )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except Exception:
-            proc.kill()
+    ) as synapse:
+        yield HomeserverInfo(synapse.url, "practice.test", root, config, root / "synapse.log")
 
 
 @pytest.fixture(scope="session")

@@ -39,12 +39,7 @@ from bridge.db import create_database
 from config import load_config
 from config.schema import generate_config
 from registration import generate_registration, module_entries
-from registration.homeserver import (
-    free_port,
-    start_synapse,
-    wait_for_synapse,
-    write_homeserver_config,
-)
+from registration.homeserver import LocalSynapse, free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
 from tests.conftest import PG_ENV, backend_params, bridge_config
 from tests.test_notifications import SmtpServer
@@ -369,32 +364,24 @@ class PrivateSynapse:
             },
         )
         generate_registration(self.config, root / "registration.yaml")
-        self.hs_config = write_homeserver_config(
+        self.log = root / "synapse.log"
+        self.synapse = LocalSynapse.create(
             root / "synapse",
             server_name=domain,
             port=self.port,
             registration_path=root / "registration.yaml",
-            module=module_entries(self.config),
+            modules=module_entries(self.config),
+            log_path=self.log,
             fast=True,
         )
-        self.log = root / "synapse.log"
         self.info = HomeserverInfo(self.url, domain, root, self.config, self.log)
-        self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self.proc = start_synapse(self.hs_config, self.log)
         # Waiting blocks: in a thread, so that a bridge in this event loop keeps running.
-        await asyncio.to_thread(wait_for_synapse, self.url, self.proc)
+        await asyncio.to_thread(self.synapse.start)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.synapse.stop()
 
 
 async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
