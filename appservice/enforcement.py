@@ -17,7 +17,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
 from appservice.rooms import SynapseRooms
-from bridge.rules.policy import POLICY_STATE
+from bridge.constants import POLICY_STATE
 
 log = logging.getLogger("practice.rules")
 _V3 = "/_matrix/client/v3"

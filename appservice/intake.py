@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from mautrix.appservice import AppService
 
+from bridge.errors import Codes
 from bridge.events import EventQueue, Pipeline
 from bridge.events.queue import valid_id
 
@@ -35,7 +36,7 @@ def _error(status: int, errcode: str, message: str) -> web.Response:
 
 
 def _forbidden() -> web.Response:
-    return _error(403, "M_FORBIDDEN", "Invalid or missing hs_token.")
+    return _error(403, Codes.FORBIDDEN, "Invalid or missing hs_token.")
 
 
 class PracticeAppService(AppService):
@@ -61,16 +62,16 @@ class PracticeAppService(AppService):
             return _forbidden()
         txn_id = request.match_info["transaction_id"]
         if not valid_id(txn_id):
-            return _error(400, "M_INVALID_PARAM", "The transaction id is not usable.")
+            return _error(400, Codes.INVALID_PARAM, "The transaction id is not usable.")
         body = await _read_json(request)
         if isinstance(body, web.Response):
             return body
         if not isinstance(body, dict):
-            return _error(400, "M_BAD_JSON", "The transaction body must be a JSON object.")
+            return _error(400, Codes.BAD_JSON, "The transaction body must be a JSON object.")
         events = _list(body.get("events"))
         ephemeral = _list(body.get("ephemeral", body.get("de.sorunome.msc2409.ephemeral")))
         if events is None or ephemeral is None:
-            return _error(400, "M_BAD_JSON", "'events' and 'ephemeral' must be lists.")
+            return _error(400, Codes.BAD_JSON, "'events' and 'ephemeral' must be lists.")
         async with self._store_lock:
             try:
                 stored = await self.queue.store_transaction(txn_id, events, ephemeral)
@@ -78,7 +79,7 @@ class PracticeAppService(AppService):
                 # Perhaps committed after all: let the pipeline look in the database.
                 self.pipeline.notify()
                 log.exception("Storing transaction %s failed; not acknowledged", txn_id)
-                return _error(503, "M_UNKNOWN", "The bridge could not store the transaction.")
+                return _error(503, Codes.UNKNOWN, "The bridge could not store the transaction.")
             self.pipeline.submit(stored)
         log.debug("Stored transaction %s: %d new events", txn_id, len(stored))
         return web.json_response({})
@@ -119,12 +120,12 @@ async def _read_json(request: web.Request) -> Any:
     try:
         return json.loads(b"".join(chunks))
     except (ValueError, RecursionError):  # Not JSON, not UTF-8, or absurdly nested.
-        return _error(400, "M_NOT_JSON", "The body is not JSON.")
+        return _error(400, Codes.NOT_JSON, "The body is not JSON.")
 
 
 def _too_large() -> web.Response:
     limit = MAX_TRANSACTION_BYTES // (1024 * 1024)
-    return _error(413, "M_TOO_LARGE", f"The body is larger than {limit} MiB.")
+    return _error(413, Codes.TOO_LARGE, f"The body is larger than {limit} MiB.")
 
 
 def _list(value: Any) -> list[dict[str, Any]] | None:

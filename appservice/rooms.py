@@ -17,7 +17,7 @@ from mautrix.appservice import AppService
 from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
-from bridge.errors import PracticeError
+from bridge.errors import Codes, PracticeError
 
 log = logging.getLogger("practice.rooms")
 _V3 = "/_matrix/client/v3"
@@ -290,7 +290,7 @@ class SynapseRooms:
                 return
             if state == "failed":
                 raise PracticeError(
-                    "ORG.PRACTICEBRIDGE.DELETE_FAILED",
+                    Codes.DELETE_FAILED,
                     "The homeserver could not delete the chat; nothing was removed from the "
                     "chat list. Try again.",
                     502,
@@ -298,7 +298,7 @@ class SynapseRooms:
                 )
             await asyncio.sleep(0.2)
         raise PracticeError(
-            "ORG.PRACTICEBRIDGE.DELETE_PENDING",
+            Codes.DELETE_PENDING,
             "The homeserver is still deleting the chat; try again shortly.",
             504,
         )

@@ -15,7 +15,6 @@ from appservice.api.export import ExportRoutes
 from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
 from appservice.commands import BotCommands, ExportFile
-from appservice.commands.export import ExportFormat
 from appservice.commands.parse import parse_command
 from appservice.enforcement import MatrixEnforcement
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
@@ -29,6 +28,7 @@ from bridge.chats.listing import ChatDirectory
 from bridge.chats.service import ChatService
 from bridge.chats.store import ChatStore
 from bridge.chats.userstate import UserStateMirror
+from bridge.constants import ExportFormat
 from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline

@@ -29,6 +29,7 @@ from ruamel.yaml.comments import Comment, CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from yarl import URL
 
+from bridge.constants import ID_PATTERN
 from bridge.identity import (
     MAX_USER_ID_LENGTH,
     IdentityMapper,
@@ -503,7 +504,7 @@ def _validate_plans(config: Config) -> None:
 
 _MIMETYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _EXTENSION = re.compile(r"\.?[a-z0-9][a-z0-9_+-]*")
-_PRACTICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PRACTICE_ID = re.compile(ID_PATTERN)
 ATTACHMENT_KEYS = ("max_size", "blocked_mimetypes", "blocked_extensions")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from mautrix.types import UserID
 
-from bridge.errors import PracticeError, forbidden, invalid_param
+from bridge.errors import Codes, PracticeError, forbidden, invalid_param
 from bridge.identity import IdentityMapper
 from bridge.ports import Homeserver
 
@@ -45,7 +45,10 @@ class Caller:
     def require_user(self) -> UserID:
         if self.user_id is None:
             raise PracticeError(
-                "M_MISSING_PARAM", "Name the user to act for with ?user_id=.", 400, param="user_id"
+                Codes.MISSING_PARAM,
+                "Name the user to act for with ?user_id=.",
+                400,
+                param="user_id",
             )
         return self.user_id
 
@@ -73,7 +76,7 @@ class Authenticator:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise PracticeError("M_MISSING_TOKEN", "Missing 'Authorization: Bearer' token.", 401)
+            raise PracticeError(Codes.MISSING_TOKEN, "Missing 'Authorization: Bearer' token.", 401)
         act_for = request.query.get("user_id")
         # Header bytes that are not UTF-8 arrive as surrogate escapes; compare the raw bytes.
         if hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._secret):
@@ -98,7 +101,7 @@ class Authenticator:
             user_id = await self._hs.whoami(token)
         except Exception as e:
             raise PracticeError(
-                "M_UNKNOWN", "The homeserver could not check the token.", 502
+                Codes.UNKNOWN, "The homeserver could not check the token.", 502
             ) from e
         if user_id is None:
             raise _unknown_token()
@@ -112,4 +115,4 @@ class Authenticator:
 
 
 def _unknown_token() -> PracticeError:
-    return PracticeError("M_UNKNOWN_TOKEN", "Unknown or expired access token.", 401)
+    return PracticeError(Codes.UNKNOWN_TOKEN, "Unknown or expired access token.", 401)

@@ -9,7 +9,7 @@ from aiohttp import web
 from bridge.audit import AuditLog
 from bridge.directory import DirectoryService
 from bridge.directory.models import ROLES, Role
-from bridge.errors import PracticeError, forbidden, invalid_param, missing_param
+from bridge.errors import Codes, PracticeError, forbidden, invalid_param, missing_param
 
 from .auth import Authenticator
 from .http import Body, check_id, json_response, path_id, read_json
@@ -118,7 +118,10 @@ class DirectoryRoutes:
         client_id = body.ident("client_id", required=False)
         if staff_id is None and client_id is None:
             raise PracticeError(
-                "M_MISSING_PARAM", "Give one of 'staff_id' and 'client_id'.", 400, param="staff_id"
+                Codes.MISSING_PARAM,
+                "Give one of 'staff_id' and 'client_id'.",
+                400,
+                param="staff_id",
             )
         if staff_id is not None and client_id is not None:
             raise invalid_param("client_id", "Give only one of 'staff_id' and 'client_id'.")

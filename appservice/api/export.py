@@ -16,9 +16,10 @@ from aiohttp import web
 from mautrix.types import UserID
 
 from bridge.chats.actors import resolve_actor
+from bridge.constants import is_export_format
 from bridge.directory import DirectoryStore
 from bridge.errors import invalid_param
-from bridge.export import FORMATS, ExportService, Format, Requester, Window
+from bridge.export import ExportService, Requester, Window
 
 from .auth import Authenticator
 from .chats import _chat_id
@@ -48,11 +49,11 @@ class ExportRoutes:
         actor = await resolve_actor(self.directory, UserID(caller.require_user()))
         chat_id = _chat_id(request)
         fmt = request.query.get("format", "xlsx")
-        if fmt not in FORMATS:
+        if not is_export_format(fmt):
             raise invalid_param("format", "'format' must be xlsx or csv.")
         window = Window.parse(request.query.get("from"), request.query.get("to"))
         requester = Requester(actor, caller.actor, "api")
-        export = await self.service.prepare(requester, chat_id, fmt_of(fmt), window)
+        export = await self.service.prepare(requester, chat_id, fmt, window)
         async with aclosing(export.chunks()) as chunks:
             # The first chunk exists only once the homeserver has answered (for xlsx: once the
             # whole workbook is built), so a failure until then is still a JSON error.
@@ -81,7 +82,3 @@ class ExportRoutes:
                 return response
             await response.write_eof()
         return response
-
-
-def fmt_of(value: str) -> Format:
-    return "csv" if value == "csv" else "xlsx"

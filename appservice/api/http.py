@@ -19,13 +19,14 @@ import aiohttp
 from aiohttp import web
 from mautrix.errors import MatrixError
 
+from bridge.constants import ID_PATTERN
 from bridge.db import storage_unavailable
-from bridge.errors import PREFIX, PracticeError, bad_json, invalid_param, missing_param
+from bridge.errors import Codes, PracticeError, bad_json, invalid_param, missing_param
 
 log = logging.getLogger("practice.api")
 
 MAX_BODY_BYTES = 64 * 1024
-_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_ID_RE = re.compile(ID_PATTERN)
 _EMAIL_RE = re.compile(r"[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAK_RE = re.compile(r"[\t\n\r\u2028\u2029]")
@@ -50,8 +51,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(e)
     except web.HTTPException as e:
         if e.status >= 400 and e.content_type != "application/json":
-            errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
-                e.status, "M_UNKNOWN"
+            errcode = {404: Codes.UNRECOGNIZED, 405: Codes.UNRECOGNIZED, 413: Codes.TOO_LARGE}.get(
+                e.status, Codes.UNKNOWN
             )
             headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
             return web.json_response(
@@ -64,7 +65,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         return web.json_response(
             {
-                "errcode": "M_UNKNOWN",
+                "errcode": Codes.UNKNOWN,
                 "error": "The homeserver did not complete the request; try again.",
             },
             status=502,
@@ -77,14 +78,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
             return web.json_response(
                 {
-                    "errcode": PREFIX + "STORAGE_UNAVAILABLE",
+                    "errcode": Codes.STORAGE_UNAVAILABLE,
                     "error": "The bridge cannot use its database right now; try again shortly.",
                 },
                 status=503,
             )
         log.exception("Unhandled error in %s %s", request.method, request.path)
         return web.json_response(
-            {"errcode": "M_UNKNOWN", "error": "The bridge could not complete the request."},
+            {"errcode": Codes.UNKNOWN, "error": "The bridge could not complete the request."},
             status=500,
         )
 
@@ -110,13 +111,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         # and integers too long to convert; RecursionError is nesting too deep to parse.
         raise bad_json() from None
     if not isinstance(body, dict):
-        raise PracticeError("M_BAD_JSON", "The request body must be a JSON object.", 400)
+        raise PracticeError(Codes.BAD_JSON, "The request body must be a JSON object.", 400)
     return body
 
 
 def _too_large() -> PracticeError:
     return PracticeError(
-        "M_TOO_LARGE", f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.", 413
+        Codes.TOO_LARGE, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.", 413
     )
 
 

@@ -7,7 +7,7 @@ from mautrix.types import UserID
 
 from bridge.chats.actors import resolve_actor
 from bridge.directory import DirectoryService
-from bridge.errors import PREFIX, forbidden
+from bridge.errors import Codes, forbidden
 from bridge.settings.service import SettingsService
 
 from .auth import Authenticator
@@ -52,7 +52,7 @@ class SettingsRoutes:
             if actor.staff is None or actor.practice_id != practice_id:
                 raise forbidden(
                     "Only the practice's team may change a client's direct chat access.",
-                    PREFIX + "STAFF_ONLY",
+                    Codes.STAFF_ONLY,
                 )
         await self.directory.practice(practice_id)
         enabled = Body(await read_json(request)).boolean("enabled")

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from bridge.chats.actors import Actor
-
-ExportFormat = Literal["xlsx", "csv"]
-FORMATS: tuple[ExportFormat, ...] = ("xlsx", "csv")
+from bridge.constants import ExportFormat
 
 
 @dataclass

@@ -21,11 +21,12 @@ from bridge.chats.models import Chat
 from bridge.chats.service import ChatService
 from bridge.chats.store import ChatStore
 from bridge.clock import now_ms
+from bridge.constants import is_export_format
 from bridge.directory import Client, DirectoryStore, Staff
-from bridge.errors import PREFIX, PracticeError
+from bridge.errors import Codes, PracticeError
 
 from . import present
-from .export import FORMATS, ChatExporter
+from .export import ChatExporter
 from .parse import (
     INVITED,
     LEAVE,
@@ -64,7 +65,7 @@ People are named by id or full name; client:<…> or staff:<…> picks one kind.
 
 
 def _bad(message: str) -> PracticeError:
-    return PracticeError(PREFIX + "BAD_COMMAND", message, 400)
+    return PracticeError(Codes.BAD_COMMAND, message, 400)
 
 
 class _Reply:
@@ -203,13 +204,11 @@ class CommandRunner:
     @staticmethod
     def _one(matches: list[Person], query: str, what: str) -> Person:
         if not matches:
-            raise PracticeError(
-                PREFIX + "NOT_FOUND", f"No {what} has the id or name “{query}”.", 404
-            )
+            raise PracticeError(Codes.NO_MATCH, f"No {what} has the id or name “{query}”.", 404)
         if len(matches) > 1:
             listed = ", ".join(f"{p.name} ({kind_of(p)}:{person_id(p)})" for p in matches)
             raise PracticeError(
-                PREFIX + "AMBIGUOUS",
+                Codes.AMBIGUOUS,
                 f"More than one {what} fits “{query}”: {listed}. Use the id as shown.",
                 409,
             )
@@ -314,12 +313,12 @@ class CommandRunner:
     async def _export(self, job: Job, actor: Actor, chat: Chat | None, reply: _Reply) -> None:
         chat = await self._in_chat(job, actor, chat)
         fmt = job.args.lower() or "xlsx"
-        if fmt not in FORMATS:
+        if not is_export_format(fmt):
             raise _bad("Export as xlsx or csv: !pb export [xlsx|csv].")
         if self.exporter is None:
             await reply.say("Export is not available yet.")
             return
-        file = await self.exporter.export_chat(actor, chat.room_id, fmt)  # type: ignore[arg-type]
+        file = await self.exporter.export_chat(actor, chat.room_id, fmt)
         size = file.size if file.size is not None else None
         if size is None and isinstance(file.data, bytes | bytearray):
             size = len(file.data)
@@ -364,7 +363,7 @@ class CommandRunner:
                 create_new=choice == "new",
             )
         except PracticeError as e:
-            if e.errcode != PREFIX + "CHOOSE_CHAT":
+            if e.errcode != Codes.CHOOSE_CHAT:
                 raise
             candidates = self._ordered(actor, e.fields.get("candidates") or [])
             if choice is None or choice == "new" or not 1 <= int(choice) <= len(candidates):

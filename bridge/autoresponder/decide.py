@@ -26,7 +26,6 @@ from bridge.settings import model
 
 log = logging.getLogger("practice.autoresponder")
 WINDOW_MS = 30 * 60 * 1000
-AUTO_REPLY_KEY = facts.AUTO_REPLY_KEY
 
 
 def in_schedule(periods: list[dict[str, str]], ts_ms: int, timezone: str) -> bool:

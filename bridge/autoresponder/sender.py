@@ -16,9 +16,8 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
 from bridge.background import BackgroundLoop
+from bridge.constants import AUTO_REPLY_KEY
 from bridge.ports import Rooms
-
-from .decide import AUTO_REPLY_KEY
 
 log = logging.getLogger("practice.autoresponder")
 _MAX_ATTEMPTS = 10

@@ -8,7 +8,7 @@ from mautrix.types import UserID
 
 from bridge.directory import Client, DirectoryStore, Staff
 from bridge.directory.service import DirectoryService
-from bridge.errors import forbidden
+from bridge.errors import Codes, forbidden
 
 
 @dataclass
@@ -55,14 +55,12 @@ async def resolve_actor(store: DirectoryStore, user_id: UserID) -> Actor:
         if not staff.active:
             raise forbidden(
                 "This team member was removed from the practice.",
-                "ORG.PRACTICEBRIDGE.STAFF_REMOVED",
+                Codes.STAFF_REMOVED,
             )
         return Actor(user_id, staff.practice_id, staff=staff)
     client = await store.get_client_by_user(user_id)
     if client is None:
-        raise forbidden(
-            "This user is not part of any practice.", "ORG.PRACTICEBRIDGE.UNKNOWN_USER"
-        )
+        raise forbidden("This user is not part of any practice.", Codes.UNKNOWN_USER)
     DirectoryService.check_client_access(client)
     family = await store.list_family(client.practice_id, client.client_id)
     records = [client] + [c for c in family if c.active]

@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.constants import AUTO_REPLY_KEY
 from bridge.events import Batch, QueuedEvent
 
 # Events that count as a message in a chat.
 MESSAGE_TYPES = frozenset({"m.room.message", "m.sticker", "m.room.encrypted"})
 RECEIPT_TYPES = ("m.read", "m.read.private")
-AUTO_REPLY_KEY = "org.practicebridge.auto_reply"
 
 
 @dataclass(frozen=True)

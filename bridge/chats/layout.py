@@ -6,9 +6,10 @@ from typing import Any
 
 from mautrix.types import UserID
 
+from bridge.constants import CHAT_STATE, POLICY_STATE
 from bridge.directory import Client, Practice
 
-from .models import CHAT_STATE, POLICY_STATE, Chat
+from .models import Chat
 
 BOT_LEVEL = 100
 STAFF_LEVEL = 50

@@ -8,12 +8,6 @@ from typing import Any, Literal
 from mautrix.types import RoomID
 
 ChatKind = Literal["direct", "group"]
-CHAT_STATE = "org.practicebridge.chat"
-POLICY_STATE = "org.practicebridge.policy"
-HIDDEN_TAG = "org.practicebridge.hidden"
-FAVOURITE_TAG = "m.favourite"
-MARKED_UNREAD = "m.marked_unread"
-MARKED_UNREAD_UNSTABLE = "com.famedly.marked_unread"
 
 
 @dataclass

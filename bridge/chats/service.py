@@ -16,14 +16,15 @@ from mautrix.types import RoomID, UserID
 
 from bridge.audit import AuditLog
 from bridge.clock import now_ms
+from bridge.constants import CHAT_STATE, POLICY_STATE
 from bridge.directory import Client, DirectoryStore, Practice, Staff
 from bridge.directory.service import DirectoryService
-from bridge.errors import PREFIX, PracticeError, forbidden, invalid_param, not_found
+from bridge.errors import Codes, PracticeError, forbidden, invalid_param, not_found
 from bridge.ports import Rooms
 
 from . import layout
 from .actors import Actor
-from .models import CHAT_STATE, POLICY_STATE, Chat, ChatKind
+from .models import Chat, ChatKind
 from .store import ChatStore
 
 log = logging.getLogger("practice.chats")
@@ -32,7 +33,7 @@ MAX_MEMBERS = 100
 
 def unknown_chat() -> PracticeError:
     # The same answer whether the chat does not exist or belongs to someone else.
-    return not_found("This chat", PREFIX + "UNKNOWN_CHAT")
+    return not_found("This chat", Codes.UNKNOWN_CHAT)
 
 
 class ChatService:
@@ -73,13 +74,13 @@ class ChatService:
     async def _client(self, practice_id: str, client_id: str) -> Client:
         client = await self.directory.get_client(practice_id, client_id)
         if client is None or not client.active:
-            raise not_found("This client", PREFIX + "UNKNOWN_CLIENT")
+            raise not_found("This client", Codes.UNKNOWN_CLIENT)
         return client
 
     async def _staff(self, practice_id: str, staff_id: str) -> Staff:
         staff = await self.directory.get_staff(practice_id, staff_id)
         if staff is None or not staff.active:
-            raise not_found("This team member", PREFIX + "UNKNOWN_STAFF")
+            raise not_found("This team member", Codes.UNKNOWN_STAFF)
         return staff
 
     async def account_of(self, client: Client) -> UserID:
@@ -116,7 +117,7 @@ class ChatService:
             if not client.direct_chat_access:
                 raise forbidden(
                     "Direct chats are turned off for this client; use a group chat.",
-                    PREFIX + "DIRECT_CHAT_DISABLED",
+                    Codes.DIRECT_CHAT_DISABLED,
                 )
             owner = actor.staff
         else:
@@ -125,12 +126,12 @@ class ChatService:
             assert actor.client is not None
             subject_id = client_id or actor.client.client_id
             if subject_id not in actor.client_ids:
-                raise not_found("This client", PREFIX + "UNKNOWN_CLIENT")
+                raise not_found("This client", Codes.UNKNOWN_CLIENT)
             client = await self._client(actor.practice_id, subject_id)
             if not actor.client.direct_chat_access or not client.direct_chat_access:
                 raise forbidden(
                     "Direct messages to the practice are turned off for this client.",
-                    PREFIX + "DIRECT_CHAT_DISABLED",
+                    Codes.DIRECT_CHAT_DISABLED,
                 )
             owner = await self._staff(actor.practice_id, staff_id)
         async with self._locks[(actor.practice_id, client.client_id)]:
@@ -144,7 +145,7 @@ class ChatService:
                 if len(candidates) == 1:
                     return candidates[0], False
                 raise PracticeError(
-                    PREFIX + "CHOOSE_CHAT",
+                    Codes.CHOOSE_CHAT,
                     "There is more than one chat with this person; choose one or start a new one.",
                     409,
                     candidates=[c.summary() for c in candidates],
@@ -200,7 +201,7 @@ class ChatService:
         self._require_staff(actor)
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "direct":
-            raise PracticeError(PREFIX + "NOT_DIRECT", "This chat is already a group chat.", 409)
+            raise PracticeError(Codes.NOT_DIRECT, "This chat is already a group chat.", 409)
         new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
         async with self._room_locks[chat.room_id]:
             old_users = await self._users(chat)
@@ -230,7 +231,7 @@ class ChatService:
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "group":
             raise PracticeError(
-                PREFIX + "NOT_GROUP", "Only group chats take new members; convert it first.", 409
+                Codes.NOT_GROUP, "Only group chats take new members; convert it first.", 409
             )
         new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
         async with self._room_locks[chat.room_id]:
@@ -278,23 +279,23 @@ class ChatService:
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "direct":
             raise PracticeError(
-                PREFIX + "NOT_DIRECT", "Only direct chats are shared; add people to a group.", 409
+                Codes.NOT_DIRECT, "Only direct chats are shared; add people to a group.", 409
             )
         if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
             raise forbidden(
                 "Only the chat's practitioner or the practice owner may share it.",
-                PREFIX + "NOT_CHAT_OWNER",
+                Codes.NOT_CHAT_OWNER,
             )
         practice = await self._practice(actor.practice_id)
         if not self.plans.get(practice.plan, {}).get("direct_chat_sharing", False):
             raise forbidden(
                 f"The practice's plan ({practice.plan}) does not include sharing direct chats.",
-                PREFIX + "PLAN_FORBIDS_SHARING",
+                Codes.PLAN_FORBIDS_SHARING,
             )
         if not practice.settings.get("allow_direct_chat_sharing", True):
             raise forbidden(
                 "The practice has turned off sharing direct chats.",
-                PREFIX + "SHARING_DISABLED",
+                Codes.SHARING_DISABLED,
             )
         target = await self._staff(actor.practice_id, staff_id)
         async with self._room_locks[chat.room_id]:
@@ -320,7 +321,7 @@ class ChatService:
         if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
             raise forbidden(
                 "Only the practice owner or the chat's practitioner may delete it.",
-                PREFIX + "NOT_CHAT_OWNER",
+                Codes.NOT_CHAT_OWNER,
             )
 
     async def delete(self, actor: Actor, chat_id: str) -> None:
@@ -402,7 +403,7 @@ class ChatService:
 
     def _require_staff(self, actor: Actor) -> Staff:
         if actor.staff is None:
-            raise forbidden("Only the practice's team may do this.", PREFIX + "STAFF_ONLY")
+            raise forbidden("Only the practice's team may do this.", Codes.STAFF_ONLY)
         return actor.staff
 
     async def _staff_users(self, chat: Chat) -> list[UserID]:

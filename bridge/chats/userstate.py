@@ -15,16 +15,10 @@ from typing import Any
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import now_ms
+from bridge.constants import FAVOURITE_TAG, HIDDEN_TAG, MARKED_UNREAD, MARKED_UNREAD_UNSTABLE
 from bridge.ports import Rooms
 
-from .models import (
-    FAVOURITE_TAG,
-    HIDDEN_TAG,
-    MARKED_UNREAD,
-    MARKED_UNREAD_UNSTABLE,
-    Chat,
-    UserChatState,
-)
+from .models import Chat, UserChatState
 from .store import ChatStore
 
 log = logging.getLogger("practice.userstate")

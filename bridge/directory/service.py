@@ -17,7 +17,7 @@ from typing import Any
 from mautrix.types import UserID
 
 from bridge.audit import AuditLog
-from bridge.errors import PREFIX, PracticeError, forbidden, not_found, unknown_practice
+from bridge.errors import Codes, PracticeError, forbidden, not_found, unknown_practice
 from bridge.identity import IdentityMapper
 from bridge.ports import Homeserver, MatrixSession
 
@@ -76,7 +76,7 @@ class DirectoryService:
         plan = plan or self.default_plan
         if plan not in self.plans:
             raise PracticeError(
-                PREFIX + "UNKNOWN_PLAN",
+                Codes.UNKNOWN_PLAN,
                 f"Unknown plan '{plan}'; known plans: {', '.join(self.plans)}.",
                 400,
                 param="plan",
@@ -160,7 +160,7 @@ class DirectoryService:
                 practice_id, client_id
             ):
                 raise PracticeError(
-                    PREFIX + "FAMILY_PRIMARY",
+                    Codes.FAMILY_PRIMARY,
                     "This client is the primary of "
                     "a family and cannot become a family member itself.",
                     409,
@@ -203,7 +203,7 @@ class DirectoryService:
     async def _check_primary(self, practice_id: str, client_id: str, primary_id: str) -> None:
         if primary_id == client_id:
             raise PracticeError(
-                "M_INVALID_PARAM",
+                Codes.INVALID_PARAM,
                 "A client cannot be their own family primary.",
                 400,
                 param="family_primary_id",
@@ -211,14 +211,14 @@ class DirectoryService:
         primary = await self.store.get_client(practice_id, primary_id)
         if primary is None or not primary.active:
             raise PracticeError(
-                PREFIX + "UNKNOWN_FAMILY_PRIMARY",
+                Codes.UNKNOWN_FAMILY_PRIMARY,
                 "The family primary is not a client of this practice.",
                 400,
                 param="family_primary_id",
             )
         if primary.is_sub_record:
             raise PracticeError(
-                PREFIX + "FAMILY_PRIMARY_IS_SUB_RECORD",
+                Codes.FAMILY_PRIMARY_IS_SUB_RECORD,
                 "The family primary is itself a family member; name their primary instead.",
                 400,
                 param="family_primary_id",
@@ -272,7 +272,7 @@ class DirectoryService:
         except Exception as e:
             log.exception("Ending the sessions of %s failed", user_id)
             raise PracticeError(
-                "M_UNKNOWN", "The homeserver did not end the sessions; try again.", 502
+                Codes.UNKNOWN, "The homeserver did not end the sessions; try again.", 502
             ) from e
 
     # -- sessions --------------------------------------------------------------------------
@@ -285,9 +285,7 @@ class DirectoryService:
         if staff is None:
             raise not_found("This team member")
         if not staff.active:
-            raise forbidden(
-                "This team member was removed from the practice.", PREFIX + "STAFF_REMOVED"
-            )
+            raise forbidden("This team member was removed from the practice.", Codes.STAFF_REMOVED)
         async with self._user_locks[staff.user_id]:
             await self.hs.ensure_user(staff.user_id, staff.name)
             session = await self.hs.login(staff.user_id, "Practice portal")
@@ -317,12 +315,10 @@ class DirectoryService:
     @staticmethod
     def check_client_access(client: Client) -> None:
         if not client.active:
-            raise forbidden(
-                "This client was removed from the practice.", PREFIX + "CLIENT_REMOVED"
-            )
+            raise forbidden("This client was removed from the practice.", Codes.CLIENT_REMOVED)
         if client.is_sub_record:
             raise PracticeError(
-                PREFIX + "SUB_RECORD",
+                Codes.SUB_RECORD,
                 "This client is a family member without "
                 "an account of their own; their family primary uses the portal "
                 "for them.",
@@ -332,7 +328,7 @@ class DirectoryService:
         if not client.activated:
             raise forbidden(
                 "This client has not activated their portal account.",
-                PREFIX + "CLIENT_NOT_ACTIVATED",
+                Codes.CLIENT_NOT_ACTIVATED,
             )
         if not client.portal_access:
-            raise forbidden("This client has no portal access.", PREFIX + "NO_PORTAL_ACCESS")
+            raise forbidden("This client has no portal access.", Codes.NO_PORTAL_ACCESS)

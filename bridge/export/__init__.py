@@ -7,23 +7,19 @@
 """
 
 from .service import (
-    FORMATS,
     ChatExport,
     ExportedFile,
     ExportService,
     ExportStats,
-    Format,
     Requester,
     Window,
 )
 
 __all__ = [
-    "FORMATS",
     "ChatExport",
     "ExportService",
     "ExportStats",
     "ExportedFile",
-    "Format",
     "Requester",
     "Window",
 ]

@@ -23,18 +23,19 @@ from mautrix.util.logging import TraceLogger
 from bridge.audit import AuditLog
 from bridge.chats.actors import resolve_actor
 from bridge.chats.store import ChatStore
+from bridge.constants import EXPORT_FORMATS
 from bridge.db import create_database
 from bridge.directory import DirectoryStore
 from bridge.errors import PracticeError
 from config import Config
 
-from .service import FORMATS, ExportService, Requester, Window
+from .service import ExportService, Requester, Window
 
 
 def add_parser(sub: Any) -> None:
     export = sub.add_parser("export", help="export a chat's history to a spreadsheet file")
     export.add_argument("chat_id", help="the chat (room) id, e.g. '!abc:example.org'")
-    export.add_argument("--format", choices=FORMATS, default="xlsx")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="xlsx")
     export.add_argument("-o", "--output", required=True, help="the file to write")
     export.add_argument("--from", dest="first", help="first day (YYYY-MM-DD, practice time)")
     export.add_argument("--to", dest="last", help="last day (YYYY-MM-DD, included)")

@@ -30,8 +30,9 @@ from bridge.chats.models import Chat
 from bridge.chats.service import ChatService, unknown_chat
 from bridge.chats.store import ChatStore
 from bridge.clock import now_ms
+from bridge.constants import ExportFormat
 from bridge.directory import DirectoryStore, Practice
-from bridge.errors import PREFIX, PracticeError, invalid_param
+from bridge.errors import Codes, PracticeError, invalid_param
 from bridge.ports import Rooms
 from bridge.settings.model import practice_settings
 
@@ -43,8 +44,6 @@ from .xlsx import XlsxBook
 
 log = logging.getLogger("practice.export")
 
-Format = Literal["xlsx", "csv"]
-FORMATS: tuple[Format, ...] = ("xlsx", "csv")
 PAGE_SIZE = 500
 CHUNK = 1 << 16
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -53,7 +52,7 @@ _FOREVER = 2**62
 
 
 def not_allowed(message: str) -> PracticeError:
-    return PracticeError(PREFIX + "EXPORT_NOT_ALLOWED", message, 403)
+    return PracticeError(Codes.EXPORT_NOT_ALLOWED, message, 403)
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class ChatExport:
         chat: Chat,
         practice: Practice,
         requester: Requester,
-        fmt: Format,
+        fmt: ExportFormat,
         window: Window,
         people: SenderBook,
         reactions: dict[str, str],
@@ -348,7 +347,7 @@ class ExportService:
         return chat, practice
 
     async def prepare(
-        self, requester: Requester, chat_id: str, fmt: Format, window: Window | None = None
+        self, requester: Requester, chat_id: str, fmt: ExportFormat, window: Window | None = None
     ) -> ChatExport:
         window = window or Window()
         chat, practice = await self.authorize(requester, chat_id)
@@ -380,7 +379,9 @@ class ExportService:
         log.info("%s exports %s as %s", requester.audit_name, chat.room_id, fmt)
         return export
 
-    async def export_file(self, requester: Requester, chat_id: str, fmt: Format) -> ExportedFile:
+    async def export_file(
+        self, requester: Requester, chat_id: str, fmt: ExportFormat
+    ) -> ExportedFile:
         export = await self.prepare(requester, chat_id, fmt)
         return await export.to_file()
 

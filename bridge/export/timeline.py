@@ -35,6 +35,7 @@ from typing import Any
 
 from mautrix.types import RoomID
 
+from bridge.constants import AUTO_REPLY_KEY
 from bridge.ports import Rooms
 
 from .people import SenderBook
@@ -42,7 +43,6 @@ from .rows import Row, local_time
 
 MESSAGE_TYPES = ["m.room.message", "m.sticker"]
 REACTION_TYPES = ["m.reaction"]
-AUTO_REPLY_KEY = "org.practicebridge.auto_reply"
 #: Recent messages remembered for the replies that quote them.
 RECALL = 2000
 #: Older messages replied to, fetched at once for a page.

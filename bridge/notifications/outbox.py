@@ -19,9 +19,9 @@ from typing import Any
 from mautrix.util.async_db import Connection
 
 from bridge.chats import facts
-from bridge.chats.facts import AUTO_REPLY_KEY
 from bridge.chats.store import ChatStore
 from bridge.clock import now_ms
+from bridge.constants import AUTO_REPLY_KEY
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
 

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-POLICY_STATE = "org.practicebridge.policy"
-PREFIX = "ORG.PRACTICEBRIDGE."
+from bridge.errors import Codes
 
 # Media whose body is a caption only when a separate file name is given (spec: m.image etc.).
 _MEDIA = frozenset({"m.image", "m.file", "m.audio", "m.video"})
@@ -110,28 +109,28 @@ def explanation(rule: str, max_length: int | None) -> tuple[str, str]:
     """The errcode and the sentence that tells the sender what happened (never their text)."""
     if rule == "message_too_long":
         return (
-            PREFIX + "MESSAGE_TOO_LONG",
+            Codes.MESSAGE_TOO_LONG,
             "your message was removed because it is longer than the practice allows "
             f"({max_length} characters at most).",
         )
     if rule == "direct_chat_disabled":
         return (
-            PREFIX + "DIRECT_CHAT_DISABLED",
+            Codes.DIRECT_CHAT_DISABLED,
             "your message was removed because direct messages to the practice are turned off "
             "for you in this chat.",
         )
     if rule == "encrypted":
         return (
-            "M_FORBIDDEN",
+            Codes.FORBIDDEN,
             "your encrypted message was removed because this chat does not take encrypted "
             "messages.",
         )
     if rule == "invite":
         return (
-            "M_FORBIDDEN",
+            Codes.FORBIDDEN,
             "your invitation was withdrawn because only the practice adds people to chats.",
         )
     return (
-        "M_FORBIDDEN",
+        Codes.FORBIDDEN,
         "your change to this chat's settings was removed because clients cannot change them.",
     )

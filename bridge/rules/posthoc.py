@@ -40,10 +40,11 @@ from mautrix.util.async_db import Connection
 
 from bridge.audit import AuditLog
 from bridge.background import BackgroundLoop
+from bridge.constants import POLICY_STATE
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
 
-from .policy import POLICY_STATE, Policy, explanation, message_rule, state_rule, trusted_policy
+from .policy import Policy, explanation, message_rule, state_rule, trusted_policy
 from .store import RuleStore, Violation
 
 log = logging.getLogger("practice.rules")

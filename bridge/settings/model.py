@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any
 
-from bridge.errors import PracticeError, invalid_param
+from bridge.errors import Codes, PracticeError, invalid_param
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_PERIODS = 5
@@ -37,7 +37,6 @@ PRACTICE_DEFAULTS: dict[str, Any] = {
 }
 # Preferences every device of the user reads from account data.
 DEVICE_PREFERENCES = ("enter_key", "open_recent_chat", "portal_alerts")
-PREFERENCES_EVENT = "org.practicebridge.preferences"
 
 
 def user_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -87,7 +86,7 @@ def validate_user_patch(patch: Any, *, is_staff: bool) -> dict[str, Any]:
     if "autoresponder" in body:
         if not is_staff:
             raise PracticeError(
-                "ORG.PRACTICEBRIDGE.STAFF_ONLY",
+                Codes.STAFF_ONLY,
                 "Only the practice's team has an autoresponder.",
                 403,
             )

@@ -7,8 +7,9 @@ from typing import Any
 
 from bridge.audit import AuditLog
 from bridge.chats.actors import Actor
+from bridge.constants import PREFERENCES_EVENT
 from bridge.directory import DirectoryStore
-from bridge.errors import PREFIX, forbidden
+from bridge.errors import Codes, forbidden
 from bridge.ports import Rooms
 
 from . import model
@@ -57,7 +58,7 @@ class SettingsService:
             if not actor.is_owner:
                 raise forbidden(
                     "Only the practice owner may change the practice's settings.",
-                    PREFIX + "OWNER_ONLY",
+                    Codes.OWNER_ONLY,
                 )
             practice_patch = model.validate_practice_patch(patch["practice"])
         if user_patch:
@@ -74,7 +75,7 @@ class SettingsService:
         if any(key in patch for key in model.DEVICE_PREFERENCES):
             await self.rooms.set_account_data(
                 actor.user_id,
-                model.PREFERENCES_EVENT,
+                PREFERENCES_EVENT,
                 {key: merged[key] for key in model.DEVICE_PREFERENCES},
             )
 

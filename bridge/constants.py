@@ -1,0 +1,34 @@
+"""Names and forms that the bridge shares with its API's callers, with Matrix clients and with
+the Synapse modules: event and account data types, keys in message content, the form of a
+portal id, the export formats.
+
+Standard library only: code that runs inside Synapse may import this module.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, TypeGuard, get_args
+
+# A portal id (practice, team member, client), as the portal's own database names them.
+ID_PATTERN: Final = r"[A-Za-z0-9._-]{1,64}"
+
+# State events the bot writes in every chat (only the bot's count).
+CHAT_STATE: Final = "org.practicebridge.chat"
+POLICY_STATE: Final = "org.practicebridge.policy"
+
+# Per-user state in account data, read by every Matrix client of the user.
+PREFERENCES_EVENT: Final = "org.practicebridge.preferences"
+FAVOURITE_TAG: Final = "m.favourite"
+HIDDEN_TAG: Final = "org.practicebridge.hidden"
+MARKED_UNREAD: Final = "m.marked_unread"
+MARKED_UNREAD_UNSTABLE: Final = "com.famedly.marked_unread"
+
+# In the content of the autoresponder's messages: what they answer.
+AUTO_REPLY_KEY: Final = "org.practicebridge.auto_reply"
+
+ExportFormat = Literal["xlsx", "csv"]
+EXPORT_FORMATS: Final[tuple[ExportFormat, ...]] = get_args(ExportFormat)
+
+
+def is_export_format(value: str) -> TypeGuard[ExportFormat]:
+    return value in EXPORT_FORMATS
