@@ -10,6 +10,7 @@ from mautrix.util.async_db import Database
 
 from appservice.api.auth import Authenticator
 from appservice.api.chats import ChatRoutes
+from appservice.api.cors import install_cors
 from appservice.api.directory import DirectoryRoutes
 from appservice.api.export import ExportRoutes
 from appservice.api.server import build_api_app
@@ -19,6 +20,7 @@ from appservice.commands.parse import parse_command
 from appservice.enforcement import MatrixEnforcement
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
+from appservice.messenger import install_messenger
 from appservice.rooms import SynapseRooms
 from bridge.audit import AuditLog
 from bridge.autoresponder import Autoresponder, AutoresponseSender
@@ -175,7 +177,12 @@ class Bridge:
                 ExportRoutes(self.auth, self.directory_store, self.export),
             ],
         )
+        origins = list(config["provisioning.cors_origins"] or [])
+        install_cors(self.api, origins, config["provisioning.shared_secret"])
         self.az.app.add_subapp(config["provisioning.prefix"], self.api)
+        install_messenger(
+            self.az.app, config["homeserver.address"], origins, config["provisioning.prefix"]
+        )
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
 

@@ -7,7 +7,9 @@ with an account. The family's sub-record gets no account: its primary answers fo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.directory import DirectoryService, Role, SessionGrant
 
@@ -36,6 +38,8 @@ class DemoLogin:
     name: str
     role: str
     grant: SessionGrant
+    #: Mints another fresh session for the same person (the Messenger's demo page).
+    mint: Callable[[], Awaitable[dict[str, Any]]]
 
 
 def _role_of_client(client_id: str) -> str:
@@ -64,16 +68,30 @@ async def seed_demo(directory: DirectoryService) -> list[DemoLogin]:
     logins = []
     for staff_id, name, role in STAFF:
         grant = await directory.mint_staff_session(PRACTICE_ID, staff_id, ACTOR)
-        logins.append(DemoLogin(name, role.replace("_", " "), grant))
+        mint = _minter(directory.mint_staff_session, staff_id)
+        logins.append(DemoLogin(name, role.replace("_", " "), grant, mint))
     for client_id, name, primary in CLIENTS:
         if primary is None:
             grant = await directory.mint_client_session(PRACTICE_ID, client_id, ACTOR)
-            logins.append(DemoLogin(name, _role_of_client(client_id), grant))
+            mint = _minter(directory.mint_client_session, client_id)
+            logins.append(DemoLogin(name, _role_of_client(client_id), grant, mint))
     return logins
 
 
-def format_logins(logins: list[DemoLogin], homeserver_url: str) -> str:
-    """The sessions as text a person can copy into a Matrix client (tokens included)."""
+def _minter(
+    mint: Callable[[str, str, str], Awaitable[SessionGrant]], person_id: str
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def fresh() -> dict[str, Any]:
+        return (await mint(PRACTICE_ID, person_id, ACTOR)).to_json()
+
+    return fresh
+
+
+def format_logins(
+    logins: list[DemoLogin], homeserver_url: str, messenger_links: list[str] | None = None
+) -> str:
+    """The sessions as text a person can copy into a Matrix client (tokens included), and for
+    each person the link that opens the Messenger as them."""
     names = {client_id: name for client_id, name, _ in CLIENTS}
     members = ", ".join(
         f"{name} (through {names[primary]})" for _, name, primary in CLIENTS if primary
@@ -85,6 +103,15 @@ def format_logins(logins: list[DemoLogin], homeserver_url: str) -> str:
         f"Log in with any Matrix client that accepts an access token; homeserver {homeserver_url}",
         "",
     ]
+    if messenger_links:
+        lines += [
+            "Open the portal Messenger as a demo person in a browser on this machine (the part",
+            "after # never reaches a server; each opening mints a fresh session):",
+            "",
+        ]
+        for login, link in zip(logins, messenger_links, strict=True):
+            lines.append(f"  {login.name + ':':<18} {link}")
+        lines += ["", "Or use the sessions below:", ""]
     for login in logins:
         session = login.grant.session
         lines += [

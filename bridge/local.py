@@ -28,6 +28,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from yarl import URL
 
+from appservice.messenger import MESSENGER_PATH
 from config import Config, load_config
 from config.schema import generate_config
 from registration import generate_registration, module_entries
@@ -415,6 +416,12 @@ async def _serve(
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig.name)
     bridge = Bridge(config)
+    demo_sessions = None
+    if demo:
+        from appservice.messenger.demo import DemoSessions
+
+        demo_sessions = DemoSessions()
+        demo_sessions.install(bridge.az.app)
     try:
         try:
             started, _ = await _unless_stopped(bridge.start(), stop)
@@ -432,8 +439,10 @@ async def _serve(
             except Exception as e:
                 log.error("Seeding the demo practice failed: %s", e, exc_info=True)
                 return 1
-            if logins:
-                print(format_logins(logins, setup.synapse_url), flush=True)
+            if logins and demo_sessions is not None:
+                page = f"http://{HOST}:{setup.bridge_port}{MESSENGER_PATH}/demo.html"
+                links = [f"{page}#{demo_sessions.add(x.name, x.mint)}" for x in logins]
+                print(format_logins(logins, setup.synapse_url, links), flush=True)
         await stop.wait()
         return 1 if watcher.done() and not watcher.cancelled() else 0
     finally:
@@ -481,6 +490,7 @@ def _announce(config: Config, setup: LocalSetup) -> None:
         setup.paths.synapse_log,
     )
     log.info("  Provisioning API:   http://%s:%d%s", HOST, setup.bridge_port, prefix)
+    log.info("  Messenger:          http://%s:%d%s/", HOST, setup.bridge_port, MESSENGER_PATH)
     log.info(
         "  Shared secret:      key provisioning.shared_secret in %s (Authorization: Bearer ...)",
         setup.paths.config,

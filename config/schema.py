@@ -60,6 +60,7 @@ _COPIED = (
     "provisioning.prefix",
     "provisioning.shared_secret",
     "provisioning.token_cache_seconds",
+    "provisioning.cors_origins",
     "practice.default_plan",
     "practice.max_text_length",
     "attachments.max_size",
@@ -433,6 +434,7 @@ def validate(config: Config) -> None:
     _validate_identity(config)
     _validate_plans(config)
     _validate_attachments(config)
+    _validate_cors_origins(config)
     _validate_logging(config)
 
 
@@ -554,6 +556,41 @@ def _validate_attachments(config: Config) -> None:
                 where, f"has unknown key {unknown[0]!r} (use {', '.join(ATTACHMENT_KEYS)})"
             )
         _validate_attachment_rules(config, where, rules, "attachments.practices")
+
+
+def _validate_cors_origins(config: Config) -> None:
+    origins = config["provisioning.cors_origins"]
+    if origins is None:
+        return
+    if not isinstance(origins, list):
+        raise config.error("provisioning.cors_origins", "must be a list of origins")
+    for origin in origins:
+        if not is_origin(origin):
+            raise config.error(
+                "provisioning.cors_origins",
+                f"has {_describe('', origin)}; an origin looks like https://portal.example.com "
+                "(scheme, host and port if not the default; no path)",
+            )
+
+
+def is_origin(value: Any) -> bool:
+    """A web origin as browsers send it: ``https://host`` or ``http://host:port``, no path."""
+    if not isinstance(value, str):
+        return False
+    try:
+        url = URL(value)
+    except (ValueError, TypeError):
+        return False
+    return (
+        url.scheme in ("http", "https")
+        and bool(url.host)
+        and url.raw_path in ("", "/")
+        and not value.endswith("/")
+        and not url.query_string
+        and not url.fragment
+        and not url.user
+        and str(url.origin()) == value
+    )
 
 
 def _validate_logging(config: Config) -> None:

@@ -43,6 +43,9 @@ class SettingsService:
         settings = await self.user_settings(actor.user_id)
         if actor.staff is None:
             settings.pop("autoresponder")
+        # What a frontend shows the caller: the autoresponder (staff), the practice's rules
+        # (the owner), read markers (staff).
+        settings["role"] = actor.staff.role if actor.staff is not None else "client"
         practice = await self.directory.get_practice(actor.practice_id)
         assert practice is not None
         settings["practice"] = model.practice_settings(practice.settings)
