@@ -14,10 +14,11 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from mautrix.util.async_db import Database
 
@@ -118,17 +119,31 @@ async def database_factory(
         yield lambda: create_database(f"sqlite:{path}")
         return
     dsn = os.environ[PG_ENV]
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_database(dsn)
-    await admin.start()
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
+    async with postgres_schema(dsn) as schema:
         yield lambda: create_database(
             dsn, {"server_settings": {"search_path": schema}, "min_size": 1, "max_size": 5}
         )
+
+
+@asynccontextmanager
+async def postgres_schema(dsn: str) -> AsyncIterator[str]:
+    """A fresh schema of its own for a test, dropped afterwards. Made over a plain connection:
+    a bridge Database would run the bridge's migrations in the public schema, which every
+    branch of the code shares (and a failed start would leave its pool open)."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    await _on_postgres(dsn, f"CREATE SCHEMA {schema}")
+    try:
+        yield schema
     finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.stop()
+        await _on_postgres(dsn, f"DROP SCHEMA {schema} CASCADE")
+
+
+async def _on_postgres(dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from config.schema import generate_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
-from tests.conftest import PG_ENV, backend_params, bridge_config
+from tests.conftest import PG_ENV, backend_params, bridge_config, postgres_schema
 from tests.test_notifications import SmtpServer
 from tests.test_openapi import contract
 
@@ -210,17 +210,10 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield Backend(f"sqlite:{tmp_path / 'bridge.db'}", {})
         return
     dsn = os.environ[PG_ENV]
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_database(dsn)
-    await admin.start()
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
+    async with postgres_schema(dsn) as schema:
         yield Backend(
             dsn, {"min_size": 1, "max_size": 5, "server_settings": {"search_path": schema}}
         )
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.stop()
 
 
 # -- the bridge killed mid-stream -----------------------------------------------------------------
