@@ -97,7 +97,7 @@ export class ChatView {
     this.avatarSlot.replaceChildren(avatar(name));
     const family = chat.members.find((m) => m.kind === "client" && m.family_primary_id);
     let sub = list.subtitle(chat);
-    if (family && this.app.isStaff) {
+    if (family && list.staffView(chat)) {
       const primary = this.app.contacts.body && findClient(this.app.contacts.body, family.family_primary_id);
       sub = `Family member · answered by ${primary ? primary.name : "the family's primary account"}`;
       if (!primary) this.app.contacts.data().then(() => { this.listChanged(this.chat); this.renderAll(); });

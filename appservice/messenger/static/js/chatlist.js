@@ -123,10 +123,16 @@ export class ChatList {
 
   // -- one chat ------------------------------------------------------------------------------
 
+  // Staff are members of their chats by user id; a family primary answers for a family
+  // member who has none, so the primary is not listed by their own id.
+  staffView(chat) {
+    return chat.members.some((m) => m.kind === "staff" && m.user_id === this.app.session.userId);
+  }
+
   subtitle(chat) {
     const me = this.app.session.userId;
     const family = chat.members.find((m) => m.kind === "client" && m.family_primary_id);
-    if (family) return `about ${family.name}`;
+    if (family) return this.staffView(chat) ? "Family member" : `about ${family.name}`;
     if (chat.kind === "group") {
       return chat.members.filter((m) => m.user_id !== me).map((m) => m.name).join(", ");
     }
@@ -134,13 +140,6 @@ export class ChatList {
   }
 
   title(chat) {
-    const me = this.app.session.userId;
-    const family = chat.members.find((m) => m.kind === "client" && m.family_primary_id);
-    if (family && !chat.members.some((m) => m.kind === "client" && m.user_id === me)) return chat.name;
-    if (family) {
-      const staff = chat.members.find((m) => m.kind === "staff");
-      return staff ? staff.name : chat.name;
-    }
     return chat.name || "Chat";
   }
 

@@ -240,6 +240,7 @@ async function imageSize(file) {
 function levelMeter(stream, levels) {
   try {
     const context = new AudioContext();
+    context.resume().catch(() => {});
     const analyser = context.createAnalyser();
     context.createMediaStreamSource(stream).connect(analyser);
     const data = new Uint8Array(analyser.fftSize);

@@ -170,7 +170,7 @@ export class MessageRenderer {
     const samples = wave.length ? resample(wave, 28) : new Array(28).fill(300);
     for (const value of samples) {
       const bar = h("span", { class: "bar" });
-      bar.style.height = `${Math.max(12, Math.min(100, (value / 1024) * 100))}%`;
+      bar.style.height = `${Math.max(18, Math.min(100, (value / 1024) * 100))}%`;
       bars.append(bar);
     }
     let audio = null;
