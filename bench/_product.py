@@ -16,8 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from config import Config
-from config.schema import generate_config
+from config import Config, generate_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, free_port
 
@@ -57,7 +56,7 @@ def start_homeserver(root: Path, config: Config, *, product: bool) -> Homeserver
     """Synapse on ``homeserver.address``: with our registration (pushing to the bridge at
     ``appservice.address``) and modules, or, ``product=False``, the same homeserver config
     with neither."""
-    url = str(config["homeserver.address"]).rstrip("/")
+    url = config.homeserver.address.rstrip("/")
     port = int(url.rsplit(":", 1)[1])
     registration_path = root / "registration.yaml"
     generate_registration(config, registration_path)

@@ -89,8 +89,8 @@ class Side:
 
 async def _product(session: aiohttp.ClientSession, side: Side, config: Any) -> None:
     """A practice through the API: its practitioner and client, sessions, a direct chat."""
-    api = f"http://127.0.0.1:{config['appservice.port']}{config['provisioning.prefix']}"
-    secret = str(config["provisioning.shared_secret"])
+    api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
+    secret = config.provisioning.shared_secret
     p = "bench"
     await call(
         session,

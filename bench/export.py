@@ -53,7 +53,7 @@ from bridge.db import create_database  # noqa: E402
 from bridge.directory import DirectoryStore  # noqa: E402
 from bridge.directory.models import Client, Practice, Staff  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
-from config.schema import generate_config  # noqa: E402
+from config import generate_config  # noqa: E402
 from registration import generate_registration  # noqa: E402
 from registration.homeserver import LocalSynapse, free_port, write_homeserver_config  # noqa: E402
 
@@ -124,9 +124,9 @@ class Homeserver:
             )
             self.state = {
                 "url": f"http://127.0.0.1:{port}",
-                "as_token": str(config["appservice.as_token"]),
-                "template": str(config["appservice.username_template"]),
-                "bot_username": str(config["appservice.bot_username"]),
+                "as_token": config.appservice.as_token,
+                "template": config.appservice.username_template,
+                "bot_username": config.appservice.bot_username,
                 "db": str(self.root / "bridge.db"),
                 "rooms": {},
             }

@@ -45,7 +45,7 @@ from bridge.app import Bridge  # noqa: E402
 from bridge.chats.models import Chat  # noqa: E402
 from bridge.db import create_database  # noqa: E402
 from bridge.directory.models import Client, Practice, Staff  # noqa: E402
-from config.schema import generate_config  # noqa: E402
+from config import generate_config  # noqa: E402
 from registration.homeserver import free_port  # noqa: E402
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
@@ -172,10 +172,10 @@ async def measure_bare(
 async def measure_full(
     session: aiohttp.ClientSession, bridge: Bridge, bodies: list[tuple[str, bytes]]
 ) -> float:
-    base = f"http://127.0.0.1:{bridge.config['appservice.port']}"
+    base = f"http://127.0.0.1:{bridge.config.appservice.port}"
     before = bridge.pipeline.processed
     start = time.perf_counter()
-    await send_all(session, base, bridge.config["appservice.hs_token"], bodies)
+    await send_all(session, base, bridge.config.appservice.hs_token, bodies)
     await bridge.pipeline.wait_idle(timeout=600)
     seconds = time.perf_counter() - start
     done = bridge.pipeline.processed - before
@@ -220,8 +220,8 @@ async def measure_backend(
 ) -> dict[str, Any]:
     bridge = await start_bridge(db, tmp, handlers=handlers)
     load = Load(bridge, transactions)
-    base = f"http://127.0.0.1:{bridge.config['appservice.port']}"
-    token = bridge.config["appservice.hs_token"]
+    base = f"http://127.0.0.1:{bridge.config.appservice.port}"
+    token = bridge.config.appservice.hs_token
     full_rates, bare_rates = [], []
     async with aiohttp.ClientSession() as session:
         try:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from bench.table import latency_rows, script_main  # noqa: E402
 from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
-from config.schema import generate_config  # noqa: E402
+from config import generate_config  # noqa: E402
 from registration import generate_registration, module_entry  # noqa: E402
 from registration.homeserver import LocalSynapse, free_port  # noqa: E402
 
@@ -116,11 +116,9 @@ def _start(root: Path, with_module: bool) -> tuple[Side, str, IdentityMapper]:
         fast=True,
     )
     synapse.start()
-    mapper = IdentityMapper(
-        config["appservice.username_template"], DOMAIN, config["appservice.bot_username"]
-    )
+    mapper = config.identity_mapper()
     name = "module" if with_module else "no module"
-    return Side(name, synapse.url, synapse), str(config["appservice.as_token"]), mapper
+    return Side(name, synapse.url, synapse), config.appservice.as_token, mapper
 
 
 async def _prepare(

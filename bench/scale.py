@@ -71,7 +71,6 @@ from bench._product import (  # noqa: E402
 from bench.table import p99, script_main  # noqa: E402
 from bridge.chats.userstate import SYNC_FILTER  # noqa: E402
 from bridge.db import create_database  # noqa: E402
-from bridge.identity import IdentityMapper  # noqa: E402
 from config import Config  # noqa: E402
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
@@ -118,14 +117,10 @@ class Run:
         self.hs = hs
         self.db = db
         self.session = session
-        self.api = f"http://127.0.0.1:{config['appservice.port']}{config['provisioning.prefix']}"
-        self.secret = str(config["provisioning.shared_secret"])
-        self.as_token = str(config["appservice.as_token"])
-        self.mapper = IdentityMapper(
-            config["appservice.username_template"],
-            config["homeserver.domain"],
-            config["appservice.bot_username"],
-        )
+        self.api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
+        self.secret = config.provisioning.shared_secret
+        self.as_token = config.appservice.as_token
+        self.mapper = config.identity_mapper()
 
     async def put(self, path: str, body: Any) -> Any:
         return await call(self.session, "PUT", self.api + path, body, token=self.secret)
@@ -362,8 +357,8 @@ async def measure(
     clients, chats, requests = sizes
     verbose = clients > 200
     url, opts = database
-    config["appservice.database"] = url
-    config["appservice.database_opts"] = opts
+    config.appservice.database = url
+    config.appservice.database_opts = opts
     config.save()
     log_path = Path(config.path).parent / f"bridge-{label}.log"
     bridge = await start_bridge(config, log_path)

@@ -35,7 +35,6 @@ from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
 from bridge.export import ExportService, Requester
-from bridge.identity import IdentityMapper
 from bridge.notifications import Notifications
 from bridge.rules import PostHocRules, RuleStore
 from bridge.settings.propagate import PolicyPropagator
@@ -52,30 +51,26 @@ class Bridge:
     def __init__(self, config: Config, *, db: Database | None = None) -> None:
         self.config = config
         self.db = db or create_database(
-            config["appservice.database"], dict(config["appservice.database_opts"] or {})
+            config.appservice.database, config.appservice.database_opts
         )
-        self.mapper = IdentityMapper(
-            config["appservice.username_template"],
-            config["homeserver.domain"],
-            config["appservice.bot_username"],
-        )
+        self.mapper = config.identity_mapper()
         self.queue = EventQueue(self.db)
         self.pipeline = Pipeline(self.db, self.queue)
         self.az = PracticeAppService(
-            server=config["homeserver.address"],
-            domain=config["homeserver.domain"],
-            as_token=config["appservice.as_token"],
-            hs_token=config["appservice.hs_token"],
-            bot_localpart=config["appservice.bot_username"],
-            id=config["appservice.id"],
-            verify_ssl=config["homeserver.verify_ssl"],
+            server=config.homeserver.address,
+            domain=config.homeserver.domain,
+            as_token=config.appservice.as_token,
+            hs_token=config.appservice.hs_token,
+            bot_localpart=config.appservice.bot_username,
+            id=config.appservice.id,
+            verify_ssl=config.homeserver.verify_ssl,
             state_store=MemoryASStateStore(),
             ephemeral_events=True,
             log=logging.getLogger("practice.appservice"),
             queue=self.queue,
             pipeline=self.pipeline,
         )
-        self.homeserver = SynapseHomeserver(self.az, config["homeserver.address"].rstrip("/"))
+        self.homeserver = SynapseHomeserver(self.az, config.homeserver.address.rstrip("/"))
         self.audit = AuditLog(self.db)
         self.directory_store = DirectoryStore(self.db)
         self.directory = DirectoryService(
@@ -83,8 +78,8 @@ class Bridge:
             self.audit,
             self.homeserver,
             self.mapper,
-            dict(config["practice.plans"]),
-            config["practice.default_plan"],
+            config.practice.plans,
+            config.practice.default_plan,
         )
         self.chat_store = ChatStore(self.db)
         self.rooms = SynapseRooms(self.az)
@@ -95,12 +90,12 @@ class Bridge:
             self.rooms,
             self.audit,
             bot,
-            dict(config["practice.plans"]),
+            config.practice.plans,
         )
         self.directory.client_listeners.append(self.chats.client_changed)
         self.user_state = UserStateMirror(self.chat_store, self.rooms)
         self.notifications = Notifications(
-            config,
+            config.notifications,
             self.db,
             self.mapper,
             self.directory_store,
@@ -150,19 +145,19 @@ class Bridge:
             self.rooms,
             self.audit,
             bot=bot,
-            bot_name=config["appservice.bot_displayname"] or "Practice bot",
-            media_base=config["homeserver.address"],
+            bot_name=config.appservice.bot_displayname or "Practice bot",
+            media_base=config.homeserver.address,
         )
         self.commands.exporter = _BotExporter(self.export)
         self.auth = Authenticator(
-            config["provisioning.shared_secret"],
+            config.provisioning.shared_secret,
             self.homeserver,
             self.mapper,
-            config["provisioning.token_cache_seconds"],
+            config.provisioning.token_cache_seconds,
         )
-        max_text = config["practice.max_text_length"]
+        max_text = config.practice.max_text_length
         self.api = build_api_app(
-            config["provisioning.prefix"],
+            config.provisioning.prefix,
             [
                 DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
                 SettingsRoutes(self.auth, self.directory, self.settings),
@@ -177,11 +172,11 @@ class Bridge:
                 ExportRoutes(self.auth, self.directory_store, self.export),
             ],
         )
-        origins = list(config["provisioning.cors_origins"] or [])
-        install_cors(self.api, origins, config["provisioning.shared_secret"])
-        self.az.app.add_subapp(config["provisioning.prefix"], self.api)
+        origins = config.provisioning.cors_origins
+        install_cors(self.api, origins, config.provisioning.shared_secret)
+        self.az.app.add_subapp(config.provisioning.prefix, self.api)
         install_messenger(
-            self.az.app, config["homeserver.address"], origins, config["provisioning.prefix"]
+            self.az.app, config.homeserver.address, origins, config.provisioning.prefix
         )
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
@@ -193,13 +188,13 @@ class Bridge:
     async def start(self) -> None:
         self._started = True
         await self.db.start()
-        host, port = self.config["appservice.hostname"], self.config["appservice.port"]
+        host, port = self.config.appservice.hostname, self.config.appservice.port
         await self.az.start(host, port)
         log.info(
             "Listening on %s:%d (provisioning under %s)",
             host,
             port,
-            self.config["provisioning.prefix"],
+            self.config.provisioning.prefix,
         )
         await self._prepare_bot()
         self.pipeline.start()
@@ -214,7 +209,7 @@ class Bridge:
     async def _prepare_bot(self) -> None:
         bot = self.az.intent
         await bot.ensure_registered()
-        name = self.config["appservice.bot_displayname"]
+        name = self.config.appservice.bot_displayname
         if name:
             try:
                 await bot.set_displayname(name)

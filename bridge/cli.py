@@ -10,8 +10,7 @@ import os
 import signal
 import sys
 
-from config import Config, ConfigError, load_config
-from config.schema import generate_config
+from config import Config, ConfigError, generate_config, load_config
 
 log = logging.getLogger("practice.cli")
 
@@ -131,7 +130,7 @@ def _load(path: str) -> Config:
 
 def setup_logging(config: Config) -> None:
     try:
-        settings = dict(config["logging"])
+        settings = dict(config.logging)
         # Loggers created at import time (practice.cli, practice.local) must keep logging.
         settings.setdefault("disable_existing_loggers", False)
         logging.config.dictConfig(settings)

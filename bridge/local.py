@@ -29,8 +29,7 @@ from ruamel.yaml import YAML
 from yarl import URL
 
 from appservice.messenger import MESSENGER_PATH
-from config import Config, load_config
-from config.schema import generate_config
+from config import Config, generate_config, load_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, free_port, write_homeserver_config
 from registration.processes import ChildProcess, ProcessGroup
@@ -138,8 +137,8 @@ def prepare(
         config = load_config(paths.config)
         setup = LocalSetup(
             paths,
-            synapse_port or _port_of(config["homeserver.address"]),
-            bridge_port or int(config["appservice.port"]),
+            synapse_port or _port_of(config.homeserver.address),
+            bridge_port or config.appservice.port,
         )
     else:
         os.chmod(paths.root, 0o700)
@@ -160,7 +159,7 @@ def prepare(
     if not paths.homeserver_config.exists():
         write_homeserver_config(
             paths.synapse_dir,
-            server_name=config["homeserver.domain"],
+            server_name=config.homeserver.domain,
             port=setup.synapse_port,
             registration_path=paths.registration,
             module=module_entries(config),
@@ -194,17 +193,14 @@ def _port_of(url: str) -> int:
 
 def _sync_config(config: Config, setup: LocalSetup) -> None:
     """Point the bridge config at the chosen ports (no-op unless they changed)."""
-    wanted = {
-        "homeserver.address": setup.synapse_url,
-        "appservice.address": f"http://{HOST}:{setup.bridge_port}",
-        "appservice.port": setup.bridge_port,
-    }
-    changed = [key for key, value in wanted.items() if config[key] != value]
-    for key in changed:
-        config[key] = wanted[key]
-    if changed:
+    homeserver, appservice = config.homeserver, config.appservice
+    before = (homeserver.address, appservice.address, appservice.port)
+    homeserver.address = setup.synapse_url
+    appservice.address = f"http://{HOST}:{setup.bridge_port}"
+    appservice.port = setup.bridge_port
+    if (homeserver.address, appservice.address, appservice.port) != before:
         config.save()
-        setup.notes.append(f"Updated {', '.join(changed)} in {setup.paths.config}")
+        setup.notes.append(f"Updated the Synapse and bridge addresses in {setup.paths.config}")
 
 
 def _rewrite_yaml(path: Path, update: Any) -> bool:
@@ -224,9 +220,9 @@ def _rewrite_yaml(path: Path, update: Any) -> bool:
 
 def _sync_registration(config: Config, setup: LocalSetup) -> None:
     def update(data: Any) -> bool:
-        if data.get("url") == config["appservice.address"]:
+        if data.get("url") == config.appservice.address:
             return False
-        data["url"] = config["appservice.address"]
+        data["url"] = config.appservice.address
         return True
 
     if _rewrite_yaml(setup.paths.registration, update):
@@ -481,12 +477,12 @@ async def _watch_synapse(synapse: ProcessGroup, stop: asyncio.Event) -> None:
 
 
 def _announce(config: Config, setup: LocalSetup) -> None:
-    prefix = config["provisioning.prefix"]
+    prefix = config.provisioning.prefix
     log.info("Ready. Ctrl-C stops the bridge and Synapse.")
     log.info(
         "  Synapse client API: %s (server name %s; log %s)",
         setup.synapse_url,
-        config["homeserver.domain"],
+        config.homeserver.domain,
         setup.paths.synapse_log,
     )
     log.info("  Provisioning API:   http://%s:%d%s", HOST, setup.bridge_port, prefix)

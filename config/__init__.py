@@ -1,5 +1,15 @@
 """Config schema, loading, upgrading and validation."""
 
-from .schema import Config, ConfigError, load_config
+from .fields import ConfigError
+from .loader import EXAMPLE_PATH, ConfigFile, generate_config, load_config
+from .schema import PLACEHOLDER_TOKEN, Config
 
-__all__ = ["Config", "ConfigError", "load_config"]
+__all__ = [
+    "EXAMPLE_PATH",
+    "PLACEHOLDER_TOKEN",
+    "Config",
+    "ConfigError",
+    "ConfigFile",
+    "generate_config",
+    "load_config",
+]

@@ -18,25 +18,17 @@ from bridge.identity import IdentityMapper, escape
 from config import Config
 
 
-def _mapper(config: Config) -> IdentityMapper:
-    return IdentityMapper(
-        config["appservice.username_template"],
-        config["homeserver.domain"],
-        config["appservice.bot_username"],
-    )
-
-
 def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the registration to ``path`` with fresh tokens and store the tokens in the config."""
     as_token = secrets.token_urlsafe(48)
     hs_token = secrets.token_urlsafe(48)
-    mapper = _mapper(config)
+    mapper = config.identity_mapper()
     registration = {
-        "id": config["appservice.id"],
-        "url": config["appservice.address"],
+        "id": config.appservice.id,
+        "url": config.appservice.address,
         "as_token": as_token,
         "hs_token": hs_token,
-        "sender_localpart": config["appservice.bot_username"],
+        "sender_localpart": config.appservice.bot_username,
         "rate_limited": False,
         "receive_ephemeral": True,
         "de.sorunome.msc2409.push_ephemeral": True,
@@ -57,8 +49,8 @@ def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[
         YAML().dump(registration, f)
     os.chmod(tmp, 0o600)
     try:
-        config["appservice.as_token"] = as_token
-        config["appservice.hs_token"] = hs_token
+        config.appservice.as_token = as_token
+        config.appservice.hs_token = hs_token
         config.save()
         os.replace(tmp, path)
     finally:
@@ -69,7 +61,7 @@ def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[
 
 def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[str, Any]:
     """The rules module (appservice.synapse_module)."""
-    mapper = _mapper(config)
+    mapper = config.identity_mapper()
     client_regex = mapper.namespace_regex().replace("(staff|client)", "client")
     return {
         "module": "appservice.synapse_module.PracticeRules",
@@ -84,7 +76,6 @@ def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[s
 
 # A field of a portal user id: what bridge.identity.escape makes of an id.
 _FIELD = "[a-z0-9=-]+"
-_ATTACHMENT_KEYS = ("max_size", "blocked_mimetypes", "blocked_extensions")
 
 
 def practice_regex(mapper: IdentityMapper) -> str:
@@ -96,25 +87,14 @@ def practice_regex(mapper: IdentityMapper) -> str:
     return f"@{pattern}:{re.escape(mapper.domain)}$"
 
 
-def _attachment_rules(rules: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = dict(base or {})
-    for key in _ATTACHMENT_KEYS:
-        if key in rules:
-            value = rules[key]
-            out[key] = list(value) if isinstance(value, list) else value
-    return out
-
-
 def media_module_entry(config: Config) -> dict[str, Any]:
     """The media module (appservice.synapse_media): the attachment policy of ``attachments``,
     each practice's rules complete (its own keys over the defaults), keyed by the practice as it
     appears in user ids."""
-    mapper = _mapper(config)
-    default = _attachment_rules({key: config[f"attachments.{key}"] for key in _ATTACHMENT_KEYS})
-    practices = {
-        escape(str(practice_id)): _attachment_rules(rules, default)
-        for practice_id, rules in (config["attachments.practices"] or {}).items()
-    }
+    mapper = config.identity_mapper()
+    attachments = config.attachments
+    default = attachments.rules_of(None)
+    practices = {escape(pid): attachments.rules_of(pid) for pid in attachments.practices}
     return {
         "module": "appservice.synapse_media.PracticeMedia",
         "config": {

@@ -24,8 +24,7 @@ from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
 from bridge.db import create_database
-from config import Config, load_config
-from config.schema import generate_config
+from config import Config, generate_config, load_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, free_port
 from tests.clients import ApiClient, HomeserverInfo

@@ -216,7 +216,7 @@ async def send(
 
 async def send_raw(bridge: Bridge, head: bytes) -> Reply:
     """Bytes on the socket, for headers an HTTP client library would not send."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", bridge.config["appservice.port"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", bridge.config.appservice.port)
     writer.write(head + b"Host: localhost\r\nConnection: close\r\n\r\n")
     await writer.drain()
     answer = await reader.read()
@@ -301,7 +301,7 @@ async def test_a_wrong_secret_is_an_unknown_token_everywhere(
             )
             checks.expect(reply, endpoint.method, path, 401, "M_UNKNOWN_TOKEN", label=token[:12])
         # Bytes that are not ASCII, or not even UTF-8, are no token either.
-        target = bridge.config["provisioning.prefix"] + path
+        target = bridge.config.provisioning.prefix + path
         if params:
             target += "?" + urlencode(params)
         for token in ("café".encode(), b"\xff\xfesecret"):

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from appservice.synapse_media import PracticeMedia, extension_of, sniff
-from bridge.identity import IdentityMapper, escape
-from config import ConfigError, load_config
-from config.schema import generate_config
+from bridge.identity import escape
+from config import ConfigError, generate_config, load_config
 from registration import module_entries
 from tests.clients import ApiClient, MatrixClient
 from tests.conftest import OWN_ATTACHMENT_RULES
@@ -243,7 +242,7 @@ async def test_downloads_stay_within_the_practice(
     # No token: Synapse's own answer. The bot (a server admin) reads everything.
     got = await download(client, path, authenticated=False)
     assert (got.status, got.json["errcode"]) == (401, "M_MISSING_TOKEN")
-    bot_token = homeserver.config["appservice.as_token"]
+    bot_token = homeserver.config.appservice.as_token
     got = await download(client, path, token=bot_token)
     assert (got.status, got.body) == (200, sample_pdf())
 
@@ -273,9 +272,7 @@ def test_module_entries_carry_each_practices_complete_rules(tmp_path: Path) -> N
     own = parsed["attachments"]["practices"][field]
     assert own["max_size"] == 1000
     assert own["blocked_extensions"] == default["blocked_extensions"]
-    mapper = IdentityMapper(
-        config["appservice.username_template"], "practice.test", config["appservice.bot_username"]
-    )
+    mapper = config.identity_mapper()
     practice_re = re.compile(parsed["practice_regex"])
     for kind in ("staff", "client"):
         match = practice_re.fullmatch(mapper.user_id(kind, "Sun_Rise.2", "Client.7"))

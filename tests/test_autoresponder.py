@@ -130,13 +130,13 @@ async def test_redelivered_transaction_gives_one_reply(
         "GET", f"/_matrix/client/v3/rooms/{quote(room)}/event/{quote(event_id)}"
     )
     event = r.body | {"room_id": room}
-    port = bridge.config["appservice.port"]
+    port = bridge.config.appservice.port
     async with aiohttp.ClientSession() as http:
         for _ in range(2):
             resp = await http.put(
                 f"http://127.0.0.1:{port}/_matrix/app/v1/transactions/{uuid.uuid4().hex}",
                 json={"events": [event]},
-                headers={"Authorization": f"Bearer {bridge.config['appservice.hs_token']}"},
+                headers={"Authorization": f"Bearer {bridge.config.appservice.hs_token}"},
             )
             assert resp.status == 200
     await bridge.pipeline.wait_idle()

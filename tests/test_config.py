@@ -26,11 +26,20 @@ from ruamel.yaml import YAML
 
 from bridge.db import create_database
 from bridge.identity import IdentityMapper
-from config import ConfigError, load_config
-from config.schema import EXAMPLE_PATH, PLACEHOLDER_TOKEN, generate_config
+from config import (
+    EXAMPLE_PATH,
+    PLACEHOLDER_TOKEN,
+    Config,
+    ConfigError,
+    generate_config,
+    load_config,
+)
+from config.example import example_text
+from config.fields import KeyInfo, schema_keys, section_of
 from registration import module_entry
 
 ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = ("homeserver.address", "homeserver.domain", "appservice.address")
 ERROR_LINE = re.compile(r"practice-bridge: config (key '[^']+'|file '[^']+')( \(line \d+\))?: .+")
 
 
@@ -716,3 +725,24 @@ def test_fuzzed_text_edits_load_or_raise_config_error(data: st.DataObject) -> No
             else:
                 lines.insert(i, junk)
     _load_or_config_error("\n".join(lines) + "\n")
+
+
+# -- the example is written from the schema --------------------------------------------------
+
+
+def test_example_config_is_written_from_the_schema() -> None:
+    """Each key is described once, in config/schema.py; `make example-config` writes the file."""
+    assert EXAMPLE_PATH.read_text() == example_text(), "run `make example-config`"
+
+
+def test_the_example_loads_as_the_schemas_defaults(tmp_path: Path) -> None:
+    """What the file shows is what the models hold: a config made from it reads back every
+    example value, and only the required keys lack a default."""
+    path = tmp_path / "config.yaml"
+    shutil.copy(EXAMPLE_PATH, path)
+    config = load_config(path, save=False)
+    for key, info in schema_keys(Config):
+        about = KeyInfo.of(info)
+        if section_of(info) is None and not about.generate:
+            assert config[key] == about.example, key
+            assert info.is_required() == (key in REQUIRED), key

@@ -506,11 +506,11 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
     shutil.copy(homeserver.config.path, config_path)
     config = load_config(config_path)
     if bridge.db.scheme == Scheme.SQLITE:
-        config["appservice.database"] = f"sqlite:{tmp_path / 'bridge.db'}"
+        config.appservice.database = f"sqlite:{tmp_path / 'bridge.db'}"
     else:
         schema = await bridge.db.fetchval("SELECT current_schema()")
         dsn = os.environ["PRACTICE_BRIDGE_TEST_POSTGRES"]
-        config["appservice.database"] = f"{dsn}?search_path={schema}"
+        config.appservice.database = f"{dsn}?search_path={schema}"
     config.save()
     out = tmp_path / "export.csv"
     window = ["--from", "2025-01-10", "--to", "2025-01-20"]

@@ -36,8 +36,7 @@ from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
 from bridge.db import create_database
-from config import load_config
-from config.schema import generate_config
+from config import generate_config, load_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
@@ -167,7 +166,7 @@ class BridgeProcess:
             )
 
     async def wait_ready(self, timeout: float = 60) -> None:
-        url = f"http://127.0.0.1:{self.config['appservice.port']}/_matrix/mau/ready"
+        url = f"http://127.0.0.1:{self.config.appservice.port}/_matrix/mau/ready"
 
         async def ready() -> bool:
             assert self.proc.poll() is None, f"exited early:\n{bridge_output(self.output)}"
@@ -228,14 +227,14 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     smtp = SmtpServer()
     smtp.start()
     config = bridge_config(homeserver, tmp_path)
-    config["appservice.database"] = backend.url
-    config["appservice.database_opts"] = backend.opts
-    config["notifications.delay_seconds"] = 2
-    config["notifications.portal_url"] = "https://portal.example.com"
-    config["notifications.smtp.hostname"] = "127.0.0.1"
-    config["notifications.smtp.port"] = smtp.port
-    config["notifications.smtp.security"] = "none"
-    config["notifications.smtp.from_address"] = "portal@example.com"
+    config.appservice.database = backend.url
+    config.appservice.database_opts = backend.opts
+    config.notifications.delay_seconds = 2
+    config.notifications.portal_url = "https://portal.example.com"
+    config.notifications.smtp.hostname = "127.0.0.1"
+    config.notifications.smtp.port = smtp.port
+    config.notifications.smtp.security = "none"
+    config.notifications.smtp.from_address = "portal@example.com"
     config.save()
     config_path = Path(config.path)
     processes = [BridgeProcess(config_path, "first")]

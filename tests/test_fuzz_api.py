@@ -385,9 +385,9 @@ async def test_hostile_transactions_in_a_real_chat_never_stop_the_pipeline(
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
     room = r.body["chat_id"]
     senders: list[Any] = [client.user_id, staff.user_id, bridge.mapper.bot_mxid, "@x:y", 5, None]
-    base = f"http://127.0.0.1:{bridge.config['appservice.port']}"
+    base = f"http://127.0.0.1:{bridge.config.appservice.port}"
     hostile = await asyncio.to_thread(
-        _send_hostile, base, bridge.config["appservice.hs_token"], room, senders
+        _send_hostile, base, bridge.config.appservice.hs_token, room, senders
     )
     assert hostile
 

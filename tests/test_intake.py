@@ -83,8 +83,8 @@ class Homeserver:
     """Sends to the bridge what Synapse would, over real HTTP."""
 
     def __init__(self, bridge: Bridge) -> None:
-        self.base = f"http://127.0.0.1:{bridge.config['appservice.port']}"
-        self.token = bridge.config["appservice.hs_token"]
+        self.base = f"http://127.0.0.1:{bridge.config.appservice.port}"
+        self.token = bridge.config.appservice.hs_token
         self.session = aiohttp.ClientSession()
 
     async def close(self) -> None:

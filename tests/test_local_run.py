@@ -150,7 +150,7 @@ def _ports() -> tuple[int, int]:
 
 
 def _secret(data: Path) -> str:
-    return str(load_config(data / "config.yaml", save=False)["provisioning.shared_secret"])
+    return str(load_config(data / "config.yaml", save=False).provisioning.shared_secret)
 
 
 def test_local_run_mints_real_sessions_and_ctrl_c_stops_bridge_and_synapse(
@@ -213,7 +213,7 @@ def test_second_run_reuses_configs_secrets_and_data(tmp_path: Path, runs: list[L
     runs.append(first)
     first.wait_ready()
     secret = _secret(data)
-    tokens = load_config(data / "config.yaml", save=False)["appservice.as_token"]
+    tokens = load_config(data / "config.yaml", save=False).appservice.as_token
     registration = (data / "registration.yaml").read_text()
     homeserver = (data / "synapse" / "homeserver.yaml").read_text()
     status, _ = call(
@@ -236,7 +236,7 @@ def test_second_run_reuses_configs_secrets_and_data(tmp_path: Path, runs: list[L
     runs.append(second)
     second.wait_ready()
     assert _secret(data) == secret
-    assert load_config(data / "config.yaml", save=False)["appservice.as_token"] == tokens
+    assert load_config(data / "config.yaml", save=False).appservice.as_token == tokens
     assert (data / "registration.yaml").read_text() == registration
     assert (data / "synapse" / "homeserver.yaml").read_text() == homeserver
     assert "Generated" not in second.log_text()
@@ -262,7 +262,7 @@ def test_synapse_is_stopped_when_the_bridge_cannot_start(
     prepare(data, synapse_port=synapse_port, bridge_port=bridge_port)
     config = load_config(data / "config.yaml")
     (tmp_path / "not-a-folder").write_text("")
-    config["appservice.database"] = f"sqlite:{tmp_path / 'not-a-folder' / 'bridge.db'}"
+    config.appservice.database = f"sqlite:{tmp_path / 'not-a-folder' / 'bridge.db'}"
     config.save()
 
     run = LocalRun(data, synapse_port, bridge_port, "run")

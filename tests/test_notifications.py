@@ -28,6 +28,7 @@ from bridge.app import Bridge
 from bridge.clock import now_ms
 from bridge.notifications import SmtpMailer, SmtpSettings
 from bridge.notifications.render import NO_CONTENT, NOT_SECURE, message_view, one_line
+from config import Config
 from registration.homeserver import free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
 from tests.conftest import bridge_config
@@ -111,16 +112,15 @@ class Clock:
         self.offset_ms += int(seconds * 1000)
 
 
-def _mail_config(homeserver: HomeserverInfo, tmp_path: Path, port: int, **extra: Any) -> Any:
+def _mail_config(homeserver: HomeserverInfo, tmp_path: Path, port: int) -> Config:
     config = bridge_config(homeserver, tmp_path)
-    config["notifications.delay_seconds"] = DELAY
-    config["notifications.portal_url"] = PORTAL
-    config["notifications.smtp.hostname"] = "127.0.0.1"
-    config["notifications.smtp.port"] = port
-    config["notifications.smtp.security"] = "none"
-    config["notifications.smtp.from_address"] = FROM
-    for key, value in extra.items():
-        config[key] = value
+    notifications = config.notifications
+    notifications.delay_seconds = DELAY
+    notifications.portal_url = PORTAL
+    notifications.smtp.hostname = "127.0.0.1"
+    notifications.smtp.port = port
+    notifications.smtp.security = "none"
+    notifications.smtp.from_address = FROM
     return config
 
 
@@ -270,12 +270,12 @@ async def test_client_message_emails_the_practitioner_once_after_the_delay(
     r = await clients["c1"].request(
         "GET", f"/_matrix/client/v3/rooms/{quote(rooms['c1'])}/event/{quote(event_id)}"
     )
-    port = bridge.config["appservice.port"]
+    port = bridge.config.appservice.port
     async with aiohttp.ClientSession() as http:
         resp = await http.put(
             f"http://127.0.0.1:{port}/_matrix/app/v1/transactions/{uuid.uuid4().hex}",
             json={"events": [r.body | {"room_id": rooms["c1"]}]},
-            headers={"Authorization": f"Bearer {bridge.config['appservice.hs_token']}"},
+            headers={"Authorization": f"Bearer {bridge.config.appservice.hs_token}"},
         )
         assert resp.status == 200
     await bridge.pipeline.wait_idle()

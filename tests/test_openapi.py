@@ -52,7 +52,7 @@ def load_document() -> dict[str, Any]:
 
 def registered_routes(bridge: Bridge) -> set[tuple[str, str]]:
     """(METHOD, path template under the prefix) of every route on the API's aiohttp app."""
-    prefix = bridge.config["provisioning.prefix"]
+    prefix = bridge.config.provisioning.prefix
     routes = set()
     for route in bridge.api.router.routes():
         if route.method == "HEAD":
@@ -191,7 +191,7 @@ def contract() -> Contract:
 async def test_served_document_is_the_shipped_file(api: ApiClient, bridge: Bridge) -> None:
     r = await api.call("GET", "/openapi.json", auth=False)
     assert r.status == 200
-    prefix = bridge.config["provisioning.prefix"]
+    prefix = bridge.config.provisioning.prefix
     assert r.body == load_document() | {"servers": [{"url": prefix}]}
     assert load_document()["servers"] == [{"url": DEFAULT_PREFIX}]
 

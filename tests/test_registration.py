@@ -23,9 +23,8 @@ from synapse.config.appservice import load_appservices
 
 from appservice.synapse_media import PracticeMedia
 from appservice.synapse_module import PracticeRules
-from bridge.identity import KINDS, IdentityMapper
-from config import load_config
-from config.schema import PLACEHOLDER_TOKEN
+from bridge.identity import KINDS
+from config import PLACEHOLDER_TOKEN, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "practice.test"
@@ -53,11 +52,7 @@ class Generated:
         with open(self.registration_path) as f:
             self.registration: dict[str, Any] = YAML(typ="safe").load(f)
         self.config = load_config(self.config_path, save=False)
-        self.mapper = IdentityMapper(
-            self.config["appservice.username_template"],
-            self.config["homeserver.domain"],
-            self.config["appservice.bot_username"],
-        )
+        self.mapper = self.config.identity_mapper()
         self.service: ApplicationService = load_appservices(DOMAIN, [str(self.registration_path)])[
             0
         ]
@@ -89,9 +84,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
 
 def test_registration_describes_the_bridge(generated: Generated) -> None:
     reg = generated.registration
-    assert reg["id"] == generated.config["appservice.id"]
+    assert reg["id"] == generated.config.appservice.id
     assert reg["url"] == ADDRESS
-    assert reg["sender_localpart"] == generated.config["appservice.bot_username"]
+    assert reg["sender_localpart"] == generated.config.appservice.bot_username
     assert reg["rate_limited"] is False
     assert reg["receive_ephemeral"] is True
     service = generated.service
@@ -106,8 +101,8 @@ def test_registration_describes_the_bridge(generated: Generated) -> None:
 
 def test_tokens_are_written_back_into_the_config(generated: Generated) -> None:
     reg, config = generated.registration, generated.config
-    assert config["appservice.as_token"] == reg["as_token"]
-    assert config["appservice.hs_token"] == reg["hs_token"]
+    assert config.appservice.as_token == reg["as_token"]
+    assert config.appservice.hs_token == reg["hs_token"]
     assert PLACEHOLDER_TOKEN not in (reg["as_token"], reg["hs_token"])
     assert reg["as_token"] != reg["hs_token"]
     assert len(reg["as_token"]) >= 32 and len(reg["hs_token"]) >= 32
@@ -121,8 +116,8 @@ def test_running_it_again_makes_new_tokens_in_both_files(tmp_path: Path) -> None
     assert again.returncode == 0, again.stderr
     second = Generated(tmp_path, again)
     assert second.registration["as_token"] != first.registration["as_token"]
-    assert second.config["appservice.as_token"] == second.registration["as_token"]
-    assert second.config["appservice.hs_token"] == second.registration["hs_token"]
+    assert second.config.appservice.as_token == second.registration["as_token"]
+    assert second.config.appservice.hs_token == second.registration["hs_token"]
 
 
 ODD_IDS = [

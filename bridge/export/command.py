@@ -54,18 +54,16 @@ class _Sender:
 
 
 async def export_command(config: Config, args: argparse.Namespace) -> int:
-    db = create_database(
-        config["appservice.database"], dict(config["appservice.database_opts"] or {})
-    )
+    db = create_database(config.appservice.database, config.appservice.database_opts)
     from appservice.homeserver import MemoryASStateStore
     from appservice.rooms import SynapseRooms
 
     bot = UserID(config.bot_mxid)
     async with aiohttp.ClientSession() as session:
         api = AppServiceAPI(
-            base_url=config["homeserver.address"],
+            base_url=config.homeserver.address,
             bot_mxid=bot,
-            token=config["appservice.as_token"],
+            token=config.appservice.as_token,
             log=cast(TraceLogger, logging.getLogger("practice.export")),
             state_store=MemoryASStateStore(),
             client_session=session,
@@ -80,8 +78,8 @@ async def export_command(config: Config, args: argparse.Namespace) -> int:
                 rooms,
                 AuditLog(db),
                 bot=bot,
-                bot_name=config["appservice.bot_displayname"] or "Practice bot",
-                media_base=config["homeserver.address"],
+                bot_name=config.appservice.bot_displayname or "Practice bot",
+                media_base=config.homeserver.address,
             )
             return await _export(service, directory, args)
         except PracticeError as e:

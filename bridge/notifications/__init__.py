@@ -5,7 +5,7 @@ server. Also the message index behind unread counts."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mautrix.api import HTTPAPI
 from mautrix.util.async_db import Database
@@ -22,15 +22,18 @@ from .source import BotMessageSource
 from .store import OutboxStore
 from .worker import EmailSettings, NotificationWorker, Pacing
 
+if TYPE_CHECKING:
+    from config.schema import Notifications as NotificationsConfig
+
 
 class Notifications:
-    """The parts, wired from the ``notifications:`` config. Email is off while
+    """The parts, wired from the ``notifications`` section of the config. Email is off while
     ``smtp.hostname`` is empty: then no outbox rows are written and no worker runs, but the
     message index (unread counts) is kept, and pruned, all the same."""
 
     def __init__(
         self,
-        config: Any,
+        config: NotificationsConfig,
         db: Database,
         mapper: IdentityMapper,
         directory: DirectoryStore,
@@ -40,13 +43,13 @@ class Notifications:
         *,
         mailer: Mailer | None = None,
     ) -> None:
-        smtp = SmtpSettings.from_config(config)
+        smtp = SmtpSettings.from_section(config.smtp)
         self.enabled = smtp.enabled
         self.index = MessageIndex(db, mapper.bot_mxid)
         self.outbox = NotificationOutbox(
             mapper,
             mirror.chats,
-            delay_ms=int(float(config["notifications.delay_seconds"]) * 1000),
+            delay_ms=config.delay_seconds * 1000,
             enabled=smtp.enabled,
         )
         self.store = OutboxStore(db)
@@ -59,7 +62,7 @@ class Notifications:
             BotMessageSource(bot_api),
             mailer or SmtpMailer(smtp),
             audit,
-            EmailSettings(config["notifications.portal_url"] or "", smtp.from_address),
+            EmailSettings(config.portal_url, smtp.from_address),
             mapper.bot_mxid,
             sending=smtp.enabled,
         )

@@ -11,9 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
+
+if TYPE_CHECKING:
+    from config import Config
+    from config.schema import Smtp
 
 log = logging.getLogger("practice.mailer")
 
@@ -29,15 +33,12 @@ class SmtpSettings:
     timeout: float = 30.0
 
     @classmethod
-    def from_config(cls, config: Any) -> SmtpSettings:
-        return cls(
-            hostname=config["notifications.smtp.hostname"] or "",
-            port=int(config["notifications.smtp.port"]),
-            security=config["notifications.smtp.security"],
-            username=config["notifications.smtp.username"] or "",
-            password=config["notifications.smtp.password"] or "",
-            from_address=config["notifications.smtp.from_address"] or "",
-        )
+    def from_section(cls, smtp: Smtp) -> SmtpSettings:
+        return cls(**smtp.model_dump())
+
+    @classmethod
+    def from_config(cls, config: Config) -> SmtpSettings:
+        return cls.from_section(config.notifications.smtp)
 
     @property
     def enabled(self) -> bool:
