@@ -1,7 +1,11 @@
-"""HTTP clients the tests use exactly as a portal would: the provisioning API and Synapse."""
+"""Clients the tests use exactly as a portal or an admin would: the provisioning API, Synapse
+and the command line."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +15,21 @@ from urllib.parse import quote
 import aiohttp
 
 from config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``practice-bridge ARGS`` run in ``cwd`` with this checkout's code."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @dataclass
@@ -37,8 +56,8 @@ class ApiClient:
 
     def __init__(self, cfg: Config, homeserver: HomeserverInfo) -> None:
         """For the bridge that runs with config ``cfg`` (in this process or another)."""
-        self.base = f"http://127.0.0.1:{cfg['appservice.port']}{cfg['provisioning.prefix']}"
-        self.secret = cfg["provisioning.shared_secret"]
+        self.base = f"http://127.0.0.1:{cfg.appservice.port}{cfg.provisioning.prefix}"
+        self.secret = cfg.provisioning.shared_secret
         self.homeserver = homeserver
         self.session = aiohttp.ClientSession()
 

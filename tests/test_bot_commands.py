@@ -439,8 +439,8 @@ async def test_redelivered_command_runs_once(
     original["content"] = {"msgtype": "m.text", "body": "!pb delete"}
 
     cfg = bridge.config
-    url = f"http://127.0.0.1:{cfg['appservice.port']}/_matrix/app/v1/transactions/"
-    headers = {"Authorization": f"Bearer {cfg['appservice.hs_token']}"}
+    url = f"http://127.0.0.1:{cfg.appservice.port}/_matrix/app/v1/transactions/"
+    headers = {"Authorization": f"Bearer {cfg.appservice.hs_token}"}
 
     async def deliver() -> None:
         async with aiohttp.ClientSession() as http:

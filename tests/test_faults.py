@@ -679,8 +679,8 @@ async def _held_messages(
 async def _transaction(bridge: Bridge, events: list[dict[str, Any]]) -> Reply:
     """A transaction as Synapse sends it, to see the bridge's answer itself."""
     cfg = bridge.config
-    url = f"http://127.0.0.1:{cfg['appservice.port']}/_matrix/app/v1/transactions/"
-    headers = {"Authorization": f"Bearer {cfg['appservice.hs_token']}"}
+    url = f"http://127.0.0.1:{cfg.appservice.port}/_matrix/app/v1/transactions/"
+    headers = {"Authorization": f"Bearer {cfg.appservice.hs_token}"}
     async with aiohttp.ClientSession() as http:
         async with http.put(url + uuid.uuid4().hex, json={"events": events}, headers=headers) as r:
             return Reply(r.status, await r.json(content_type=None))

@@ -124,11 +124,11 @@ async def world(
     tmp = tmp_path_factory.mktemp("messenger")
     port = free_port()
     config = bridge_config(homeserver, tmp)
-    config["provisioning.cors_origins"] = [f"http://127.0.0.1:{port}"]
+    config.provisioning.cors_origins = [f"http://127.0.0.1:{port}"]
     bridge = Bridge(config, db=create_database(f"sqlite:{tmp / 'bridge.db'}"))
     await bridge.start()
     api = ApiClient(config, homeserver)
-    bridge_url = f"http://127.0.0.1:{config['appservice.port']}"
+    bridge_url = f"http://127.0.0.1:{config.appservice.port}"
     try:
         async with portal_server(port, bridge_url) as portal, chromium() as browser:
             practice_id = f"p{uuid.uuid4().hex[:10]}"

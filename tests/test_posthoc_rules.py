@@ -308,8 +308,8 @@ async def test_each_violation_is_undone_and_explained_exactly_once(
     }
     cfg = bridge.config
     async with aiohttp.ClientSession() as session:
-        url = f"{cfg['appservice.address']}/_matrix/app/v1/transactions/{uuid.uuid4().hex}"
-        headers = {"Authorization": f"Bearer {cfg['appservice.hs_token']}"}
+        url = f"{cfg.appservice.address}/_matrix/app/v1/transactions/{uuid.uuid4().hex}"
+        headers = {"Authorization": f"Bearer {cfg.appservice.hs_token}"}
         async with session.put(url, json={"events": [original]}, headers=headers) as resp:
             assert resp.status == 200
     await bridge.pipeline.wait_idle()
