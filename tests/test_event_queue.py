@@ -13,12 +13,12 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from mautrix.util.async_db import Database, UpgradeTable
+from mautrix.util.async_db import Database
 
 from bridge.clock import now_ms
-from bridge.db.upgrade import upgrade_table
 from bridge.events import EventQueue
 from bridge.events.sqlite import write_transaction
+from tests.test_migrations import upgrades_up_to
 
 ROOM = "!queue:practice.test"
 
@@ -34,16 +34,6 @@ def event(event_id: str, ts: Any) -> dict[str, Any]:
     if ts is not None:
         ev["origin_server_ts"] = ts
     return ev
-
-
-def up_to(version: int) -> UpgradeTable:
-    """The bridge's migrations as they were at ``version``."""
-    table = UpgradeTable(
-        database_name=upgrade_table.database_name,
-        version_table_name=upgrade_table.version_table_name,
-    )
-    table.upgrades = upgrade_table.upgrades[:version]
-    return table
 
 
 async def ids(db: Database) -> list[str]:
@@ -96,7 +86,7 @@ async def test_events_stored_before_v8_are_still_recognised_and_numbering_goes_o
     database_factory: Callable[[], Database],
 ) -> None:
     old = database_factory()
-    old.upgrade_table = up_to(7)
+    old.upgrade_table = upgrades_up_to(7)
     await old.start()
     payload = json.dumps(event("$pending", 3))
     await old.execute(

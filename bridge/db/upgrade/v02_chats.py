@@ -2,10 +2,10 @@
 
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from . import migration
 
 
-@upgrade_table.register(index=1, description="Chats and per-user chat state")  # type: ignore[misc,call-arg,arg-type]
+@migration(2, "Chats and per-user chat state")
 async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
     await conn.execute("""
         CREATE TABLE chat (

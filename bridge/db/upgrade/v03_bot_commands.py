@@ -3,22 +3,17 @@ confirmations (``!pb delete``)."""
 
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from . import migration, serial
 
 
-@upgrade_table.register(index=2, description="Bot commands, private rooms and confirmations")  # type: ignore[misc,call-arg,arg-type]
+@migration(3, "Bot commands, private rooms and confirmations")
 async def upgrade_v3(conn: Connection, scheme: Scheme) -> None:
-    serial = (
-        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-        if scheme != Scheme.SQLITE
-        else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    )
     # One row per command event, written in the pipeline's transaction (the unique event id
     # makes a redelivered event a no-op); a worker runs it after the commit and marks it done.
     # The arguments are dropped once it ran; done rows are pruned with the event queue.
     await conn.execute(f"""
         CREATE TABLE bot_command (
-            id          {serial},
+            id          {serial(scheme)},
             event_id    TEXT NOT NULL UNIQUE,
             room_id     TEXT NOT NULL,
             sender      TEXT NOT NULL,

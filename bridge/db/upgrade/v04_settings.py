@@ -2,10 +2,10 @@
 
 from mautrix.util.async_db import Connection
 
-from . import upgrade_table
+from . import migration
 
 
-@upgrade_table.register(index=3, description="Settings, policy propagation and autoresponder")  # type: ignore[misc,call-arg,arg-type]
+@migration(4, "Settings, policy propagation and autoresponder")
 async def upgrade_v4(conn: Connection) -> None:
     await conn.execute("""
         CREATE TABLE user_settings (

@@ -2,10 +2,10 @@
 
 from mautrix.util.async_db import Connection
 
-from . import upgrade_table
+from . import migration
 
 
-@upgrade_table.register(index=4, description="Room policies and rule violations")  # type: ignore[misc,call-arg,arg-type]
+@migration(5, "Room policies and rule violations")
 async def upgrade_v5(conn: Connection) -> None:
     # The latest policy state the bot sent in each room, as the pipeline saw it in room order;
     # content NULL: the room has no policy from the bot (none, or only a forged one).

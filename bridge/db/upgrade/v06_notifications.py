@@ -2,16 +2,11 @@
 
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from . import migration, serial
 
 
-@upgrade_table.register(index=5, description="Notification outbox and chat message index")  # type: ignore[misc,call-arg,arg-type]
+@migration(6, "Notification outbox and chat message index")
 async def upgrade_v6(conn: Connection, scheme: Scheme) -> None:
-    serial = (
-        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-        if scheme != Scheme.SQLITE
-        else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    )
     # Every message of every chat: who sent it and when, never its content. Unread counts for
     # the chat list come from here, and the writer a reply answers. Pruned after a long time.
     await conn.execute("""
@@ -27,7 +22,7 @@ async def upgrade_v6(conn: Connection, scheme: Scheme) -> None:
     # 'sending' means the bridge stopped in the middle of handing it to the mail server.
     await conn.execute(f"""
         CREATE TABLE notification_email (
-            id          {serial},
+            id          {serial(scheme)},
             recipient   TEXT NOT NULL,
             room_id     TEXT NOT NULL,
             practice_id TEXT NOT NULL,
@@ -47,7 +42,7 @@ async def upgrade_v6(conn: Connection, scheme: Scheme) -> None:
     # sent, read (cancelled by reading), skipped (no longer wanted) or failed.
     await conn.execute(f"""
         CREATE TABLE notification_outbox (
-            id         {serial},
+            id         {serial(scheme)},
             recipient  TEXT NOT NULL,
             room_id    TEXT NOT NULL,
             event_id   TEXT NOT NULL,

@@ -8,21 +8,16 @@ message an automatic reply answers) name the room too and use the (room_id, ts) 
 
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from . import migration, serial
 
 
-@upgrade_table.register(index=6, description="Chat message index in arrival order")  # type: ignore[misc,call-arg,arg-type]
+@migration(7, "Chat message index in arrival order")
 async def upgrade_v7(conn: Connection, scheme: Scheme) -> None:
-    serial = (
-        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-        if scheme != Scheme.SQLITE
-        else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    )
     await conn.execute("ALTER TABLE chat_message RENAME TO chat_message_v6")
     await conn.execute("DROP INDEX chat_message_room_ts_idx")
     await conn.execute(f"""
         CREATE TABLE chat_message (
-            id       {serial},
+            id       {serial(scheme)},
             event_id TEXT NOT NULL,
             room_id  TEXT NOT NULL,
             sender   TEXT NOT NULL,

@@ -13,12 +13,12 @@ are pruned with the rest after the retention period).
 
 from mautrix.util.async_db import Connection, Scheme
 
-from . import upgrade_table
+from . import migration
 
 LEGACY_TS = -1
 
 
-@upgrade_table.register(index=7, description="Intake queue keyed by origin time and event id")  # type: ignore[misc,call-arg,arg-type]
+@migration(8, "Intake queue keyed by origin time and event id")
 async def upgrade_v8(conn: Connection, scheme: Scheme) -> None:
     if scheme != Scheme.SQLITE:
         await conn.execute(
