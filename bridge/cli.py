@@ -32,20 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="run a local Synapse and the bridge (make run)")
     local.add_argument("--data", default="data", help="folder for configs and databases")
     local.add_argument("--demo", action="store_true", help="seed a demo practice")
-    local.add_argument(
-        "--synapse-port",
-        type=_port,
-        default=os.environ.get("PRACTICE_BRIDGE_SYNAPSE_PORT"),
-        help="Synapse's port (default: env PRACTICE_BRIDGE_SYNAPSE_PORT, else kept from the "
-        "first run, which prefers 8008)",
-    )
-    local.add_argument(
-        "--bridge-port",
-        type=_port,
-        default=os.environ.get("PRACTICE_BRIDGE_PORT"),
-        help="the bridge's port (default: env PRACTICE_BRIDGE_PORT, else kept from the first "
-        "run, which prefers 29340)",
-    )
+    for flag, env, whose, preferred in (
+        ("--synapse-port", "PRACTICE_BRIDGE_SYNAPSE_PORT", "Synapse's", 8008),
+        ("--bridge-port", "PRACTICE_BRIDGE_PORT", "the bridge's", 29340),
+    ):
+        local.add_argument(
+            flag,
+            type=_port,
+            default=os.environ.get(env),
+            help=f"{whose} port (default: env {env}, else kept from the first run, which "
+            f"prefers {preferred})",
+        )
     from bridge.export.command import add_parser as add_export_parser
 
     add_export_parser(sub)

@@ -48,33 +48,17 @@ class LocalError(Exception):
     """A problem the person running `make run` can fix; the message says how."""
 
 
-@dataclass(frozen=True)
 class LocalPaths:
-    root: Path
+    """What the data folder holds."""
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def registration(self) -> Path:
-        return self.root / "registration.yaml"
-
-    @property
-    def synapse_dir(self) -> Path:
-        return self.root / "synapse"
-
-    @property
-    def homeserver_config(self) -> Path:
-        return self.synapse_dir / "homeserver.yaml"
-
-    @property
-    def synapse_log(self) -> Path:
-        return self.root / "synapse.log"
-
-    @property
-    def synapse_pid(self) -> Path:
-        return self.root / "synapse.pid"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config.yaml"
+        self.registration = root / "registration.yaml"
+        self.synapse_dir = root / "synapse"
+        self.homeserver_config = self.synapse_dir / "homeserver.yaml"
+        self.synapse_log = root / "synapse.log"
+        self.synapse_pid = root / "synapse.pid"
 
 
 @dataclass

@@ -13,7 +13,6 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,22 +36,10 @@ from config import (
 from config.example import example_text
 from config.fields import KeyInfo, schema_keys, section_of
 from registration import module_entry
+from tests.clients import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("homeserver.address", "homeserver.domain", "appservice.address")
 ERROR_LINE = re.compile(r"practice-bridge: config (key '[^']+'|file '[^']+')( \(line \d+\))?: .+")
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def read_yaml(path: Path) -> Any:
@@ -359,30 +346,29 @@ def test_every_key_of_the_example_is_documented() -> None:
 # -- start-up refuses bad configs with one clear line ----------------------------------------
 
 
+_ABSENT = object()
+
+
 def set_key(key: str, value: Any) -> Callable[[Path], None]:
+    """Changes ``key`` in the file to ``value`` (or deletes it), as an admin's editor would."""
+
     def mutate(path: Path) -> None:
         data = read_yaml(path)
         node = data
         *parents, last = key.split(".")
         for part in parents:
             node = node[part]
-        node[last] = value
+        if value is _ABSENT:
+            del node[last]
+        else:
+            node[last] = value
         write_yaml(path, data)
 
     return mutate
 
 
 def delete_key(key: str) -> Callable[[Path], None]:
-    def mutate(path: Path) -> None:
-        data = read_yaml(path)
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        del node[last]
-        write_yaml(path, data)
-
-    return mutate
+    return set_key(key, _ABSENT)
 
 
 BAD_VALUES = {

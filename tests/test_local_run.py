@@ -149,6 +149,24 @@ def _ports() -> tuple[int, int]:
     return synapse_port, bridge_port
 
 
+def _practice_with_owner(run: LocalRun, secret: str, plan: str) -> None:
+    """Practice p1 on ``plan`` with its owner Dana, through the provisioning API."""
+    status, _ = call(
+        "PUT",
+        f"{run.api}/practices/p1",
+        secret,
+        {"name": "Sunrise Wellness", "plan": plan, "timezone": "Europe/Berlin"},
+    )
+    assert status == 201
+    status, _ = call(
+        "PUT",
+        f"{run.api}/practices/p1/staff/dana",
+        secret,
+        {"name": "Dana", "email": "dana@example.com", "role": "owner"},
+    )
+    assert status == 201
+
+
 def _secret(data: Path) -> str:
     return str(load_config(data / "config.yaml", save=False).provisioning.shared_secret)
 
@@ -164,20 +182,7 @@ def test_local_run_mints_real_sessions_and_ctrl_c_stops_bridge_and_synapse(
     synapse_pid = run.synapse_pid()
     assert int((data / "synapse.pid").read_text()) == synapse_pid
 
-    status, _ = call(
-        "PUT",
-        f"{run.api}/practices/p1",
-        secret,
-        {"name": "Sunrise Wellness", "plan": "team", "timezone": "Europe/Berlin"},
-    )
-    assert status == 201
-    status, _ = call(
-        "PUT",
-        f"{run.api}/practices/p1/staff/dana",
-        secret,
-        {"name": "Dana", "email": "dana@example.com", "role": "owner"},
-    )
-    assert status == 201
+    _practice_with_owner(run, secret, "team")
     status, client = call(
         "PUT",
         f"{run.api}/practices/p1/clients/c1",
@@ -216,20 +221,7 @@ def test_second_run_reuses_configs_secrets_and_data(tmp_path: Path, runs: list[L
     tokens = load_config(data / "config.yaml", save=False).appservice.as_token
     registration = (data / "registration.yaml").read_text()
     homeserver = (data / "synapse" / "homeserver.yaml").read_text()
-    status, _ = call(
-        "PUT",
-        f"{first.api}/practices/p1",
-        secret,
-        {"name": "Sunrise Wellness", "plan": "solo", "timezone": "Europe/Berlin"},
-    )
-    assert status == 201
-    status, _ = call(
-        "PUT",
-        f"{first.api}/practices/p1/staff/dana",
-        secret,
-        {"name": "Dana", "email": "dana@example.com", "role": "owner"},
-    )
-    assert status == 201
+    _practice_with_owner(first, secret, "solo")
     assert first.stop(signal.SIGTERM) == 0
 
     second = LocalRun(data, *ports, "second")

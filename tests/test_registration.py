@@ -10,7 +10,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,10 @@ from appservice.synapse_media import PracticeMedia
 from appservice.synapse_module import PracticeRules
 from bridge.identity import KINDS
 from config import PLACEHOLDER_TOKEN, load_config
+from tests.clients import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = "practice.test"
 ADDRESS = "http://10.1.2.3:29341"
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 class Generated:
