@@ -13,8 +13,8 @@ homeserver.yaml::
           client_regex: "@pb_client_...:example\\\\.com$"
           promote_bot_to_admin: true
 
-The rules (DESIGN §5), for users matching ``client_regex`` (portal clients); the bot, staff and
-everyone else pass untouched, without a single state lookup:
+The rules (docs/architecture.md#where-each-rule-is-enforced), for users matching ``client_regex``
+(portal clients); the bot, staff and everyone else pass untouched, without a single state lookup:
 
 - clients never create rooms or aliases, publish rooms, invite anyone (Matrix or third-party
   ids), or send state events other than their own membership;

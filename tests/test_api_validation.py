@@ -990,7 +990,8 @@ async def test_each_setting_is_checked_and_named(api: ApiClient, practice: str) 
 
 
 async def test_chat_refusals_say_why(api: ApiClient, practice: str) -> None:
-    """Each rule of DESIGN §5 that the chat and settings routes enforce, refused as documented."""
+    """Each rule the chat and settings routes enforce (docs/architecture.md), refused as
+    documented."""
     domain = api.homeserver.domain
     client = PUT_CLIENT.body or {}
     for client_id, changes in [

@@ -1,4 +1,4 @@
-"""The audit log (DESIGN §9 `GET /audit`): who did what to whom and when, never content or
+"""The audit log (`GET /audit`, docs/api.md): who did what to whom and when, never content or
 secrets; read by the portal backend for any practice and by an owner for their own."""
 
 from __future__ import annotations

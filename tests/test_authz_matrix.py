@@ -1,6 +1,6 @@
 """Who may do what: every operation of the provisioning API and every bot command, run as every
-role against the real Synapse, allowed or refused as the product says (DESIGN §5 and §9,
-docs/api.md, docs/chats.md).
+role against the real Synapse, allowed or refused as the product says
+(docs/architecture.md#where-each-rule-is-enforced, docs/api.md, docs/chats.md).
 
 The tables below are the product's authorization rules, one row per operation or command and
 one column per role; the tests run every cell. ``docs/security.md`` prints the same tables:

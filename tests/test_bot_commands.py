@@ -1,4 +1,5 @@
-"""Bot commands as a practitioner sends them from a standard Matrix app (DESIGN §1).
+"""Bot commands as a practitioner sends them from a standard Matrix app
+(docs/chats.md#bot-commands).
 
 Staff send ``!pb ...`` as plain messages with their own minted sessions on the real Synapse; the
 effects are read back from Matrix (membership, names, tags, the room gone), the answers from the

@@ -1,4 +1,4 @@
-"""Chats as rooms, through the API and real Matrix sessions (DESIGN §4, §9)."""
+"""Chats as rooms, through the API and real Matrix sessions (docs/chats.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Chat export (DESIGN §8) on the real Synapse: every kind of event in a chat, exported as xlsx and
-csv and read back cell by cell; who may export; the audit row; days in the practice's time
+"""Chat export (docs/export.md) on the real Synapse: every kind of event in a chat, exported as
+xlsx and csv and read back cell by cell; who may export; the audit row; days in the practice's time
 zone; the command line; and ``!pb export`` delivering the file privately."""
 
 from __future__ import annotations

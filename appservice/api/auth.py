@@ -1,9 +1,10 @@
 """Who is calling the provisioning API.
 
-Two modes (DESIGN §9): the portal backend with ``Authorization: Bearer <shared_secret>``, which
-may act for a user with ``?user_id=``; or a namespace user with their own Matrix access token,
-checked against the homeserver and trusted for ``token_cache_seconds``. The shared secret is
-compared in constant time; tokens are cached by their SHA-256, never kept in clear.
+Two modes (docs/api.md#authentication): the portal backend with ``Authorization: Bearer
+<shared_secret>``, which may act for a user with ``?user_id=``; or a namespace user with their own
+Matrix access token, checked against the homeserver and trusted for ``token_cache_seconds``. The
+shared secret is compared in constant time; tokens are cached by their SHA-256, never kept in
+clear.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Chat endpoints as a user (DESIGN §9): contacts, chat list, starting, sharing, converting,
-pinning, hiding, marking unread and deleting chats."""
+"""Chat endpoints as a user (docs/api.md#chats): contacts, chat list, starting, sharing,
+converting, pinning, hiding, marking unread and deleting chats."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Directory, sessions and audit endpoints (DESIGN §9). Directory changes are backend-only."""
+"""Directory, sessions and audit endpoints (docs/api.md). Directory changes are backend-only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /chats/{chat_id}/export (DESIGN §8, §9): a chat's history as a download.
+"""GET /chats/{chat_id}/export (docs/export.md): a chat's history as a download.
 
 Everything that can be refused (format, dates, chat, permission) or fail on the homeserver
 before the file starts is answered as a JSON error. Once the first bytes are out, a failure can

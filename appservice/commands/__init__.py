@@ -1,4 +1,5 @@
-"""Bot commands for staff in standard Matrix apps: ``!pb help``, ``!pb share``... (DESIGN §1).
+"""Bot commands for staff in standard Matrix apps: ``!pb help``, ``!pb share``...
+(docs/chats.md#bot-commands).
 
 - :mod:`.parse` recognises a command in a message and finds people by id or name;
 - :mod:`.intake` is the pipeline handler that records commands as durable jobs;

@@ -1,6 +1,6 @@
 """The seam for ``!pb export``: the bot asks an exporter for a chat's history as a file.
 
-Export is a domain service of its own (DESIGN §8). Until one is passed to
+Export is a domain service of its own (docs/export.md). Until one is passed to
 :class:`~appservice.commands.BotCommands`, ``!pb export`` answers that export is not available.
 The exporter checks who may export and audits the export; the bot uploads the file and sends it
 into the staff member's private room, never into the client's room.

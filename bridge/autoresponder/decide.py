@@ -1,10 +1,10 @@
 """Deciding, inside the pipeline's transaction, whether a client message gets an auto reply.
 
-Rules (DESIGN §5): only 1:1 chats with clients (never groups); only the chat's practitioner's
-autoresponder, when enabled and inside one of its weekly periods in the practice's time zone
-(no periods: always); at most once per 30 minutes per chat; never to staff or to another
-automatic reply. The decision and the reply to send are written in the same transaction that
-marks the message processed, so a redelivered message never decides twice.
+Rules (docs/architecture.md#where-each-rule-is-enforced): only 1:1 chats with clients (never
+groups); only the chat's practitioner's autoresponder, when enabled and inside one of its weekly
+periods in the practice's time zone (no periods: always); at most once per 30 minutes per chat;
+never to staff or to another automatic reply. The decision and the reply to send are written in the
+same transaction that marks the message processed, so a redelivered message never decides twice.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a chat room looks like (DESIGN §4): power levels, join rules, chat and policy state."""
+"""What a chat room looks like (docs/chats.md): power levels, join rules, chat and policy state."""
 
 from __future__ import annotations
 

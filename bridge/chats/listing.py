@@ -1,4 +1,4 @@
-"""The chat list and the contacts, as the caller may see them (DESIGN §9)."""
+"""The chat list and the contacts, as the caller may see them (docs/chats.md#the-chat-list)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Starting, sharing, converting and deleting chats (DESIGN §4, §5, §9).
+"""Starting, sharing, converting and deleting chats (docs/chats.md).
 
 Every chat is a room the bot creates; members join through the appservice, so nobody has to
 accept an invite. The practice's view of who is in a chat (staff records, client records with

@@ -1,9 +1,9 @@
 """Per-user chat state: pinned, marked unread, hidden, read up to when.
 
-Matrix account data is the truth (DESIGN §4): the API writes it as the user, and any Matrix
-client may change it. The bridge mirrors it by an incremental /sync as the user (account data
-and receipts only, no timelines), so reading the chat list costs one small request, not one per
-room.
+Matrix account data is the truth (docs/chats.md#pin-unread-hide): the API writes it as the user,
+and any Matrix client may change it. The bridge mirrors it by an incremental /sync as the user
+(account data and receipts only, no timelines), so reading the chat list costs one small request,
+not one per room.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Directory operations: practices, staff, clients, families, and portal sessions.
 
-Access rules (DESIGN §3): staff and activated clients with portal access get Matrix accounts;
-sub-records never do. Losing access ends every session at once and blocks new ones; regaining it
-works again with the same account, so the same chats come back.
+Access rules (docs/architecture.md#identities): staff and activated clients with portal access get
+Matrix accounts; sub-records never do. Losing access ends every session at once and blocks new
+ones; regaining it works again with the same account, so the same chats come back.
 """
 
 from __future__ import annotations

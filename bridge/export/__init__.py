@@ -1,4 +1,4 @@
-"""Chat export to a spreadsheet (DESIGN §8): xlsx and csv, streamed, audited.
+"""Chat export to a spreadsheet (docs/export.md): xlsx and csv, streamed, audited.
 
 - :mod:`.service` decides who may export, names the file, audits, and streams it;
 - :mod:`.timeline` walks the chat in time order and folds edits, reactions and deletions;

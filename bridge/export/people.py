@@ -2,7 +2,7 @@
 
 A family's sub-records never have an account: their chats have the primary's account as the
 member, so a message from that account in a sub-record's chat is a family member writing on
-behalf of the sub-record (DESIGN §3).
+behalf of the sub-record (docs/architecture.md#identities).
 """
 
 from __future__ import annotations

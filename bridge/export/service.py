@@ -1,4 +1,4 @@
-"""Exporting a chat (DESIGN §8): who may, what the file is called, and the streaming itself.
+"""Exporting a chat (docs/export.md): who may, what the file is called, and the streaming itself.
 
 :meth:`ExportService.prepare` checks the request, reads the chat's reactions (the first walk,
 see :mod:`.timeline`) and writes the audit row; everything that can refuse or fail happens

@@ -1,6 +1,6 @@
-"""Email notifications (DESIGN §7): a durable outbox written by the pipeline, and a worker that
-sends what is still unread after the delay, one email per chat, through the practice's SMTP
-server. Also the message index behind unread counts."""
+"""Email notifications (docs/notifications.md): a durable outbox written by the pipeline, and a
+worker that sends what is still unread after the delay, one email per chat, through the practice's
+SMTP server. Also the message index behind unread counts."""
 
 from __future__ import annotations
 

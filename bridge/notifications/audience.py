@@ -2,10 +2,11 @@
 
 Staff are members by staff id and must be active. Clients are members by client record; a
 sub-record's messages are read through its family's primary account, so the primary is the
-recipient (DESIGN §3). An account counts only while it has portal access (active, activated,
-portal access on), and a direct chat only while one of its records in the chat keeps direct chat
-access (otherwise the chat is out of its view). The same rules run when the outbox row is
-written and again when the email is about to go out, so access revoked in between stops it.
+recipient (docs/architecture.md#identities). An account counts only while it has portal access
+(active, activated, portal access on), and a direct chat only while one of its records in the chat
+keeps direct chat access (otherwise the chat is out of its view). The same rules run when the
+outbox row is written and again when the email is about to go out, so access revoked in between
+stops it.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Messaging settings: per-user preferences and the practice's rules (DESIGN §9)."""
+"""Messaging settings: per-user preferences and the practice's rules (docs/api.md#settings)."""
