@@ -15,6 +15,7 @@ from urllib.parse import quote
 import aiohttp
 
 from config import Config
+from registration.workers import SynapseWorkers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,7 @@ class HomeserverInfo:
     root: Path
     config: Config
     log_path: Path
+    workers: SynapseWorkers | None = None  # the processes, when Synapse runs with workers
 
 
 @dataclass

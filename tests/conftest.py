@@ -4,6 +4,13 @@ Synapse runs as a subprocess from the installed `matrix-synapse` package with ou
 and module loaded, on its own free port and temporary folder, tuned for speed (bcrypt rounds 4,
 rate limits off). Every database test runs on SQLite and, when PRACTICE_BRIDGE_TEST_POSTGRES
 holds a DSN, on PostgreSQL too (a fresh schema per test).
+
+A test module marked ``pytestmark = pytest.mark.synapse_workers`` runs a second time against
+Synapse with workers (registration.workers: PostgreSQL, Redis, a generic worker, an event
+persister, a media worker, the appservice notifier, behind the router), started once per
+session on a fresh PostgreSQL database of its own. There the bridge runs on PostgreSQL only, as
+it does beside such a deployment. Without PostgreSQL (PRACTICE_BRIDGE_TEST_POSTGRES) or Redis
+(PRACTICE_BRIDGE_TEST_REDIS, default redis://127.0.0.1:6379) those runs are skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +34,35 @@ from bridge.db import create_database
 from config import Config, generate_config, load_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, free_port
+from registration.processes import ProcessGroup
+from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 from tests.clients import ApiClient, HomeserverInfo
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
+REDIS_ENV = "PRACTICE_BRIDGE_TEST_REDIS"
+ONE_PROCESS = "one-process"
+WORKERS = "workers"
 OWN_ATTACHMENT_RULES = "smallfiles"
 
 
 @contextmanager
 def synapse_process(
-    root: Path, *, with_modules: bool, extra: dict[str, Any] | None = None
+    root: Path,
+    *,
+    with_modules: bool,
+    extra: dict[str, Any] | None = None,
+    backing: Backing | None = None,
+    domain: str = "practice.test",
 ) -> Iterator[HomeserverInfo]:
-    """A Synapse subprocess on free ports with our registration (and, if asked, our modules),
-    tuned for speed; stopped on exit."""
+    """A Synapse on free ports with our registration (and, if asked, our modules), tuned for
+    speed; with ``backing``, as a deployment with workers on a database of its own (dropped
+    afterwards). Stopped on exit."""
     hs_port, as_port = free_port(), free_port()
     config = generate_config(
         root / "config.yaml",
         **{
             "homeserver.address": f"http://127.0.0.1:{hs_port}",
-            "homeserver.domain": "practice.test",
+            "homeserver.domain": domain,
             "appservice.address": f"http://127.0.0.1:{as_port}",
             "appservice.port": as_port,
             "provisioning.token_cache_seconds": 0,
@@ -52,48 +70,125 @@ def synapse_process(
         },
     )
     generate_registration(config, root / "registration.yaml")
-    with LocalSynapse.create(
-        root / "synapse",
-        server_name="practice.test",
-        port=hs_port,
-        registration_path=root / "registration.yaml",
-        modules=module_entries(config) if with_modules else None,
-        log_path=root / "synapse.log",
-        fast=True,
-    ) as synapse:
-        yield HomeserverInfo(synapse.url, "practice.test", root, config, root / "synapse.log")
+    where: dict[str, Any] = {
+        "server_name": domain,
+        "port": hs_port,
+        "registration_path": root / "registration.yaml",
+        "modules": module_entries(config) if with_modules else None,
+        "fast": True,
+    }
+    with ExitStack() as stack:
+        synapse: ProcessGroup
+        workers = None
+        if backing is None:
+            synapse = LocalSynapse.create(root / "synapse", log_path=root / "synapse.log", **where)
+        else:
+            database = stack.enter_context(backing.fresh_database())
+            synapse = workers = SynapseWorkers.create(
+                root / "synapse", log_dir=root, backing=backing, database=database, **where
+            )
+        stack.enter_context(synapse)
+        url = f"http://127.0.0.1:{hs_port}"
+        yield HomeserverInfo(url, domain, root, config, root / "synapse.log", workers)
+
+
+# A practice with attachment rules of its own (tests/test_attachments.py).
+_OWN_RULES = {
+    f"attachments.practices.{OWN_ATTACHMENT_RULES}": {
+        "max_size": 4096,
+        "blocked_mimetypes": ["application/zip"],
+        "blocked_extensions": ["zip"],
+    }
+}
 
 
 @pytest.fixture(scope="session")
-def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
-    # A practice with attachment rules of its own (tests/test_attachments.py).
-    own_rules = {
-        f"attachments.practices.{OWN_ATTACHMENT_RULES}": {
-            "max_size": 4096,
-            "blocked_mimetypes": ["application/zip"],
-            "blocked_extensions": ["zip"],
-        }
-    }
+def one_process_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
     with synapse_process(
-        tmp_path_factory.mktemp("synapse"), with_modules=True, extra=own_rules
+        tmp_path_factory.mktemp("synapse"), with_modules=True, extra=_OWN_RULES
     ) as hs:
         yield hs
 
 
-_BACKEND_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgres)(?:-[^\]]*)?\]$")
+@pytest.fixture(scope="session")
+def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
+    """Synapse with workers, with the same modules and settings as the one-process one; on a
+    server name of its own, so that test runs side by side on one Redis never meet."""
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"Synapse with workers needs PostgreSQL: {PG_ENV} is not set")
+    backing = Backing(os.environ[PG_ENV], os.environ.get(REDIS_ENV, Backing.redis))
+    try:
+        backing.check()
+    except BackingUnavailable as e:
+        pytest.skip(f"Synapse with workers: {e}")
+    with synapse_process(
+        tmp_path_factory.mktemp("synapse-workers"),
+        with_modules=True,
+        extra=_OWN_RULES,
+        backing=backing,
+        domain=f"workers-{uuid.uuid4().hex[:8]}.test",
+    ) as hs:
+        yield hs
+
+
+@pytest.fixture(scope="session")
+def homeserver(request: pytest.FixtureRequest) -> HomeserverInfo:
+    """The session's Synapse: one process, or, for the second run of a module marked
+    ``synapse_workers``, the deployment with workers."""
+    if getattr(request, "param", ONE_PROCESS) == WORKERS:
+        return request.getfixturevalue("workers_homeserver")  # type: ignore[no-any-return]
+    return request.getfixturevalue("one_process_homeserver")  # type: ignore[no-any-return]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "synapse_workers: run the module's tests against Synapse with workers too"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "homeserver" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "synapse_workers"
+    ):
+        metafunc.parametrize("homeserver", [ONE_PROCESS, WORKERS], indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Beside Synapse with workers the bridge runs on PostgreSQL only (as in production)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("homeserver") == WORKERS and params.get("database_factory") == "sqlite":
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+_PARAMS = re.compile(r"\[([^\]]*)\]$")
+# Each leg of the suite and the line that says how its tests ended.
+_LEGS = {
+    "sqlite": "database tests on sqlite",
+    "postgres": "database tests on postgres",
+    WORKERS: "tests on Synapse with workers",
+}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How the database tests ended on each backend, so a run shows that both legs ran."""
+    """How the tests of each leg ended (database backends, Synapse with workers), so a run
+    shows that every leg ran."""
     counts: Counter[tuple[str, str]] = Counter()
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
-            found = _BACKEND_ID.search(getattr(report, "nodeid", ""))
+            found = _PARAMS.search(getattr(report, "nodeid", ""))
             if found and (report.when == "call" or outcome != "passed"):
-                counts[found.group(1), outcome] += 1
-    for backend in ("sqlite", "postgres"):
-        ended = [f"{counts[backend, o]} {o}" for o in ("passed", "failed", "error", "skipped")]
-        terminalreporter.write_line(f"database tests on {backend}: " + ", ".join(ended))
+                for leg in set(found.group(1).split("-")) & _LEGS.keys():
+                    counts[leg, outcome] += 1
+    for leg, line in _LEGS.items():
+        ended = [f"{counts[leg, o]} {o}" for o in ("passed", "failed", "error", "skipped")]
+        terminalreporter.write_line(f"{line}: " + ", ".join(ended))
 
 
 def backend_params() -> list[Any]:

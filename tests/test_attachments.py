@@ -21,6 +21,8 @@ from tests.clients import ApiClient, MatrixClient
 from tests.conftest import OWN_ATTACHMENT_RULES
 from tests.media import download, media_path, sample_pdf, timeline, upload, windows_program
 
+pytestmark = pytest.mark.synapse_workers
+
 TOO_LARGE = "ORG.PRACTICEBRIDGE.ATTACHMENT_TOO_LARGE"
 TYPE_BLOCKED = "ORG.PRACTICEBRIDGE.ATTACHMENT_TYPE_BLOCKED"
 DEFAULT_MAX = 26214400

@@ -6,8 +6,12 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from bridge.app import Bridge
 from tests.clients import ApiClient, MatrixClient, eventually
+
+pytestmark = pytest.mark.synapse_workers
 
 
 async def _direct(api: ApiClient, who: MatrixClient, **body: Any) -> str:

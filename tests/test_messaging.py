@@ -15,6 +15,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from tests.clients import ApiClient, MatrixClient, Reply, eventually
 from tests.media import (
     Syncer,
@@ -27,6 +29,8 @@ from tests.media import (
     sample_wav,
     upload,
 )
+
+pytestmark = pytest.mark.synapse_workers
 
 
 async def _chat(

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 from mautrix.types import UserID
 
 from bridge.app import Bridge
@@ -27,6 +28,8 @@ from tests.clients import (
     chat_with_limit,
     policy_of,
 )
+
+pytestmark = pytest.mark.synapse_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 TOO_LONG = "ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG"

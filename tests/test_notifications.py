@@ -33,6 +33,8 @@ from registration.homeserver import free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
 from tests.conftest import bridge_config
 
+pytestmark = pytest.mark.synapse_workers
+
 DELAY = 120
 PORTAL = "https://portal.sunrise.example/messages"
 FROM = "portal@sunrise.example"
