@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-DATA ?= data
+# make run WORKERS=1: Synapse with workers (PostgreSQL and Redis), in a data folder of its own.
+DATA ?= $(if $(WORKERS),data-workers,data)
 
 .PHONY: install test lint format run bench example-config clean
 
@@ -27,7 +28,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 run: $(STAMP)
-	$(VENV)/bin/practice-bridge local --data $(DATA) $(if $(DEMO),--demo,)
+	$(VENV)/bin/practice-bridge local --data $(DATA) $(if $(DEMO),--demo,) $(if $(WORKERS),--workers,)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py $(BENCH_ARGS)
@@ -36,4 +37,4 @@ example-config: $(STAMP)
 	$(PY) -m config.example
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) data-workers .pytest_cache .mypy_cache .ruff_cache

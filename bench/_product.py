@@ -18,7 +18,7 @@ import aiohttp
 
 from config import Config, generate_config
 from registration import generate_registration, module_entries
-from registration.homeserver import LocalSynapse, free_port
+from registration.homeserver import LocalSynapse, SynapseSpec, free_port
 
 DOMAIN = "bench.test"
 V3 = "/_matrix/client/v3"
@@ -60,15 +60,14 @@ def start_homeserver(root: Path, config: Config, *, product: bool) -> Homeserver
     port = int(url.rsplit(":", 1)[1])
     registration_path = root / "registration.yaml"
     generate_registration(config, registration_path)
-    synapse = LocalSynapse.create(
-        root / "synapse",
-        server_name=DOMAIN,
-        port=port,
-        registration_path=registration_path if product else None,
-        modules=module_entries(config) if product else None,
-        log_path=root / "synapse.log",
+    spec = SynapseSpec(
+        DOMAIN,
+        port,
+        registration_path if product else None,
+        module_entries(config) if product else None,
         fast=True,
     )
+    synapse = LocalSynapse.create(root / "synapse", spec, log_path=root / "synapse.log")
     synapse.start()
     return Homeserver(url, synapse, root, synapse.registration_shared_secret)
 

@@ -55,7 +55,7 @@ from bridge.directory.models import Client, Practice, Staff  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
 from config import generate_config  # noqa: E402
 from registration import generate_registration  # noqa: E402
-from registration.homeserver import LocalSynapse, free_port, write_homeserver_config  # noqa: E402
+from registration.homeserver import LocalSynapse, SynapseSpec, free_port  # noqa: E402
 
 DOMAIN = "bench.test"
 PRACTICE = "bench"
@@ -110,17 +110,11 @@ class Homeserver:
             registration = yaml.load(registration_path)
             registration["url"] = None  # nothing receives transactions: no bridge runs
             yaml.dump(registration, registration_path)
-            write_homeserver_config(
-                self.root / "synapse",
-                server_name=DOMAIN,
-                port=port,
-                registration_path=registration_path,
-                module=None,
-                fast=True,
-                # No federation here: without this Synapse still works out, for every event,
-                # what it would send to other servers, which slows filling 100,000 messages to
-                # a crawl.
-                settings={"federation_sender_instances": []},
+            # No federation here: without this Synapse still works out, for every event, what
+            # it would send to other servers, which slows filling 100,000 messages to a crawl.
+            no_federation: dict[str, Any] = {"federation_sender_instances": []}
+            SynapseSpec(DOMAIN, port, registration_path, None, fast=True).write(
+                self.root / "synapse", no_federation
             )
             self.state = {
                 "url": f"http://127.0.0.1:{port}",

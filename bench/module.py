@@ -39,7 +39,7 @@ from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
 from config import generate_config  # noqa: E402
 from registration import generate_registration, module_entry  # noqa: E402
-from registration.homeserver import LocalSynapse, free_port  # noqa: E402
+from registration.homeserver import LocalSynapse, SynapseSpec, free_port  # noqa: E402
 
 DOMAIN = "bench.test"
 PRACTICE = "bench"
@@ -106,15 +106,9 @@ def _start(root: Path, with_module: bool) -> tuple[Side, str, IdentityMapper]:
     registration = yaml.load(registration_path)
     registration["url"] = None  # Nothing receives transactions: only the send path is timed.
     yaml.dump(registration, registration_path)
-    synapse = LocalSynapse.create(
-        root / "synapse",
-        server_name=DOMAIN,
-        port=hs_port,
-        registration_path=registration_path,
-        modules=[module_entry(config)] if with_module else None,
-        log_path=root / "synapse.log",
-        fast=True,
-    )
+    modules = [module_entry(config)] if with_module else None
+    spec = SynapseSpec(DOMAIN, hs_port, registration_path, modules, fast=True)
+    synapse = LocalSynapse.create(root / "synapse", spec, log_path=root / "synapse.log")
     synapse.start()
     mapper = config.identity_mapper()
     name = "module" if with_module else "no module"

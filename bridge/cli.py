@@ -11,6 +11,7 @@ import signal
 import sys
 
 from config import Config, ConfigError, generate_config, load_config
+from registration.workers import Backing
 
 log = logging.getLogger("practice.cli")
 
@@ -43,6 +44,21 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{whose} port (default: env {env}, else kept from the first run, which "
             f"prefers {preferred})",
         )
+    local.add_argument(
+        "--workers",
+        action="store_true",
+        help="Synapse with workers on PostgreSQL and Redis (make run WORKERS=1); keep its data "
+        "in a folder of its own",
+    )
+    local.add_argument(
+        "--postgres",
+        default=Backing.postgres,
+        help="with --workers: a PostgreSQL server where Synapse's database may be created "
+        "(default: %(default)s)",
+    )
+    local.add_argument(
+        "--redis", default=Backing.redis, help="with --workers: Redis (default: %(default)s)"
+    )
     from bridge.export.command import add_parser as add_export_parser
 
     add_export_parser(sub)
@@ -103,6 +119,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             demo=args.demo,
             synapse_port=args.synapse_port,
             bridge_port=args.bridge_port,
+            workers=Backing(args.postgres, args.redis) if args.workers else None,
         )
     config = _load(args.config)
     config.require_tokens()

@@ -6,12 +6,17 @@ federation, registration closed, our appservice and module loaded). Later runs r
 included. Synapse runs as a child process (output in ``synapse.log``, pid in ``synapse.pid``);
 the bridge runs in this process. SIGINT or SIGTERM stops both, and Synapse is stopped whatever
 happens to the bridge.
+
+With ``--workers`` (``make run WORKERS=1``), Synapse runs as the deployment with workers of
+``registration.workers`` on PostgreSQL and Redis, behind its router on the same client port;
+each process logs to its own file and ``synapse.pid`` lists them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -30,9 +35,15 @@ from yarl import URL
 
 from appservice.messenger import MESSENGER_PATH
 from config import Config, generate_config, load_config
-from registration import generate_registration, module_entries
-from registration.homeserver import LocalSynapse, free_port, write_homeserver_config
+from registration import generate_registration, module_entries, workers
+from registration.homeserver import (
+    LocalSynapse,
+    free_port,
+    read_homeserver_config,
+    write_homeserver_config,
+)
 from registration.processes import ChildProcess, ProcessGroup
+from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 
 log = logging.getLogger("practice.local")
 
@@ -64,8 +75,9 @@ class LocalPaths:
 @dataclass
 class LocalSetup:
     paths: LocalPaths
-    synapse_port: int
+    synapse_port: int  # where clients reach Synapse (with workers: the router)
     bridge_port: int
+    workers: Backing | None = None  # Synapse with workers, on these services
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -106,29 +118,34 @@ def prepare(
     *,
     synapse_port: int | None = None,
     bridge_port: int | None = None,
+    workers: Backing | None = None,
 ) -> LocalSetup:
     """Generate what the data folder lacks and reuse what it has; return paths and ports.
 
     Ports given here win (and are written into the configs); otherwise the first run prefers
     8008 for Synapse and 29340 for the bridge and falls back to free ports, and later runs keep
-    whatever the configs say.
+    whatever the configs say. With ``workers``, Synapse runs as several processes on a
+    PostgreSQL database of the data folder's own (registration.workers); a data folder is made
+    for one way or the other.
     """
     paths = LocalPaths(Path(data_dir).resolve())
     if synapse_port is not None and synapse_port == bridge_port:
         raise LocalError("Synapse and the bridge need different ports")
     paths.root.mkdir(parents=True, exist_ok=True)
+    _check_kind(paths, workers)
     if paths.config.exists():
         config = load_config(paths.config)
         setup = LocalSetup(
             paths,
             synapse_port or _port_of(config.homeserver.address),
             bridge_port or config.appservice.port,
+            workers,
         )
     else:
         os.chmod(paths.root, 0o700)
         hs = _first_run_port(synapse_port, DEFAULT_SYNAPSE_PORT, "Synapse", set())
         bp = _first_run_port(bridge_port, DEFAULT_BRIDGE_PORT, "the bridge", {hs})
-        setup = LocalSetup(paths, hs, bp)
+        setup = LocalSetup(paths, hs, bp, workers)
         if synapse_port is None and hs != DEFAULT_SYNAPSE_PORT:
             setup.notes.append(f"Port {DEFAULT_SYNAPSE_PORT} is in use; Synapse gets port {hs}")
         if bridge_port is None and bp != DEFAULT_BRIDGE_PORT:
@@ -147,10 +164,12 @@ def prepare(
             port=setup.synapse_port,
             registration_path=paths.registration,
             module=module_entries(config),
+            settings=_workers_settings(setup) if workers else None,
         )
         os.chmod(paths.homeserver_config, 0o600)
+        database = "PostgreSQL, with workers" if workers else "SQLite"
         setup.notes.append(
-            f"Generated {paths.homeserver_config} (SQLite, loopback, no federation)"
+            f"Generated {paths.homeserver_config} ({database}, loopback, no federation)"
         )
     _sync_registration(config, setup)
     _sync_homeserver(config, setup)
@@ -173,6 +192,42 @@ def _port_of(url: str) -> int:
     if port is None:
         raise LocalError(f"cannot tell the port of {url}")
     return port
+
+
+def _check_kind(paths: LocalPaths, backing: Backing | None) -> None:
+    """A data folder serves either one Synapse process or Synapse with workers, not both."""
+    if not paths.homeserver_config.exists():
+        return
+    made_for_workers = workers.is_workers_config(read_homeserver_config(paths.homeserver_config))
+    if made_for_workers and backing is None:
+        raise LocalError(
+            f"{paths.root} holds Synapse with workers; run with --workers (make run WORKERS=1), "
+            "or choose another data folder"
+        )
+    if backing is not None and not made_for_workers:
+        raise LocalError(
+            f"{paths.root} holds a Synapse of one process on SQLite; Synapse with workers needs "
+            "a data folder of its own (make run WORKERS=1 uses data-workers)"
+        )
+
+
+def _workers_settings(setup: LocalSetup) -> dict[str, Any]:
+    """The homeserver.yaml keys of the deployment with workers, its database created if
+    missing (named after the data folder on the first run, kept afterwards)."""
+    assert setup.workers is not None
+    paths = setup.paths
+    name = "synapse_" + hashlib.sha256(str(paths.root).encode()).hexdigest()[:12]
+    if paths.homeserver_config.exists():
+        name = read_homeserver_config(paths.homeserver_config)["database"]["args"]["dbname"]
+    if not setup.workers.database_exists(name):
+        setup.workers.create_database(name)
+        setup.notes.append(f"Created the PostgreSQL database {name} for Synapse")
+    return workers.configure(
+        paths.synapse_dir,
+        public_port=setup.synapse_port,
+        database=setup.workers.database_settings(name),
+        backing=setup.workers,
+    )
 
 
 def _sync_config(config: Config, setup: LocalSetup) -> None:
@@ -214,7 +269,8 @@ def _sync_registration(config: Config, setup: LocalSetup) -> None:
 
 
 def _sync_homeserver(config: Config, setup: LocalSetup) -> None:
-    """Keep Synapse's port, appservice and module entry in step with the bridge config."""
+    """Keep Synapse's port, appservice and module entry in step with the bridge config (and,
+    with workers, the internal ports and the services)."""
 
     def update(data: Any) -> bool:
         wanted = {
@@ -222,18 +278,20 @@ def _sync_homeserver(config: Config, setup: LocalSetup) -> None:
             "app_service_config_files": [str(setup.paths.registration)],
             "modules": module_entries(config),
         }
+        if setup.workers is not None:
+            wanted.update(_workers_settings(setup))
         changed = False
         for key, value in wanted.items():
             if data.get(key) != value:
                 data[key] = value
                 changed = True
         listener = data["listeners"][0]
-        if listener.get("port") != setup.synapse_port:
+        if setup.workers is None and listener.get("port") != setup.synapse_port:
             listener["port"] = setup.synapse_port
             changed = True
         return changed
 
-    if _rewrite_yaml(setup.paths.homeserver_config, update):
+    if _rewrite_yaml(setup.paths.homeserver_config, update) and setup.workers is None:
         setup.notes.append(
             f"Updated {setup.paths.homeserver_config} to match {setup.paths.config}"
         )
@@ -329,14 +387,26 @@ def run_local(
     demo: bool = False,
     synapse_port: int | None = None,
     bridge_port: int | None = None,
+    workers: Backing | None = None,
 ) -> int:
-    """Run a local Synapse and the bridge until SIGINT or SIGTERM; return the exit code."""
+    """Run a local Synapse (with ``workers``: Synapse with workers on those services) and the
+    bridge until SIGINT or SIGTERM; return the exit code."""
     from bridge.cli import setup_logging
 
     signals = _StopSignals()
     signals.install()
     try:
-        setup = prepare(data_dir, synapse_port=synapse_port, bridge_port=bridge_port)
+        if workers is not None:
+            try:
+                workers.check()
+            except BackingUnavailable as e:
+                raise LocalError(
+                    f"Synapse with workers needs PostgreSQL and Redis: {e}. Start it, or point "
+                    "--postgres / --redis at one"
+                ) from None
+        setup = prepare(
+            data_dir, synapse_port=synapse_port, bridge_port=bridge_port, workers=workers
+        )
         config = load_config(setup.paths.config)
         setup_logging(config)
         for note in setup.notes:
@@ -353,7 +423,11 @@ def run_local(
 
 def _run(config: Config, setup: LocalSetup, demo: bool, signals: _StopSignals) -> int:
     paths = setup.paths
-    synapse = LocalSynapse(paths.homeserver_config, paths.synapse_log)
+    synapse: ProcessGroup = (
+        SynapseWorkers(paths.synapse_dir, paths.root)
+        if setup.workers is not None
+        else LocalSynapse(paths.homeserver_config, paths.synapse_log)
+    )
 
     def launched(process: ChildProcess) -> None:
         paths.synapse_pid.write_text("".join(f"{pid}\n" for pid in synapse.pids))
@@ -469,6 +543,13 @@ def _announce(config: Config, setup: LocalSetup) -> None:
         config.homeserver.domain,
         setup.paths.synapse_log,
     )
+    if setup.workers is not None:
+        log.info(
+            "  Synapse with workers: %s; client API through the router above, each process "
+            "logging to %s/synapse-*.log and router.log",
+            ", ".join(["main", *(w.name for w in workers.WORKERS)]),
+            setup.paths.root,
+        )
     log.info("  Provisioning API:   http://%s:%d%s", HOST, setup.bridge_port, prefix)
     log.info("  Messenger:          http://%s:%d%s/", HOST, setup.bridge_port, MESSENGER_PATH)
     log.info(

@@ -13,6 +13,7 @@ import secrets
 import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,36 @@ def write_homeserver_config(
     return path
 
 
+@dataclass(frozen=True)
+class SynapseSpec:
+    """A Synapse of our own as ``write_homeserver_config`` writes it: its server name, the port
+    clients reach it on, the appservice registration (None: no appservice), the modules, and
+    ``fast`` (tests and benches)."""
+
+    server_name: str
+    port: int
+    registration_path: str | os.PathLike[str] | None
+    modules: list[dict[str, Any]] | None
+    fast: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write(
+        self, data_dir: str | os.PathLike[str], settings: Mapping[str, Any] | None = None
+    ) -> Path:
+        return write_homeserver_config(
+            data_dir,
+            server_name=self.server_name,
+            port=self.port,
+            registration_path=self.registration_path,
+            module=self.modules,
+            fast=self.fast,
+            settings=settings,
+        )
+
+
 def read_homeserver_config(path: str | os.PathLike[str]) -> Any:
     with open(path) as f:
         return YAML(typ="safe").load(f)
@@ -148,24 +179,10 @@ class LocalSynapse(ProcessGroup):
     def create(
         cls,
         data_dir: str | os.PathLike[str],
+        spec: SynapseSpec,
         *,
-        server_name: str,
-        port: int,
-        registration_path: str | os.PathLike[str] | None,
-        modules: list[dict[str, Any]] | None,
         log_path: str | os.PathLike[str],
-        fast: bool = False,
         settings: Mapping[str, Any] | None = None,
     ) -> LocalSynapse:
-        """Write a fresh ``homeserver.yaml`` into ``data_dir`` (see ``write_homeserver_config``)
-        for a Synapse on ``http://127.0.0.1:{port}``."""
-        path = write_homeserver_config(
-            data_dir,
-            server_name=server_name,
-            port=port,
-            registration_path=registration_path,
-            module=modules,
-            fast=fast,
-            settings=settings,
-        )
-        return cls(path, log_path)
+        """Write a fresh ``homeserver.yaml`` for ``spec`` into ``data_dir``."""
+        return cls(spec.write(data_dir, settings), log_path)

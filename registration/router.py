@@ -38,20 +38,11 @@ _R0 = r"(?:r0|v3|unstable)"
 class Route:
     pattern: re.Pattern[str]
     role: str
-    methods: frozenset[str] | None = None  # None: every method
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.methods is None or method in self.methods) and bool(self.pattern.search(path))
 
 
-def _routes(
-    role: str, patterns: Iterable[str], methods: Iterable[str] | None = None
-) -> list[Route]:
-    only = frozenset(methods) if methods is not None else None
-    return [Route(re.compile(p), role, only) for p in patterns]
+def _routes(role: str, patterns: Iterable[str]) -> list[Route]:
+    return [Route(re.compile(p), role) for p in patterns]
 
-
-_READS = ("GET", "HEAD")
 
 # First match wins; whatever matches nothing goes to the main process.
 ROUTES: list[Route] = [
@@ -70,8 +61,10 @@ ROUTES: list[Route] = [
             r"^/_synapse/admin/v1/users/.*/media$",
         ],
     ),
-    # Streams the main process writes (typing, to-device, account data, receipts, presence,
-    # push rules, device lists): their writes go to the writer, not to a generic worker.
+    # Streams the main process writes: their endpoints go to the writer, not to a generic
+    # worker. Synapse lets a generic worker answer the reads of account data, tags, push rules
+    # and presence too; here they go to the writer, so that a client reads back at once what it
+    # has just written.
     *_routes(
         MAIN,
         [
@@ -84,26 +77,9 @@ ROUTES: list[Route] = [
             rf"^/_matrix/client/{_R0}/keys/upload",
             rf"^/_matrix/client/{_API}/keys/device_signing/upload$",
             rf"^/_matrix/client/{_API}/keys/signatures/upload$",
-        ],
-    ),
-    # Read by any worker, written by the main process.
-    *_routes(
-        CLIENT,
-        [
-            rf"^/_matrix/client/{_API}/pushrules/",
             rf"^/_matrix/client/{_R0}/.*/tags",
             rf"^/_matrix/client/{_R0}/.*/account_data",
-            rf"^/_matrix/client/{_API}/presence/",
-            r"^/_synapse/admin/v2/users/[^/]+$",
-        ],
-        _READS,
-    ),
-    *_routes(
-        MAIN,
-        [
             rf"^/_matrix/client/{_API}/pushrules/",
-            rf"^/_matrix/client/{_R0}/.*/tags",
-            rf"^/_matrix/client/{_R0}/.*/account_data",
             rf"^/_matrix/client/{_API}/presence/",
         ],
     ),
@@ -167,10 +143,10 @@ ROUTES: list[Route] = [
 ]
 
 
-def role_for(method: str, path: str) -> str:
-    """Which process serves ``method path`` (``path`` as sent, still percent-encoded)."""
+def role_for(path: str) -> str:
+    """Which process serves ``path`` (as sent, still percent-encoded)."""
     for route in ROUTES:
-        if route.matches(method, path):
+        if route.pattern.search(path):
             return route.role
     return MAIN
 
@@ -219,7 +195,7 @@ class Router:
     async def forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         path = request.rel_url.raw_path
-        role = role_for(request.method, path)
+        role = role_for(path)
         url = self.upstreams[role] + request.rel_url.raw_path_qs
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED]
         forwarded_for = request.headers.get("X-Forwarded-For")

@@ -33,12 +33,7 @@ from urllib.parse import unquote, urlsplit
 from ruamel.yaml import YAML
 
 from . import router
-from .homeserver import (
-    client_listener,
-    free_port,
-    read_homeserver_config,
-    write_homeserver_config,
-)
+from .homeserver import SynapseSpec, client_listener, free_port, read_homeserver_config
 from .processes import ChildProcess, ProcessGroup
 
 MAIN = "main"
@@ -111,8 +106,20 @@ class Backing:
         connection.autocommit = True
         return connection
 
-    def database_settings(self, name: str) -> dict[str, Any]:
-        """The ``database`` section of homeserver.yaml for database ``name`` on this server."""
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """Run one statement outside a transaction; return its first row, if any."""
+        connection = self._connect()
+        try:
+            with connection.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchone() if cur.description else None
+        finally:
+            connection.close()
+
+    def database_settings(self, name: str, *, fast: bool = False) -> dict[str, Any]:
+        """The ``database`` section of homeserver.yaml for database ``name`` on this server;
+        ``fast`` (tests) commits without waiting for the disk, as nothing there needs to
+        survive a crash of PostgreSQL."""
         where = urlsplit(self.postgres)
         args: dict[str, Any] = {
             "user": unquote(where.username or "postgres"),
@@ -120,42 +127,28 @@ class Backing:
             "port": where.port or 5432,
             "dbname": name,
             "cp_min": 1,
-            "cp_max": 5,
+            "cp_max": 3,
         }
         if where.password:
             args["password"] = unquote(where.password)
+        if fast:
+            args["options"] = "-c synchronous_commit=off"
         return {"name": "psycopg2", "args": args}
 
     def database_exists(self, name: str) -> bool:
-        connection = self._connect()
-        try:
-            with connection.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                return cur.fetchone() is not None
-        finally:
-            connection.close()
+        return self._execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)) is not None
 
     def create_database(self, name: str) -> None:
         """A fresh database as Synapse requires it (C collation, from template0)."""
         _check_name(name)
-        connection = self._connect()
-        try:
-            with connection.cursor() as cur:
-                cur.execute(
-                    f'CREATE DATABASE "{name}" '
-                    "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
-                )
-        finally:
-            connection.close()
+        self._execute(
+            f'CREATE DATABASE "{name}" '
+            "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
 
     def drop_database(self, name: str) -> None:
         _check_name(name)
-        connection = self._connect()
-        try:
-            with connection.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            connection.close()
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @contextlib.contextmanager
     def fresh_database(self, prefix: str = "synapse_test") -> Iterator[str]:
@@ -358,32 +351,20 @@ class SynapseWorkers(ProcessGroup):
     def create(
         cls,
         data_dir: str | os.PathLike[str],
+        spec: SynapseSpec,
         *,
-        server_name: str,
-        port: int,
-        registration_path: str | os.PathLike[str] | None,
-        modules: list[dict[str, Any]] | None,
         log_dir: str | os.PathLike[str],
         backing: Backing,
         database: str,
-        fast: bool = False,
     ) -> SynapseWorkers:
-        """Write a fresh deployment into ``data_dir`` for clients on
-        ``http://127.0.0.1:{port}``, on the existing PostgreSQL database ``database``."""
+        """Write a fresh deployment of ``spec`` into ``data_dir``, on the existing PostgreSQL
+        database ``database`` of ``backing``; clients reach it on ``spec.port`` (the router)."""
         synapse_dir = Path(data_dir).resolve()
         settings = configure(
             synapse_dir,
-            public_port=port,
-            database=backing.database_settings(database),
+            public_port=spec.port,
+            database=backing.database_settings(database, fast=spec.fast),
             backing=backing,
         )
-        write_homeserver_config(
-            synapse_dir,
-            server_name=server_name,
-            port=port,
-            registration_path=registration_path,
-            module=modules,
-            fast=fast,
-            settings=settings,
-        )
+        spec.write(synapse_dir, settings)
         return cls(synapse_dir, log_dir)

@@ -33,7 +33,7 @@ from bridge.app import Bridge
 from bridge.db import create_database
 from config import Config, generate_config, load_config
 from registration import generate_registration, module_entries
-from registration.homeserver import LocalSynapse, free_port
+from registration.homeserver import LocalSynapse, SynapseSpec, free_port
 from registration.processes import ProcessGroup
 from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 from tests.clients import ApiClient, HomeserverInfo
@@ -70,25 +70,25 @@ def synapse_process(
         },
     )
     generate_registration(config, root / "registration.yaml")
-    where: dict[str, Any] = {
-        "server_name": domain,
-        "port": hs_port,
-        "registration_path": root / "registration.yaml",
-        "modules": module_entries(config) if with_modules else None,
-        "fast": True,
-    }
+    spec = SynapseSpec(
+        domain,
+        hs_port,
+        root / "registration.yaml",
+        module_entries(config) if with_modules else None,
+        fast=True,
+    )
     with ExitStack() as stack:
         synapse: ProcessGroup
         workers = None
         if backing is None:
-            synapse = LocalSynapse.create(root / "synapse", log_path=root / "synapse.log", **where)
+            synapse = LocalSynapse.create(root / "synapse", spec, log_path=root / "synapse.log")
         else:
             database = stack.enter_context(backing.fresh_database())
             synapse = workers = SynapseWorkers.create(
-                root / "synapse", log_dir=root, backing=backing, database=database, **where
+                root / "synapse", spec, log_dir=root, backing=backing, database=database
             )
         stack.enter_context(synapse)
-        url = f"http://127.0.0.1:{hs_port}"
+        url = spec.url
         yield HomeserverInfo(url, domain, root, config, root / "synapse.log", workers)
 
 

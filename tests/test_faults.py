@@ -38,7 +38,7 @@ from bridge.app import Bridge
 from bridge.db import create_database
 from config import generate_config, load_config
 from registration import generate_registration, module_entries
-from registration.homeserver import LocalSynapse, free_port
+from registration.homeserver import LocalSynapse, SynapseSpec, free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
 from tests.conftest import PG_ENV, backend_params, bridge_config, postgres_schema
 from tests.test_notifications import SmtpServer
@@ -357,15 +357,10 @@ class PrivateSynapse:
         )
         generate_registration(self.config, root / "registration.yaml")
         self.log = root / "synapse.log"
-        self.synapse = LocalSynapse.create(
-            root / "synapse",
-            server_name=domain,
-            port=self.port,
-            registration_path=root / "registration.yaml",
-            modules=module_entries(self.config),
-            log_path=self.log,
-            fast=True,
+        spec = SynapseSpec(
+            domain, self.port, root / "registration.yaml", module_entries(self.config), fast=True
         )
+        self.synapse = LocalSynapse.create(root / "synapse", spec, log_path=self.log)
         self.info = HomeserverInfo(self.url, domain, root, self.config, self.log)
 
     async def start(self) -> None:

@@ -22,12 +22,14 @@ from typing import Any
 
 import pytest
 
-from bridge.local import prepare
+from bridge.local import LocalError, prepare
 from config import load_config
 from registration.homeserver import free_port
+from registration.workers import Backing
 
 PREFIX = "/_matrix/provision/v1"
 START_TIMEOUT = 90
+LOCAL = [sys.executable, "-m", "bridge", "local"]  # practice-bridge local (make run)
 
 
 def _running(pid: int) -> bool:
@@ -74,10 +76,7 @@ class LocalRun:
         with open(self.output, "wb") as out:
             self.proc = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "bridge",
-                    "local",
+                    *LOCAL,
                     "--data",
                     str(data),
                     "--synapse-port",
@@ -264,3 +263,26 @@ def test_synapse_is_stopped_when_the_bridge_cannot_start(
     assert not _running(run.synapse_pid())
     assert not (data / "synapse.pid").exists()
     assert not _accepts_connections(synapse_port)
+
+
+def test_a_one_process_data_folder_is_not_reused_for_workers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prepare(data, synapse_port=free_port())
+    with pytest.raises(LocalError, match="needs a data folder of its own"):
+        prepare(data, workers=Backing())
+
+
+def test_workers_without_redis_stop_before_anything_starts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    redis = f"redis://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [*LOCAL, "--data", str(data), "--workers", "--redis", redis],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Synapse with workers needs PostgreSQL and Redis: no Redis at 127.0.0.1:" in (
+        done.stderr
+    )
+    assert not data.exists()

@@ -33,34 +33,34 @@ V3 = "/_matrix/client/v3"
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "role"),
+    ("path", "role"),
     [
-        ("GET", "/_matrix/client/v3/sync", router.CLIENT),
-        ("POST", "/_matrix/client/v3/createRoom", router.CLIENT),
-        ("PUT", "/_matrix/client/v3/rooms/!r%3Ax.test/send/m.room.message/t1", router.CLIENT),
-        ("PUT", "/_matrix/client/v3/rooms/!r%3Ax.test/state/m.room.name/", router.CLIENT),
-        ("POST", "/_matrix/client/v3/rooms/!r%3Ax.test/invite", router.CLIENT),
-        ("GET", "/_matrix/client/v3/rooms/!r%3Ax.test/messages", router.CLIENT),
-        ("POST", "/_matrix/client/v3/login", router.CLIENT),
-        ("POST", "/_matrix/client/v3/register", router.CLIENT),
-        ("GET", "/_matrix/client/v3/user/%40u%3Ax.test/account_data/m.direct", router.CLIENT),
-        ("PUT", "/_matrix/client/v3/user/%40u%3Ax.test/account_data/m.direct", router.MAIN),
-        ("PUT", "/_matrix/client/v3/user/%40u%3Ax.test/rooms/!r/tags/m.favourite", router.MAIN),
-        ("POST", "/_matrix/client/v3/rooms/!r%3Ax.test/receipt/m.read/%24e", router.MAIN),
-        ("PUT", "/_matrix/client/v3/rooms/!r%3Ax.test/typing/%40u%3Ax.test", router.MAIN),
-        ("POST", "/_matrix/client/v3/keys/upload", router.MAIN),
-        ("POST", "/_matrix/media/v3/upload", router.MEDIA),
-        ("GET", "/_matrix/client/v1/media/download/x.test/abc", router.MEDIA),
-        ("GET", "/_matrix/client/v1/media/config", router.MEDIA),
-        ("POST", "/_matrix/client/v1/appservice/practice-bridge/ping", router.APPSERVICE),
-        ("DELETE", "/_synapse/admin/v2/rooms/!r%3Ax.test", router.MAIN),
-        ("GET", "/_synapse/client/org.practicebridge/module", router.MAIN),
+        ("/_matrix/client/v3/sync", router.CLIENT),
+        ("/_matrix/client/v3/createRoom", router.CLIENT),
+        ("/_matrix/client/v3/rooms/!r%3Ax.test/send/m.room.message/t1", router.CLIENT),
+        ("/_matrix/client/v3/rooms/!r%3Ax.test/state/m.room.name/", router.CLIENT),
+        ("/_matrix/client/v3/rooms/!r%3Ax.test/invite", router.CLIENT),
+        ("/_matrix/client/v3/rooms/!r%3Ax.test/messages", router.CLIENT),
+        ("/_matrix/client/v3/login", router.CLIENT),
+        ("/_matrix/client/v3/register", router.CLIENT),
+        ("/_matrix/client/v3/profile/%40u%3Ax.test/displayname", router.CLIENT),
+        ("/_synapse/admin/v1/rooms/!r%3Ax.test", router.CLIENT),
+        ("/_matrix/client/v3/user/%40u%3Ax.test/account_data/m.direct", router.MAIN),
+        ("/_matrix/client/v3/user/%40u%3Ax.test/rooms/!r/tags/m.favourite", router.MAIN),
+        ("/_matrix/client/v3/rooms/!r%3Ax.test/receipt/m.read/%24e", router.MAIN),
+        ("/_matrix/client/v3/rooms/!r%3Ax.test/typing/%40u%3Ax.test", router.MAIN),
+        ("/_matrix/client/v3/keys/upload", router.MAIN),
+        ("/_matrix/media/v3/upload", router.MEDIA),
+        ("/_matrix/client/v1/media/download/x.test/abc", router.MEDIA),
+        ("/_matrix/client/v1/media/config", router.MEDIA),
+        ("/_matrix/client/v1/appservice/practice-bridge/ping", router.APPSERVICE),
+        ("/_synapse/admin/v2/rooms/!r%3Ax.test", router.MAIN),
+        ("/_synapse/admin/v2/users/%40u%3Ax.test/delete_devices", router.MAIN),
+        ("/_synapse/client/org.practicebridge/module", router.MAIN),
     ],
 )
-def test_requests_go_where_synapse_worker_documentation_sends_them(
-    method: str, path: str, role: str
-) -> None:
-    assert router.role_for(method, path) == role
+def test_requests_go_where_synapse_worker_documentation_sends_them(path: str, role: str) -> None:
+    assert router.role_for(path) == role
 
 
 @on_workers
