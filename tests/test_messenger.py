@@ -426,6 +426,12 @@ async def test_a_hostile_message_body_shows_as_text(world: World) -> None:
         assert await page.frames[1].evaluate("() => window.pwned") is None
 
 
+def chat_row(frame: Any, name: str) -> Any:
+    """The list's row of the chat named exactly ``name``."""
+    exact = re.compile(f"^{re.escape(name)}$")
+    return frame.locator(".chat-row", has=frame.locator(".chat-name", has_text=exact))
+
+
 async def current_room(frame: Any) -> str:
     row = frame.locator(".chat-row.active")
     return str(await row.get_attribute("data-chat-id"))
@@ -613,6 +619,62 @@ async def test_a_family_members_chat_goes_through_the_primary(world: World) -> N
     await expect(anna.locator(".msg.other .sender")).to_have_text("Maria Lopez")
     await anna.locator(".views .view-chats").click()
     await world.shot(world.pages["anna"][1], "page")
+
+
+async def test_history_pages_back_as_the_person_scrolls(world: World) -> None:
+    from playwright.async_api import expect
+
+    anna, maria = world.pages["anna"][2], world.pages["maria"][2]
+    room = await current_room(anna)  # Leo's chat
+    staff = world.matrix("anna")
+    for n in range(1, 61):
+        sent = await staff.send(room, {"msgtype": "m.text", "body": f"Exercise note {n}"})
+        assert sent.status == 200, sent.body
+    await expect(maria.locator(".body", has_text="Exercise note 60")).to_be_visible()
+    # Another chat, then this one again: it opens on its latest page.
+    await chat_row(maria, "Tom Reyes").locator(".chat-open").click()
+    await expect(maria.locator(".chat-title")).to_have_text("Tom Reyes")
+    await maria.locator(".chat-row", has_text="about Leo").locator(".chat-open").click()
+    await expect(maria.locator(".body", has_text="Exercise note 60")).to_be_visible()
+    first = maria.locator(".body", has_text=re.compile(r"^How is Leo's knee"))
+    assert await first.count() == 0  # further back than one page
+    for _ in range(10):
+        if await first.count():
+            break
+        await maria.locator(".scroller").evaluate("(el) => { el.scrollTop = 0; }")
+        await world.pages["maria"][1].wait_for_timeout(300)
+    await expect(first).to_have_count(1)
+    await expect(maria.locator(".history-status")).to_have_text(
+        "This is the beginning of the chat."
+    )
+
+
+async def test_staff_start_a_group_and_export_a_chat(world: World) -> None:
+    from playwright.async_api import expect
+
+    anna_page, anna = world.pages["anna"][1], world.pages["anna"][2]
+    await anna.locator(".views .view-contacts").click()
+    await anna.locator(".new-group").click()
+    dialog = anna.locator(".dialog")
+    await dialog.locator(".group-name").fill("Knee recovery group")
+    await dialog.locator("input[data-kind=client][data-id=maria]").check()
+    await dialog.locator("input[data-kind=staff][data-id=tom]").check()
+    await dialog.locator("button.primary").click()
+    await expect(anna.locator(".chat-title")).to_have_text("Knee recovery group")
+    await expect(anna.locator(".chat-subtitle")).to_contain_text("Maria Lopez")
+    await send(anna, "Welcome to the group!", NEWLINE_MODE)
+    await expect(
+        world.pages["maria"][2].locator(".chat-row", has_text="Knee recovery group")
+    ).to_be_visible()
+
+    await anna.locator(".views .view-chats").click()
+    await chat_row(anna, "Maria Lopez").locator(".chat-menu").click()
+    async with anna_page.expect_download() as download_info:
+        await anna.locator(".menu button", has_text="Export").click()
+    download = await download_info.value
+    assert download.suggested_filename.endswith(".xlsx")
+    data = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    assert data[:2] == b"PK"  # an xlsx is a zip
 
 
 async def test_on_a_phone_the_list_and_the_chat_are_two_screens(world: World) -> None:

@@ -154,7 +154,7 @@ export class ChatView {
     }
     this.order = [...fresh, ...this.order];
     this.prevBatch = page.end || null;
-    this.atStart = !page.end || !(page.chunk || []).length;
+    this.atStart = !page.end || !chunk.length || chunk.some((ev) => ev.type === "m.room.create");
     this.history.textContent = this.atStart ? "This is the beginning of the chat." : "";
   }
 

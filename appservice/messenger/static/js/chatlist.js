@@ -52,7 +52,9 @@ export class ChatList {
       do {
         const params = this.query();
         if (from) params.set("from", from);
+        performance.mark("messenger:chats-requested");
         const body = await this.app.session.provision("GET", `/chats?${params}`);
+        performance.mark("messenger:chats-received");
         if (generation !== this.generation) return;
         chats.push(...body.chats);
         if (!from) this.render(chats);
@@ -98,6 +100,7 @@ export class ChatList {
     if (this.onShown) {
       const shown = this.onShown;
       this.onShown = null;
+      performance.mark("messenger:list-drawn");
       requestAnimationFrame(() => shown(chats.length));
     }
     this.drawRest(chats, FIRST_SLICE, this.generation);

@@ -28,6 +28,7 @@ class Messenger {
   }
 
   async start(sessionData) {
+    performance.mark("messenger:session");
     this.session = new Session(sessionData, location.origin + PREFIX, () => this.signedOut());
     this.list = new ChatList(this, this.listPane);
     this.contacts = new Contacts(this, this.contactsPane);
@@ -191,6 +192,7 @@ class Messenger {
 }
 
 function boot() {
+  performance.mark("messenger:boot");
   const root = document.getElementById("app");
   if (window.parent === window) {
     root.replaceChildren(h("div", { class: "signed-out" },
