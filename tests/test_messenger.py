@@ -120,7 +120,7 @@ async def world(
 ) -> AsyncIterator[World]:
     from playwright.async_api import expect
 
-    expect.set_options(timeout=15_000)
+    expect.set_options(timeout=30_000)  # generous: a loaded machine is slow, not wrong
     tmp = tmp_path_factory.mktemp("messenger")
     port = free_port()
     config = bridge_config(homeserver, tmp)
