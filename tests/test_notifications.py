@@ -684,6 +684,50 @@ async def test_dying_while_handing_over_an_email_sends_it_once_after_restart(
     assert mail.message["Message-ID"] == email["message_id"]
 
 
+async def test_a_resend_after_dying_is_the_same_email_and_later_messages_wait_for_the_next(
+    api: ApiClient,
+    practice_id: str,
+    bridge: Bridge,
+    smtp: SmtpServer,
+    clock: Clock,
+    homeserver: HomeserverInfo,
+    database_factory: Callable[[], Database],
+    tmp_path: Path,
+) -> None:
+    """The mail server took the email, then the bridge died before writing that down: the
+    restarted bridge sends that email again unchanged (same Message-ID, same messages), and a
+    message that arrived meanwhile goes in an email of its own."""
+    staff, clients, rooms = await _setup(api, practice_id)
+    real = bridge.notifications.worker.mailer
+
+    class AcceptedThenDied:
+        async def send(self, message: EmailMessage) -> None:
+            await real.send(message)
+            raise _Killed
+
+    bridge.notifications.worker.mailer = AcceptedThenDied()
+    await _send(bridge, clients["c1"], rooms["c1"], "First words")
+    with pytest.raises(_Killed):
+        await _after_delay(bridge, clock)
+    await _send(bridge, clients["c1"], rooms["c1"], "Second words")
+    await bridge.stop()
+
+    (tmp_path / "again").mkdir()
+    config = _mail_config(homeserver, tmp_path / "again", smtp.port)
+    restarted = await _start(config, database_factory(), clock)
+    try:
+        assert await _after_delay(restarted, clock) == 1
+        assert await _after_delay(restarted, clock) == 1
+        assert await _after_delay(restarted, clock) == 0
+    finally:
+        await restarted.stop()
+    first, resent, second = (m.message for m in smtp.mailbox.received)
+    assert resent["Message-ID"] == first["Message-ID"]
+    assert _text(resent) == _text(first)
+    assert second["Message-ID"] != first["Message-ID"]
+    assert "2 new messages" not in _text(resent) + _text(second)
+
+
 async def test_login_at_the_mail_server(
     api: ApiClient, practice_id: str, bridge: Bridge, clock: Clock
 ) -> None:

@@ -150,6 +150,18 @@ class OutboxStore:
 
     # -- emails ---------------------------------------------------------------------------
 
+    async def cut_off_email(self, rows: list[OutboxRow]) -> int | None:
+        """The email among these rows' that an earlier process was handing to the mail server
+        when it stopped (still ``sending``): the server may have accepted it."""
+        linked = sorted({r.email_id for r in rows if r.email_id is not None})
+        for email_id in linked:
+            status = await self.db.fetchval(
+                "SELECT status FROM notification_email WHERE id=$1", email_id
+            )
+            if status == "sending":
+                return email_id
+        return None
+
     async def open_email(
         self,
         rows: list[OutboxRow],

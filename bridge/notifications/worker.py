@@ -13,8 +13,9 @@ attempt re-checks everything and keeps the Message-ID. A permanent failure, or t
 transient ones, marks them failed and writes an audit row once. When the mail server itself is
 down, the whole worker backs off instead of trying every chat in turn. An orderly stop lets the
 email being handed over finish, so a restart neither loses nor repeats one; only a process
-killed between the server's acceptance and the database write would send that email again
-(with the same Message-ID).
+killed between the server's acceptance and the database write would send that email again,
+with the same Message-ID and the same messages (messages that arrived meanwhile go in the next
+email).
 """
 
 from __future__ import annotations
@@ -225,6 +226,11 @@ class NotificationWorker:
         if not unread:
             log.info("No email to %s about %s: read in time", chat.recipient, chat.room_id)
             return await self._drop([], "read", now, emails=rows)
+        cut_off = await self.store.cut_off_email(unread)
+        if cut_off is not None:
+            # Sent again exactly as it was (same Message-ID, same messages), so a mail system
+            # that got it before the stop can tell; later messages go in the next email.
+            unread = [r for r in unread if r.email_id == cut_off]
         if await self._rate_limited(recipient, unread, now):
             return Outcome.WAITING
         return await self._send(audience, recipient, unread, now)
