@@ -47,6 +47,7 @@ from bridge.db import create_database  # noqa: E402
 from bridge.directory.models import Client, Practice, Staff  # noqa: E402
 from config import generate_config  # noqa: E402
 from registration.homeserver import free_port  # noqa: E402
+from tests.postgres import postgres_schema  # noqa: E402
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 DOMAIN = "bench.test"
@@ -271,18 +272,11 @@ async def measure_backend(
 async def _on_postgres(
     dsn: str, tmp: Path, transactions: int, rounds: int, handlers: bool
 ) -> dict[str, Any]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_database(dsn)
-    await admin.start()
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
+    async with postgres_schema(dsn, "bench") as schema:
         db = create_database(
             dsn, {"server_settings": {"search_path": schema}, "min_size": 1, "max_size": 5}
         )
         return await measure_backend("PostgreSQL", db, tmp, transactions, rounds, handlers)
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.stop()
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -72,6 +72,7 @@ from bench.table import p99, script_main  # noqa: E402
 from bridge.chats.userstate import SYNC_FILTER  # noqa: E402
 from bridge.db import create_database  # noqa: E402
 from config import Config  # noqa: E402
+from tests.postgres import postgres_schema  # noqa: E402
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 TARGET_CHATS_P99_MS = 50.0
@@ -513,16 +514,9 @@ async def _on_postgres(
     dsn: str, config: Config, hs: Homeserver, sizes: tuple[int, int, int]
 ) -> list[dict[str, Any]]:
     """The PostgreSQL leg, in a schema of its own, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_database(dsn)
-    await admin.start()
-    await admin.execute(f"CREATE SCHEMA {schema}")
-    try:
+    async with postgres_schema(dsn, "bench") as schema:
         opts = {"min_size": 1, "max_size": 10, "server_settings": {"search_path": schema}}
         return await measure("PostgreSQL", (dsn, opts), config, hs, sizes)
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.stop()
 
 
 def _side_by_side(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,11 +21,10 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from mautrix.util.async_db import Database
 
@@ -37,6 +36,7 @@ from registration.homeserver import LocalSynapse, SynapseSpec, free_port
 from registration.processes import ProcessGroup
 from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 from tests.clients import ApiClient, HomeserverInfo
+from tests.postgres import postgres_schema
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 REDIS_ENV = "PRACTICE_BRIDGE_TEST_REDIS"
@@ -217,27 +217,6 @@ async def database_factory(
         yield lambda: create_database(
             dsn, {"server_settings": {"search_path": schema}, "min_size": 1, "max_size": 5}
         )
-
-
-@asynccontextmanager
-async def postgres_schema(dsn: str) -> AsyncIterator[str]:
-    """A fresh schema of its own for a test, dropped afterwards. Made over a plain connection:
-    a bridge Database would run the bridge's migrations in the public schema, which every
-    branch of the code shares (and a failed start would leave its pool open)."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    await _on_postgres(dsn, f"CREATE SCHEMA {schema}")
-    try:
-        yield schema
-    finally:
-        await _on_postgres(dsn, f"DROP SCHEMA {schema} CASCADE")
-
-
-async def _on_postgres(dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ from config import generate_config, load_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, SynapseSpec, free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
-from tests.conftest import PG_ENV, backend_params, bridge_config, postgres_schema
+from tests.conftest import PG_ENV, backend_params, bridge_config
+from tests.postgres import postgres_schema
 from tests.test_notifications import SmtpServer
 from tests.test_openapi import contract
 

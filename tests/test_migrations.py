@@ -18,7 +18,8 @@ import pytest
 from mautrix.util.async_db import Connection, Database, Scheme, UpgradeTable
 
 from bridge.db.upgrade import run_script, upgrade_table
-from tests.conftest import PG_ENV, backend_params, postgres_schema
+from tests.conftest import PG_ENV, backend_params
+from tests.postgres import postgres_schema
 
 V1_SQL = Path(__file__).with_name("schema_v1.sql")
 
