@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # make run WORKERS=1: Synapse with workers (PostgreSQL and Redis), in a data folder of its own.
 DATA ?= $(if $(WORKERS),data-workers,data)
 
-.PHONY: install test lint format run bench example-config clean
+.PHONY: install test lint format openapi run bench example-config clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+openapi: $(STAMP)
+	$(PY) -m appservice.api.document
 
 run: $(STAMP)
 	$(VENV)/bin/practice-bridge local --data $(DATA) $(if $(DEMO),--demo,) $(if $(WORKERS),--workers,)

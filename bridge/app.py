@@ -13,6 +13,7 @@ from appservice.api.chats import ChatRoutes
 from appservice.api.cors import install_cors
 from appservice.api.directory import DirectoryRoutes
 from appservice.api.export import ExportRoutes
+from appservice.api.routes import ROUTES
 from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
 from appservice.commands import BotCommands, ExportFile
@@ -155,22 +156,17 @@ class Bridge:
             self.mapper,
             config.provisioning.token_cache_seconds,
         )
-        max_text = config.practice.max_text_length
         self.api = build_api_app(
             config.provisioning.prefix,
+            ROUTES,
             [
-                DirectoryRoutes(self.directory, self.audit, self.auth, max_text),
-                SettingsRoutes(self.auth, self.directory, self.settings),
-                ChatRoutes(
-                    self.auth,
-                    self.directory_store,
-                    self.chats,
-                    self.chat_directory,
-                    self.user_state,
-                    max_text,
-                ),
-                ExportRoutes(self.auth, self.directory_store, self.export),
+                DirectoryRoutes(self.directory, self.audit, self.auth),
+                SettingsRoutes(self.directory, self.settings),
+                ChatRoutes(self.chats, self.chat_directory, self.user_state),
+                ExportRoutes(self.export),
             ],
+            self.auth,
+            self.directory_store,
         )
         origins = config.provisioning.cors_origins
         install_cors(self.api, origins, config.provisioning.shared_secret)

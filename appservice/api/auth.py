@@ -41,16 +41,11 @@ class Caller:
 
     def require_backend(self) -> None:
         if not self.backend:
-            raise forbidden("Only the portal backend may do this.")
+            raise backend_only()
 
     def require_user(self) -> UserID:
         if self.user_id is None:
-            raise PracticeError(
-                Codes.MISSING_PARAM,
-                "Name the user to act for with ?user_id=.",
-                400,
-                param="user_id",
-            )
+            raise missing_user_id()
         return self.user_id
 
 
@@ -77,19 +72,19 @@ class Authenticator:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise PracticeError(Codes.MISSING_TOKEN, "Missing 'Authorization: Bearer' token.", 401)
+            raise missing_token()
         act_for = request.query.get("user_id")
         # Header bytes that are not UTF-8 arrive as surrogate escapes; compare the raw bytes.
         if hmac.compare_digest(token.encode("utf-8", "surrogateescape"), self._secret):
             if act_for is not None and self._mapper.parse(act_for) is None:
-                raise invalid_param("user_id", "'user_id' must be a portal user of this bridge.")
+                raise not_a_portal_user()
             return Caller(backend=True, user_id=UserID(act_for) if act_for else None)
         if not (token.isascii() and token.isprintable()):
             # Matrix access tokens are printable ASCII: this one cannot be valid.
-            raise _unknown_token()
+            raise unknown_token()
         user_id = await self._user_for_token(token)
         if act_for is not None and act_for != user_id:
-            raise forbidden("Only the portal backend may act for another user.")
+            raise acting_for_another()
         return Caller(backend=False, user_id=user_id)
 
     async def _user_for_token(self, token: str) -> UserID:
@@ -105,7 +100,7 @@ class Authenticator:
                 Codes.UNKNOWN, "The homeserver could not check the token.", 502
             ) from e
         if user_id is None:
-            raise _unknown_token()
+            raise unknown_token()
         if self._mapper.parse(user_id) is None:
             raise forbidden("This account is not a portal user of the practice bridge.")
         self._cache[key] = (user_id, now + self._ttl)
@@ -115,5 +110,27 @@ class Authenticator:
         return user_id
 
 
-def _unknown_token() -> PracticeError:
+def missing_token() -> PracticeError:
+    return PracticeError(Codes.MISSING_TOKEN, "Missing 'Authorization: Bearer' token.", 401)
+
+
+def unknown_token() -> PracticeError:
     return PracticeError(Codes.UNKNOWN_TOKEN, "Unknown or expired access token.", 401)
+
+
+def backend_only() -> PracticeError:
+    return forbidden("Only the portal backend may do this.")
+
+
+def missing_user_id() -> PracticeError:
+    return PracticeError(
+        Codes.MISSING_PARAM, "Name the user to act for with ?user_id=.", 400, param="user_id"
+    )
+
+
+def not_a_portal_user() -> PracticeError:
+    return invalid_param("user_id", "'user_id' must be a portal user of this bridge.")
+
+
+def acting_for_another() -> PracticeError:
+    return forbidden("Only the portal backend may act for another user.")

@@ -13,16 +13,11 @@ from contextlib import aclosing
 from urllib.parse import quote
 
 from aiohttp import web
-from mautrix.types import UserID
 
-from bridge.chats.actors import resolve_actor
-from bridge.constants import is_export_format
-from bridge.directory import DirectoryStore
-from bridge.errors import invalid_param
-from bridge.export import ExportService, Requester, Window
+from bridge.export import ExportService, Requester
 
-from .auth import Authenticator
-from .chats import _chat_id
+from .bodies import ExportQuery
+from .routing import Call
 
 log = logging.getLogger("practice.api.export")
 
@@ -34,26 +29,13 @@ def content_disposition(filename: str) -> str:
 
 
 class ExportRoutes:
-    def __init__(
-        self, auth: Authenticator, directory: DirectoryStore, service: ExportService
-    ) -> None:
-        self.auth = auth
-        self.directory = directory
+    def __init__(self, service: ExportService) -> None:
         self.service = service
 
-    def register(self, router: web.UrlDispatcher, prefix: str) -> None:
-        router.add_get(f"{prefix}/chats/{{chat_id}}/export", self.get_export)
-
-    async def get_export(self, request: web.Request) -> web.StreamResponse:
-        caller = await self.auth.authenticate(request)
-        actor = await resolve_actor(self.directory, UserID(caller.require_user()))
-        chat_id = _chat_id(request)
-        fmt = request.query.get("format", "xlsx")
-        if not is_export_format(fmt):
-            raise invalid_param("format", "'format' must be xlsx or csv.")
-        window = Window.parse(request.query.get("from"), request.query.get("to"))
-        requester = Requester(actor, caller.actor, "api")
-        export = await self.service.prepare(requester, chat_id, fmt, window)
+    async def get_export(self, call: Call[None, ExportQuery]) -> web.StreamResponse:
+        request, chat_id, query = call.request, call.path["chat_id"], call.query
+        requester = Requester(call.user, call.caller.actor, "api")
+        export = await self.service.prepare(requester, chat_id, query.format, query.window)
         async with aclosing(export.chunks()) as chunks:
             # The first chunk exists only once the homeserver has answered (for xlsx: once the
             # whole workbook is built), so a failure until then is still a JSON error.

@@ -1,180 +1,204 @@
-"""The settings object of GET|PUT /settings: defaults, merging and validation.
+"""The settings object of GET|PUT /settings: one model for its defaults, its checks, merging a
+``PUT`` into what is stored, and the API document.
 
-``PUT`` takes any part of the object and merges it; every value is checked and a problem names
-its field (``autoresponder.periods[2].start``). Unknown fields are refused, not ignored, so a
-typo never silently does nothing.
+``PUT`` takes any part of the object (the model's fields all have defaults; what was sent is
+what is set), checked as it comes: a problem names its field by its path
+(``autoresponder.periods[2].start``), and an unknown field is refused, not ignored, so a typo
+never silently does nothing. The part is then merged into the stored settings; an enabled
+autoresponder needs a message, wherever it comes from.
 """
 
 from __future__ import annotations
 
-import copy
+import logging
 import re
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from bridge.errors import Codes, PracticeError, invalid_param
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from bridge.errors import invalid_param
+from bridge.fields import Checked, Flag, choice, pattern, refuse
+
+log = logging.getLogger("practice.settings")
+S = TypeVar("S", bound="_Settings")
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_PERIODS = 5
 MAX_AUTORESPONSE = 2000
 MAX_CLIENT_LIMIT = 100_000
-_TIME_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
+# Preferences every device of the user reads from account data.
+DEVICE_PREFERENCES = ("enter_key", "open_recent_chat", "portal_alerts")
 # Control characters (line breaks and tabs are fine in a message) and lone surrogates.
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
-USER_DEFAULTS: dict[str, Any] = {
-    "enter_key": "send",
-    "open_recent_chat": True,
-    "portal_alerts": True,
-    "email_alerts": True,
-    "autoresponder": {"enabled": False, "message": "", "periods": []},
-}
-PRACTICE_DEFAULTS: dict[str, Any] = {
-    "disable_direct_chat_for_new_clients": False,
-    "email_include_content": {"staff": False, "clients": False},
-    "client_message_limit": None,
-    "allow_direct_chat_sharing": True,
-    "clients_may_export": False,
-}
-# Preferences every device of the user reads from account data.
-DEVICE_PREFERENCES = ("enter_key", "open_recent_chat", "portal_alerts")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Time = Annotated[
+    str,
+    pattern(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00", "'{path}' must be a time 'HH:MM'.", {}),
+]
 
 
-def user_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
-    return merge(USER_DEFAULTS, stored or {})
+def _message(value: Any) -> str:
+    if isinstance(value, str) and _CONTROL_RE.search(value):
+        raise refuse("'{path}' contains control characters.")
+    if not isinstance(value, str) or len(value) > MAX_AUTORESPONSE:
+        raise refuse(f"'{{path}}' must be text of at most {MAX_AUTORESPONSE} characters.")
+    return value
 
 
-def practice_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
-    return merge(PRACTICE_DEFAULTS, stored or {})
+def _periods(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise refuse("'{path}' must be a list.")
+    if len(value) > MAX_PERIODS:
+        raise refuse(f"At most {MAX_PERIODS} weekly periods may be set.")
+    return value
 
 
-def merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    result = copy.deepcopy(defaults)
-    for key, value in values.items():
-        if isinstance(result.get(key), dict) and isinstance(value, dict):
-            result[key] = merge(result[key], value)
-        elif key in result:
-            result[key] = copy.deepcopy(value)
+def _limit(value: Any) -> int | None:
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CLIENT_LIMIT
+    ):
+        raise refuse(f"'{{path}}' must be null or a whole number from 1 to {MAX_CLIENT_LIMIT}.")
+    return value
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        # In an answer every field is there; in a PUT any of them may be.
+        json_schema_serialization_defaults_required=True,
+    )
+
+    @classmethod
+    def read(cls: type[S], stored: dict[str, Any] | None) -> S:
+        """Stored settings, with defaults for what was never set."""
+        try:
+            return cls.model_validate(stored or {})
+        except ValueError:
+            log.warning("Stored %s do not read; using the defaults", cls.__name__)
+            return cls()
+
+
+class Period(_Settings):
+    """A weekly period in the practice's time zone; `start` before `end`."""
+
+    day: Annotated[Weekday, choice(*DAYS)]
+    start: Time
+    end: Time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete(cls, data: Any) -> Any:
+        """A part left out is a wrong one (``'...day' must be one of ...``)."""
+        return (
+            {"day": None, "start": None, "end": None, **data} if isinstance(data, dict) else data
+        )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.start >= self.end:
+            raise refuse("'{path}' must start before it ends.", at="start")
+        return self
+
+
+class Autoresponder(_Settings):
+    """Answers a client's message in a 1:1 chat with the practitioner, at most once per 30
+    minutes per client, within the periods (none: always)."""
+
+    enabled: Flag = False
+    """An enabled one needs a message."""
+    message: Annotated[
+        str, Checked(_message, {"type": "string", "maxLength": MAX_AUTORESPONSE})
+    ] = ""
+    periods: Annotated[list[Period], BeforeValidator(_periods), Field(max_length=MAX_PERIODS)] = (
+        Field(default_factory=list)
+    )
+
+
+class UserSettings(_Settings):
+    """A user's messaging preferences."""
+
+    enter_key: Annotated[
+        Literal["send", "newline"],
+        choice("send", "newline", sentence="'{path}' must be 'send' or 'newline'."),
+    ] = "send"
+    """What the Enter key does in the portal's composer."""
+    open_recent_chat: Flag = True
+    """Open the most recent chat on arrival."""
+    portal_alerts: Flag = True
+    """Alerts in the portal."""
+    email_alerts: Flag = True
+    """Emails about unread messages."""
+    autoresponder: Autoresponder = Field(default_factory=Autoresponder)
+    """Staff only."""
+
+
+class EmailContent(_Settings):
+    """Whether notification emails to this audience include the message (the email then says
+    that email is not secure)."""
+
+    staff: Flag = False
+    clients: Flag = False
+
+
+class PracticeSettings(_Settings):
+    """The practice's rules; only its owner changes them."""
+
+    disable_direct_chat_for_new_clients: Flag = False
+    """New clients start with direct chat access off."""
+    email_include_content: EmailContent = Field(default_factory=EmailContent)
+    client_message_limit: Annotated[
+        int | None,
+        Checked(
+            _limit,
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": MAX_CLIENT_LIMIT},
+                    {"type": "null"},
+                ]
+            },
+        ),
+    ] = None
+    """The longest message a client may send, in characters (code points); null: no limit."""
+    allow_direct_chat_sharing: Flag = True
+    """Whether 1:1 chats may be shared (the plan must allow it too)."""
+    clients_may_export: Flag = False
+    """Whether clients may export their own 1:1 chats."""
+
+
+class Settings(UserSettings):
+    """Any part of the settings (unknown fields are refused): the caller's preferences and,
+    for the practice owner, the practice's rules."""
+
+    practice: PracticeSettings = Field(default_factory=PracticeSettings)
+
+
+def merged(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` over ``stored``: objects merge field by field, anything else replaces."""
+    result = dict(stored)
+    for key, value in patch.items():
+        before = result.get(key)
+        if isinstance(before, dict) and isinstance(value, dict):
+            value = merged(before, value)
+        result[key] = value
     return result
 
 
-def _bool(path: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise invalid_param(path, f"'{path}' must be true or false.")
-    return value
-
-
-def _object(path: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid_param(path, f"'{path}' must be an object.")
-    for key in value:
-        if key not in allowed:
-            raise invalid_param(f"{path}.{key}" if path else key, f"Unknown setting '{key}'.")
-    return value
-
-
-def validate_user_patch(patch: Any, *, is_staff: bool) -> dict[str, Any]:
-    """Check the per-user part of a PUT /settings body; return it (without ``practice``)."""
-    body = _object("", patch, (*USER_DEFAULTS, "practice"))
-    out: dict[str, Any] = {}
-    if "enter_key" in body:
-        if body["enter_key"] not in ("send", "newline"):
-            raise invalid_param("enter_key", "'enter_key' must be 'send' or 'newline'.")
-        out["enter_key"] = body["enter_key"]
-    for key in ("open_recent_chat", "portal_alerts", "email_alerts"):
-        if key in body:
-            out[key] = _bool(key, body[key])
-    if "autoresponder" in body:
-        if not is_staff:
-            raise PracticeError(
-                Codes.STAFF_ONLY,
-                "Only the practice's team has an autoresponder.",
-                403,
-            )
-        out["autoresponder"] = _autoresponder(body["autoresponder"])
-    return out
-
-
-def _autoresponder(value: Any) -> dict[str, Any]:
-    body = _object("autoresponder", value, ("enabled", "message", "periods"))
-    out: dict[str, Any] = {}
-    if "enabled" in body:
-        out["enabled"] = _bool("autoresponder.enabled", body["enabled"])
-    if "message" in body:
-        message = body["message"]
-        if isinstance(message, str) and _CONTROL_RE.search(message):
-            raise invalid_param(
-                "autoresponder.message", "'autoresponder.message' contains control characters."
-            )
-        if not isinstance(message, str) or len(message) > MAX_AUTORESPONSE:
-            raise invalid_param(
-                "autoresponder.message",
-                f"'autoresponder.message' must be text of at most {MAX_AUTORESPONSE} characters.",
-            )
-        out["message"] = message
-    if "periods" in body:
-        out["periods"] = _periods(body["periods"])
-    return out
-
-
-def _periods(value: Any) -> list[dict[str, str]]:
-    if not isinstance(value, list):
-        raise invalid_param("autoresponder.periods", "'autoresponder.periods' must be a list.")
-    if len(value) > MAX_PERIODS:
-        raise invalid_param(
-            "autoresponder.periods", f"At most {MAX_PERIODS} weekly periods may be set."
-        )
-    periods = []
-    for i, item in enumerate(value):
-        path = f"autoresponder.periods[{i}]"
-        period = _object(path, item, ("day", "start", "end"))
-        if period.get("day") not in DAYS:
-            raise invalid_param(f"{path}.day", f"'{path}.day' must be one of {', '.join(DAYS)}.")
-        for edge in ("start", "end"):
-            if not isinstance(period.get(edge), str) or not _TIME_RE.fullmatch(period[edge]):
-                raise invalid_param(f"{path}.{edge}", f"'{path}.{edge}' must be a time 'HH:MM'.")
-        if period["start"] >= period["end"]:
-            raise invalid_param(f"{path}.start", f"'{path}' must start before it ends.")
-        periods.append({"day": period["day"], "start": period["start"], "end": period["end"]})
-    return periods
-
-
-def validate_practice_patch(value: Any) -> dict[str, Any]:
-    body = _object("practice", value, tuple(PRACTICE_DEFAULTS))
-    out: dict[str, Any] = {}
-    for key in (
-        "disable_direct_chat_for_new_clients",
-        "allow_direct_chat_sharing",
-        "clients_may_export",
-    ):
-        if key in body:
-            out[key] = _bool(f"practice.{key}", body[key])
-    if "email_include_content" in body:
-        audiences = _object(
-            "practice.email_include_content", body["email_include_content"], ("staff", "clients")
-        )
-        out["email_include_content"] = {
-            k: _bool(f"practice.email_include_content.{k}", v) for k, v in audiences.items()
-        }
-    if "client_message_limit" in body:
-        limit = body["client_message_limit"]
-        if limit is not None and (
-            not isinstance(limit, int)
-            or isinstance(limit, bool)
-            or not 1 <= limit <= MAX_CLIENT_LIMIT
-        ):
-            raise invalid_param(
-                "practice.client_message_limit",
-                f"'practice.client_message_limit' must be null or a whole number from 1 to "
-                f"{MAX_CLIENT_LIMIT}.",
-            )
-        out["client_message_limit"] = limit
-    return out
-
-
-def check_autoresponder(settings: dict[str, Any]) -> None:
-    """An enabled autoresponder needs a message."""
-    auto = settings["autoresponder"]
-    if auto["enabled"] and not auto["message"].strip():
+def apply(user: UserSettings, practice: PracticeSettings, patch: Settings) -> Settings:
+    """The settings after a ``PUT`` of ``patch``; PracticeError if refused."""
+    stored = {**user.model_dump(), "practice": practice.model_dump()}
+    after = Settings.model_validate(merged(stored, patch.model_dump(exclude_unset=True)))
+    if after.autoresponder.enabled and not after.autoresponder.message.strip():
         raise invalid_param(
             "autoresponder.message", "An enabled autoresponder needs a message to send."
         )
+    return after
+
+
+def user_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
+    return UserSettings.read(stored).model_dump()
+
+
+def practice_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
+    return PracticeSettings.read(stored).model_dump()

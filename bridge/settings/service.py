@@ -13,6 +13,7 @@ from bridge.errors import Codes, forbidden
 from bridge.ports import Rooms
 
 from . import model
+from .model import PracticeSettings, Settings, UserSettings
 from .propagate import PolicyPropagator
 from .store import SettingsStore
 
@@ -36,57 +37,56 @@ class SettingsService:
         self.audit = audit
         self.propagator = propagator
 
-    async def user_settings(self, user_id: str) -> dict[str, Any]:
-        return model.user_settings(await self.store.user(user_id))
-
     async def get(self, actor: Actor) -> dict[str, Any]:
-        settings = await self.user_settings(actor.user_id)
+        settings = UserSettings.read(await self.store.user(actor.user_id)).model_dump()
         if actor.staff is None:
             settings.pop("autoresponder")
         # What a frontend shows the caller: the autoresponder (staff), the practice's rules
         # (the owner), read markers (staff).
         settings["role"] = actor.staff.role if actor.staff is not None else "client"
-        practice = await self.directory.get_practice(actor.practice_id)
-        assert practice is not None
-        settings["practice"] = model.practice_settings(practice.settings)
+        practice = PracticeSettings.read(await self._stored_practice(actor))
+        settings["practice"] = practice.model_dump()
         pending = await self.store.count_stale(actor.practice_id)
         settings["practice_applied"] = pending == 0
         settings["practice_pending_chats"] = pending
         return settings
 
-    async def put(self, actor: Actor, patch: Any) -> dict[str, Any]:
-        user_patch = model.validate_user_patch(patch, is_staff=actor.is_staff)
-        practice_patch = None
-        if "practice" in patch:
-            if not actor.is_owner:
-                raise forbidden(
-                    "Only the practice owner may change the practice's settings.",
-                    Codes.OWNER_ONLY,
-                )
-            practice_patch = model.validate_practice_patch(patch["practice"])
-        if user_patch:
-            await self._put_user(actor, user_patch)
-        if practice_patch:
-            await self._put_practice(actor, practice_patch)
+    async def put(self, actor: Actor, patch: Settings) -> dict[str, Any]:
+        """Merge ``patch`` into the caller's settings (and, for the owner, the practice's)."""
+        sent = patch.model_fields_set
+        if "autoresponder" in sent and not actor.is_staff:
+            raise forbidden("Only the practice's team has an autoresponder.", Codes.STAFF_ONLY)
+        if "practice" in sent and not actor.is_owner:
+            raise forbidden(
+                "Only the practice owner may change the practice's settings.", Codes.OWNER_ONLY
+            )
+        user = UserSettings.read(await self.store.user(actor.user_id))
+        practice = PracticeSettings.read(await self._stored_practice(actor))
+        after = model.apply(user, practice, patch)
+        if sent - {"practice"}:
+            await self._put_user(actor, after, sent)
+        if "practice" in sent:
+            await self._put_practice(actor, practice.model_dump(), after.practice.model_dump())
         return await self.get(actor)
 
-    async def _put_user(self, actor: Actor, patch: dict[str, Any]) -> None:
-        stored = await self.store.user(actor.user_id) or {}
-        merged = model.merge(model.user_settings(stored), patch)
-        model.check_autoresponder(merged)
-        await self.store.save_user(actor.user_id, merged)
-        if any(key in patch for key in model.DEVICE_PREFERENCES):
+    async def _stored_practice(self, actor: Actor) -> dict[str, Any]:
+        practice = await self.directory.get_practice(actor.practice_id)
+        assert practice is not None
+        return practice.settings
+
+    async def _put_user(self, actor: Actor, after: Settings, sent: set[str]) -> None:
+        settings = after.model_dump(exclude={"practice"})
+        await self.store.save_user(actor.user_id, settings)
+        if sent.intersection(model.DEVICE_PREFERENCES):
             await self.rooms.set_account_data(
                 actor.user_id,
                 PREFERENCES_EVENT,
-                {key: merged[key] for key in model.DEVICE_PREFERENCES},
+                {key: settings[key] for key in model.DEVICE_PREFERENCES},
             )
 
-    async def _put_practice(self, actor: Actor, patch: dict[str, Any]) -> None:
-        practice = await self.directory.get_practice(actor.practice_id)
-        assert practice is not None
-        before = model.practice_settings(practice.settings)
-        after = model.merge(before, patch)
+    async def _put_practice(
+        self, actor: Actor, before: dict[str, Any], after: dict[str, Any]
+    ) -> None:
         changed = {k: after[k] for k in after if after[k] != before[k]}
         if not changed:
             return
