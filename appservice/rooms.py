@@ -289,16 +289,22 @@ class SynapseRooms:
             if state == "complete":
                 return
             if state == "failed":
-                raise PracticeError(
-                    Codes.DELETE_FAILED,
-                    "The homeserver could not delete the chat; nothing was removed from the "
-                    "chat list. Try again.",
-                    502,
-                    reason=str(status.get("error", ""))[:200],
-                )
+                raise delete_failed(str(status.get("error", ""))[:200])
             await asyncio.sleep(0.2)
-        raise PracticeError(
-            Codes.DELETE_PENDING,
-            "The homeserver is still deleting the chat; try again shortly.",
-            504,
-        )
+        raise delete_pending()
+
+
+def delete_failed(reason: str) -> PracticeError:
+    return PracticeError(
+        Codes.DELETE_FAILED,
+        "The homeserver could not delete the chat; nothing was removed from the chat list. "
+        "Try again.",
+        502,
+        reason=reason,
+    )
+
+
+def delete_pending() -> PracticeError:
+    return PracticeError(
+        Codes.DELETE_PENDING, "The homeserver is still deleting the chat; try again shortly.", 504
+    )

@@ -1,9 +1,8 @@
-"""Every refusal the API document names, with an example of it and what it means.
+"""Every refusal the API document names: an example, made by the function that makes the error,
+and what it means.
 
 A route's error responses are made of these: those that come with its auth, path ids, query
-and body (see document.py), and those the route table lists for it. Where the bridge has a
-function that makes the error, the example is made by it; the others are the answers the
-bridge gives, held to it by the API tests (``Contract.example``).
+and body (see document.py), and those the route table lists for it.
 """
 
 from __future__ import annotations
@@ -12,19 +11,14 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from bridge.chats.service import MAX_MEMBERS, unknown_chat
-from bridge.errors import (
-    Codes,
-    PracticeError,
-    bad_json,
-    forbidden,
-    invalid_param,
-    not_found,
-    unknown_practice,
-)
+from appservice.rooms import delete_failed, delete_pending
+from bridge.chats import refusals as chats
+from bridge.directory import refusals as directory
+from bridge.errors import PracticeError, bad_json, unknown_practice
 from bridge.export.service import not_allowed
 from bridge.fields import check_chat_id, parse
-from bridge.settings.model import Settings
+from bridge.settings.model import Settings, autoresponder_without_message
+from bridge.settings.service import autoresponder_staff_only, practice_owner_only
 
 from . import auth, http
 from .bodies import ChatsQuery, PracticeWrite, StaffWrite
@@ -70,10 +64,7 @@ def _candidate(chat_id: str, owner: str, shared: list[str]) -> dict[str, object]
     }
 
 
-def _forbidden(code: Codes, message: str) -> PracticeError:
-    return forbidden(message, code)
-
-
+_CANDIDATES = [_candidate(_CHAT, "anna", ["tom"]), _candidate(_OTHER_CHAT, "tom", [])]
 _ALL = [
     # The request itself.
     Refusal("NotJson", bad_json(), "The body is missing, empty or not valid JSON."),
@@ -124,40 +115,32 @@ _ALL = [
     ),
     Refusal(
         "UnknownUser",
-        _forbidden(Codes.UNKNOWN_USER, "This user is not part of any practice."),
+        directory.unknown_user(),
         "The user is not a team member or client of any practice.",
     ),
     Refusal(
         "StaffRemoved",
-        _forbidden(Codes.STAFF_REMOVED, "This team member was removed from the practice."),
+        directory.staff_removed(),
         "The team member was removed (DELETE); put them again to restore access.",
     ),
     Refusal(
         "ClientRemoved",
-        _forbidden(Codes.CLIENT_REMOVED, "This client was removed from the practice."),
+        directory.client_removed(),
         "The client was removed (DELETE); put them again to restore access.",
     ),
     Refusal(
         "ClientNotActivated",
-        _forbidden(
-            Codes.CLIENT_NOT_ACTIVATED, "This client has not activated their portal account."
-        ),
+        directory.client_not_activated(),
         "The client has not activated their portal account (`activated: false`).",
     ),
     Refusal(
         "NoPortalAccess",
-        _forbidden(Codes.NO_PORTAL_ACCESS, "This client has no portal access."),
+        directory.no_portal_access(),
         "The practice turned the client's portal access off (`portal_access: false`).",
     ),
     Refusal(
         "SubRecord",
-        PracticeError(
-            Codes.SUB_RECORD,
-            "This client is a family member without an account of their own; their family "
-            "primary uses the portal for them.",
-            403,
-            primary_id="c-1042",
-        ),
+        directory.sub_record("c-1042"),
         "The client is a family member without an account; `primary_id` names the family "
         "primary, whose session to mint instead.",
     ),
@@ -175,181 +158,122 @@ _ALL = [
     ),
     Refusal(
         "UnknownPlan",
-        PracticeError(
-            Codes.UNKNOWN_PLAN,
-            "Unknown plan 'gold'; known plans: solo, plus, team.",
-            400,
-            param="plan",
-        ),
+        directory.unknown_plan("gold", ["solo", "plus", "team"]),
         "`plan` names no plan of the bridge's config.",
     ),
     Refusal(
         "UnknownFamilyPrimary",
-        PracticeError(
-            Codes.UNKNOWN_FAMILY_PRIMARY,
-            "The family primary is not a client of this practice.",
-            400,
-            param="family_primary_id",
-        ),
+        directory.unknown_family_primary(),
         "`family_primary_id` names no active client of this practice.",
     ),
     Refusal(
         "FamilyPrimaryIsSubRecord",
-        PracticeError(
-            Codes.FAMILY_PRIMARY_IS_SUB_RECORD,
-            "The family primary is itself a family member; name their primary instead.",
-            400,
-            param="family_primary_id",
-            primary_id="c-1042",
-        ),
+        directory.family_primary_is_sub_record("c-1042"),
         "`family_primary_id` names a family member; `primary_id` is their primary, the one to "
         "name instead.",
     ),
     Refusal(
         "FamilyPrimary",
-        PracticeError(
-            Codes.FAMILY_PRIMARY,
-            "This client is the primary of a family and cannot become a family member itself.",
-            409,
-            param="family_primary_id",
-        ),
+        directory.family_primary(),
         "The client is the primary of a family and so cannot become a family member.",
     ),
     Refusal(
         "StaffNotFound",
-        not_found("This team member"),
+        directory.staff_not_found(),
         "No team member with this id in the practice.",
     ),
-    Refusal("ClientNotFound", not_found("This client"), "No client with this id in the practice."),
+    Refusal(
+        "ClientNotFound", directory.client_not_found(), "No client with this id in the practice."
+    ),
     # Chats.
     Refusal(
         "UnknownChat",
-        unknown_chat(),
+        chats.unknown_chat(),
         "No such chat, or the caller is not in it (the same answer).",
     ),
     Refusal(
         "UnknownClient",
-        not_found("This client", Codes.UNKNOWN_CLIENT),
+        chats.unknown_client(),
         "No active client with this id in the caller's practice (for a client: not themselves "
         "or one of their family members).",
     ),
     Refusal(
         "UnknownStaff",
-        not_found("This team member", Codes.UNKNOWN_STAFF),
+        chats.unknown_staff(),
         "No active team member with this id in the caller's practice.",
     ),
     Refusal(
         "DirectNeedsClientId",
-        invalid_param("client_id", "Staff start direct chats with a 'client_id'."),
+        chats.direct_needs_client(),
         "Staff open direct chats with a client (`client_id`).",
     ),
     Refusal(
         "DirectNeedsStaffId",
-        invalid_param("staff_id", "Clients start direct chats with a 'staff_id'."),
+        chats.direct_needs_staff(),
         "Clients open direct chats with a team member (`staff_id`).",
     ),
     Refusal(
         "DirectChatDisabled",
-        _forbidden(
-            Codes.DIRECT_CHAT_DISABLED,
-            "Direct chats are turned off for this client; use a group chat.",
-        ),
+        chats.direct_chat_disabled(),
         "The client's direct chat access is off; a group chat still works.",
     ),
     Refusal(
         "DirectChatDisabledForClient",
-        _forbidden(
-            Codes.DIRECT_CHAT_DISABLED,
-            "Direct messages to the practice are turned off for this client.",
-        ),
+        chats.direct_chat_disabled_for_client(),
         "The calling client's direct chat access (or their family member's) is off.",
     ),
     Refusal(
         "ChooseChat",
-        PracticeError(
-            Codes.CHOOSE_CHAT,
-            "There is more than one chat with this person; choose one or start a new one.",
-            409,
-            candidates=[_candidate(_CHAT, "anna", ["tom"]), _candidate(_OTHER_CHAT, "tom", [])],
-        ),
+        chats.choose_chat(_CANDIDATES),
         "More than one 1:1 chat fits (the caller's own and shared ones); `candidates` lists "
         "them. Ask again with `chat_id` or `create_new: true`.",
     ),
     Refusal(
         "StaffOnly",
-        _forbidden(Codes.STAFF_ONLY, "Only the practice's team may do this."),
+        chats.staff_only(),
         "Only team members create, convert, share and delete chats.",
     ),
     Refusal(
         "TooFewMembers",
-        invalid_param("client_ids", "A group chat needs at least one other member."),
+        chats.too_few_members(),
         "A group chat needs someone besides the caller.",
     ),
     Refusal(
         "TooManyMembers",
-        invalid_param("client_ids", f"A chat has at most {MAX_MEMBERS} members."),
-        f"A chat has at most {MAX_MEMBERS} members.",
+        chats.too_many_members(),
+        f"A chat has at most {chats.MAX_MEMBERS} members.",
     ),
-    Refusal(
-        "AlreadyGroup",
-        PracticeError(Codes.NOT_DIRECT, "This chat is already a group chat.", 409),
-        "Only a 1:1 chat can be converted.",
-    ),
-    Refusal(
-        "NotDirect",
-        PracticeError(
-            Codes.NOT_DIRECT, "Only direct chats are shared; add people to a group.", 409
-        ),
-        "Only 1:1 chats are shared.",
-    ),
+    Refusal("AlreadyGroup", chats.already_group(), "Only a 1:1 chat can be converted."),
+    Refusal("NotDirect", chats.not_direct(), "Only 1:1 chats are shared."),
     Refusal(
         "NotChatOwner",
-        _forbidden(
-            Codes.NOT_CHAT_OWNER,
-            "Only the chat's practitioner or the practice owner may share it.",
-        ),
+        chats.not_owner_to_share(),
         "Only the chat's practitioner or the practice owner shares it.",
     ),
     Refusal(
         "NotChatOwnerDelete",
-        _forbidden(
-            Codes.NOT_CHAT_OWNER,
-            "Only the practice owner or the chat's practitioner may delete it.",
-        ),
+        chats.not_owner_to_delete(),
         "Only the practice owner or the chat's practitioner deletes it.",
     ),
     Refusal(
         "PlanForbidsSharing",
-        _forbidden(
-            Codes.PLAN_FORBIDS_SHARING,
-            "The practice's plan (solo) does not include sharing direct chats.",
-        ),
+        chats.plan_forbids_sharing("solo"),
         "The practice's plan lacks `direct_chat_sharing`.",
     ),
     Refusal(
         "SharingDisabled",
-        _forbidden(Codes.SHARING_DISABLED, "The practice has turned off sharing direct chats."),
+        chats.sharing_disabled(),
         "The owner turned off `practice.allow_direct_chat_sharing`.",
     ),
     Refusal(
         "DeleteFailed",
-        PracticeError(
-            Codes.DELETE_FAILED,
-            "The homeserver could not delete the chat; nothing was removed from the chat list. "
-            "Try again.",
-            502,
-            reason="Failed to purge room",
-        ),
+        delete_failed("Failed to purge room"),
         "Synapse reported that deleting the room failed; nothing was removed. `reason` is "
         "what it said.",
     ),
     Refusal(
         "DeletePending",
-        PracticeError(
-            Codes.DELETE_PENDING,
-            "The homeserver is still deleting the chat; try again shortly.",
-            504,
-        ),
+        delete_pending(),
         "Synapse has not finished deleting the room in time; nothing was removed yet. Try again.",
     ),
     Refusal(
@@ -360,10 +284,7 @@ _ALL = [
     # Settings.
     Refusal(
         "InvalidSetting",
-        _refused(
-            Settings,
-            {"autoresponder": {"periods": [{"day": "mon", "start": "9", "end": "17:00"}]}},
-        ),
+        _refused(Settings, {"autoresponder": {"periods": [{"day": "mon", "start": "9"}]}}),
         "A setting has the wrong type or value; `param` is its path.",
     ),
     Refusal(
@@ -373,27 +294,17 @@ _ALL = [
     ),
     Refusal(
         "AutoresponderWithoutMessage",
-        invalid_param(
-            "autoresponder.message", "An enabled autoresponder needs a message to send."
-        ),
+        autoresponder_without_message(),
         "An enabled autoresponder needs a message.",
     ),
-    Refusal(
-        "AutoresponderStaffOnly",
-        _forbidden(Codes.STAFF_ONLY, "Only the practice's team has an autoresponder."),
-        "A client set `autoresponder`.",
-    ),
+    Refusal("AutoresponderStaffOnly", autoresponder_staff_only(), "A client set `autoresponder`."),
     Refusal(
         "SettingsOwnerOnly",
-        _forbidden(
-            Codes.OWNER_ONLY, "Only the practice owner may change the practice's settings."
-        ),
+        practice_owner_only(),
         "Someone other than the practice owner set `practice`.",
     ),
     Refusal(
-        "DirectChatAccessStaffOnly",
-        not_the_team(),
-        "A client, or staff of another practice.",
+        "DirectChatAccessStaffOnly", not_the_team(), "A client, or staff of another practice."
     ),
     # The bridge or the homeserver failed.
     Refusal(

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from mautrix.types import UserID
 
 from bridge.directory import Client, DirectoryStore, Staff
+from bridge.directory import refusals as refuse
 from bridge.directory.service import DirectoryService
-from bridge.errors import Codes, forbidden
 
 
 @dataclass
@@ -53,14 +53,11 @@ async def resolve_actor(store: DirectoryStore, user_id: UserID) -> Actor:
     staff = await store.get_staff_by_user(user_id)
     if staff is not None:
         if not staff.active:
-            raise forbidden(
-                "This team member was removed from the practice.",
-                Codes.STAFF_REMOVED,
-            )
+            raise refuse.staff_removed()
         return Actor(user_id, staff.practice_id, staff=staff)
     client = await store.get_client_by_user(user_id)
     if client is None:
-        raise forbidden("This user is not part of any practice.", Codes.UNKNOWN_USER)
+        raise refuse.unknown_user()
     DirectoryService.check_client_access(client)
     family = await store.list_family(client.practice_id, client.client_id)
     records = [client] + [c for c in family if c.active]

@@ -8,6 +8,7 @@ from mautrix.types import UserID
 
 from bridge.constants import CHAT_STATE, POLICY_STATE
 from bridge.directory import Client, Practice
+from bridge.settings.model import PracticeSettings
 
 from .models import Chat
 
@@ -76,10 +77,9 @@ def policy_state(
     chat: Chat, practice: Practice, client_users: list[UserID], clients_may_send: bool
 ) -> dict[str, Any]:
     """The policy the Synapse module enforces and frontends read (the character counter)."""
-    limit = practice.settings.get("client_message_limit")
     return {
         "client_user_ids": sorted(set(client_users)),
-        "client_message_limit": limit if isinstance(limit, int) else None,
+        "client_message_limit": PracticeSettings.read(practice.settings).client_message_limit,
         "kind": chat.kind,
         "clients_may_send": clients_may_send,
     }

@@ -19,21 +19,17 @@ from bridge.clock import now_ms
 from bridge.constants import CHAT_STATE, POLICY_STATE
 from bridge.directory import Client, DirectoryStore, Practice, Staff
 from bridge.directory.service import DirectoryService
-from bridge.errors import Codes, PracticeError, forbidden, invalid_param, not_found
+from bridge.errors import PracticeError
 from bridge.ports import Rooms
+from bridge.settings.model import PracticeSettings
 
 from . import layout
+from . import refusals as refuse
 from .actors import Actor
 from .models import Chat, ChatKind
 from .store import ChatStore
 
 log = logging.getLogger("practice.chats")
-MAX_MEMBERS = 100
-
-
-def unknown_chat() -> PracticeError:
-    # The same answer whether the chat does not exist or belongs to someone else.
-    return not_found("This chat", Codes.UNKNOWN_CHAT)
 
 
 class ChatService:
@@ -68,19 +64,19 @@ class ChatService:
             or chat.practice_id != actor.practice_id
             or not self.is_member(actor, chat)
         ):
-            raise unknown_chat()
+            raise refuse.unknown_chat()
         return chat
 
     async def _client(self, practice_id: str, client_id: str) -> Client:
         client = await self.directory.get_client(practice_id, client_id)
         if client is None or not client.active:
-            raise not_found("This client", Codes.UNKNOWN_CLIENT)
+            raise refuse.unknown_client()
         return client
 
     async def _staff(self, practice_id: str, staff_id: str) -> Staff:
         staff = await self.directory.get_staff(practice_id, staff_id)
         if staff is None or not staff.active:
-            raise not_found("This team member", Codes.UNKNOWN_STAFF)
+            raise refuse.unknown_staff()
         return staff
 
     async def account_of(self, client: Client) -> UserID:
@@ -111,28 +107,22 @@ class ChatService:
         """Open the caller's 1:1 chat with a client (staff) or a staff member (client)."""
         if actor.staff is not None:
             if client_id is None:
-                raise invalid_param("client_id", "Staff start direct chats with a 'client_id'.")
+                raise refuse.direct_needs_client()
             client = await self._client(actor.practice_id, client_id)
             await self.account_of(client)
             if not client.direct_chat_access:
-                raise forbidden(
-                    "Direct chats are turned off for this client; use a group chat.",
-                    Codes.DIRECT_CHAT_DISABLED,
-                )
+                raise refuse.direct_chat_disabled()
             owner = actor.staff
         else:
             if staff_id is None:
-                raise invalid_param("staff_id", "Clients start direct chats with a 'staff_id'.")
+                raise refuse.direct_needs_staff()
             assert actor.client is not None
             subject_id = client_id or actor.client.client_id
             if subject_id not in actor.client_ids:
-                raise not_found("This client", Codes.UNKNOWN_CLIENT)
+                raise refuse.unknown_client()
             client = await self._client(actor.practice_id, subject_id)
             if not actor.client.direct_chat_access or not client.direct_chat_access:
-                raise forbidden(
-                    "Direct messages to the practice are turned off for this client.",
-                    Codes.DIRECT_CHAT_DISABLED,
-                )
+                raise refuse.direct_chat_disabled_for_client()
             owner = await self._staff(actor.practice_id, staff_id)
         async with self._locks[(actor.practice_id, client.client_id)]:
             candidates = await self._direct_candidates(actor, client, owner)
@@ -140,16 +130,11 @@ class ChatService:
                 for chat in candidates:
                     if chat.room_id == chat_id:
                         return chat, False
-                raise unknown_chat()
+                raise refuse.unknown_chat()
             if candidates and not create_new:
                 if len(candidates) == 1:
                     return candidates[0], False
-                raise PracticeError(
-                    Codes.CHOOSE_CHAT,
-                    "There is more than one chat with this person; choose one or start a new one.",
-                    409,
-                    candidates=[c.summary() for c in candidates],
-                )
+                raise refuse.choose_chat([c.summary() for c in candidates])
             owner_id = owner.staff_id
             chat = Chat(
                 RoomID(""),
@@ -180,7 +165,7 @@ class ChatService:
         members = [await self._staff(actor.practice_id, sid) for sid in _unique(staff_ids)]
         staff_set = _unique([staff.staff_id] + [s.staff_id for s in members])
         if len(staff_set) + len(clients) < 2:
-            raise invalid_param("client_ids", "A group chat needs at least one other member.")
+            raise refuse.too_few_members()
         _check_size(len(staff_set) + len(clients))
         chat = Chat(
             RoomID(""),
@@ -201,7 +186,7 @@ class ChatService:
         self._require_staff(actor)
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "direct":
-            raise PracticeError(Codes.NOT_DIRECT, "This chat is already a group chat.", 409)
+            raise refuse.already_group()
         new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
         async with self._room_locks[chat.room_id]:
             old_users = await self._users(chat)
@@ -230,9 +215,7 @@ class ChatService:
         self._require_staff(actor)
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "group":
-            raise PracticeError(
-                Codes.NOT_GROUP, "Only group chats take new members; convert it first.", 409
-            )
+            raise refuse.not_group()
         new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
         async with self._room_locks[chat.room_id]:
             old_users = await self._users(chat)
@@ -278,25 +261,14 @@ class ChatService:
         staff = self._require_staff(actor)
         chat = await self.visible_chat(actor, chat_id)
         if chat.kind != "direct":
-            raise PracticeError(
-                Codes.NOT_DIRECT, "Only direct chats are shared; add people to a group.", 409
-            )
+            raise refuse.not_direct()
         if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
-            raise forbidden(
-                "Only the chat's practitioner or the practice owner may share it.",
-                Codes.NOT_CHAT_OWNER,
-            )
+            raise refuse.not_owner_to_share()
         practice = await self._practice(actor.practice_id)
         if not self.plans.get(practice.plan, {}).get("direct_chat_sharing", False):
-            raise forbidden(
-                f"The practice's plan ({practice.plan}) does not include sharing direct chats.",
-                Codes.PLAN_FORBIDS_SHARING,
-            )
-        if not practice.settings.get("allow_direct_chat_sharing", True):
-            raise forbidden(
-                "The practice has turned off sharing direct chats.",
-                Codes.SHARING_DISABLED,
-            )
+            raise refuse.plan_forbids_sharing(practice.plan)
+        if not PracticeSettings.read(practice.settings).allow_direct_chat_sharing:
+            raise refuse.sharing_disabled()
         target = await self._staff(actor.practice_id, staff_id)
         async with self._room_locks[chat.room_id]:
             if target.staff_id in chat.staff_ids:
@@ -319,10 +291,7 @@ class ChatService:
         """Only the practice owner or the chat's practitioner may delete a chat."""
         staff = self._require_staff(actor)
         if staff.staff_id != chat.owner_staff_id and not actor.is_owner:
-            raise forbidden(
-                "Only the practice owner or the chat's practitioner may delete it.",
-                Codes.NOT_CHAT_OWNER,
-            )
+            raise refuse.not_owner_to_delete()
 
     async def delete(self, actor: Actor, chat_id: str) -> None:
         """Delete a chat for good (Synapse purges the room); owner or the chat's practitioner."""
@@ -403,7 +372,7 @@ class ChatService:
 
     def _require_staff(self, actor: Actor) -> Staff:
         if actor.staff is None:
-            raise forbidden("Only the practice's team may do this.", Codes.STAFF_ONLY)
+            raise refuse.staff_only()
         return actor.staff
 
     async def _staff_users(self, chat: Chat) -> list[UserID]:
@@ -527,8 +496,8 @@ def _unique(values: list[str]) -> list[str]:
 
 
 def _check_size(count: int) -> None:
-    if count > MAX_MEMBERS:
-        raise invalid_param("client_ids", f"A chat has at most {MAX_MEMBERS} members.")
+    if count > refuse.MAX_MEMBERS:
+        raise refuse.too_many_members()
 
 
-__all__ = ["ChatKind", "ChatService", "unknown_chat"]
+__all__ = ["ChatKind", "ChatService"]

@@ -17,10 +17,12 @@ from typing import Any
 from mautrix.types import UserID
 
 from bridge.audit import AuditLog
-from bridge.errors import Codes, PracticeError, forbidden, not_found, unknown_practice
+from bridge.errors import Codes, PracticeError, unknown_practice
 from bridge.identity import IdentityMapper
 from bridge.ports import Homeserver, MatrixSession
+from bridge.settings.model import PracticeSettings
 
+from . import refusals as refuse
 from .models import Client, Practice, Role, Staff
 from .store import DirectoryStore
 
@@ -75,12 +77,7 @@ class DirectoryService:
     ) -> tuple[Practice, bool]:
         plan = plan or self.default_plan
         if plan not in self.plans:
-            raise PracticeError(
-                Codes.UNKNOWN_PLAN,
-                f"Unknown plan '{plan}'; known plans: {', '.join(self.plans)}.",
-                400,
-                param="plan",
-            )
+            raise refuse.unknown_plan(plan, self.plans)
         existing = await self.store.get_practice(practice_id)
         practice = Practice(
             practice_id, name, plan, timezone, existing.settings if existing else {}
@@ -125,7 +122,7 @@ class DirectoryService:
     async def delete_staff(self, practice_id: str, staff_id: str, actor: str) -> Staff:
         staff = await self.store.get_staff(practice_id, staff_id)
         if staff is None:
-            raise not_found("This team member")
+            raise refuse.staff_not_found()
         staff.active = False
         await self.store.upsert_staff(staff)
         ended = await self._revoke(staff.user_id)
@@ -153,19 +150,14 @@ class DirectoryService:
             await self._check_primary(practice_id, client_id, family_primary_id)
         existing = await self.store.get_client(practice_id, client_id)
         if existing is None:
-            direct = not practice.settings.get("disable_direct_chat_for_new_clients", False)
+            rules = PracticeSettings.read(practice.settings)
+            direct = not rules.disable_direct_chat_for_new_clients
         else:
             direct = existing.direct_chat_access
             if family_primary_id is not None and await self.store.list_family(
                 practice_id, client_id
             ):
-                raise PracticeError(
-                    Codes.FAMILY_PRIMARY,
-                    "This client is the primary of "
-                    "a family and cannot become a family member itself.",
-                    409,
-                    param="family_primary_id",
-                )
+                raise refuse.family_primary()
         client = Client(
             practice_id,
             client_id,
@@ -202,33 +194,17 @@ class DirectoryService:
 
     async def _check_primary(self, practice_id: str, client_id: str, primary_id: str) -> None:
         if primary_id == client_id:
-            raise PracticeError(
-                Codes.INVALID_PARAM,
-                "A client cannot be their own family primary.",
-                400,
-                param="family_primary_id",
-            )
+            raise refuse.own_primary()
         primary = await self.store.get_client(practice_id, primary_id)
         if primary is None or not primary.active:
-            raise PracticeError(
-                Codes.UNKNOWN_FAMILY_PRIMARY,
-                "The family primary is not a client of this practice.",
-                400,
-                param="family_primary_id",
-            )
+            raise refuse.unknown_family_primary()
         if primary.is_sub_record:
-            raise PracticeError(
-                Codes.FAMILY_PRIMARY_IS_SUB_RECORD,
-                "The family primary is itself a family member; name their primary instead.",
-                400,
-                param="family_primary_id",
-                primary_id=primary.family_primary_id,
-            )
+            raise refuse.family_primary_is_sub_record(primary.family_primary_id)
 
     async def delete_client(self, practice_id: str, client_id: str, actor: str) -> Client:
         client = await self.store.get_client(practice_id, client_id)
         if client is None:
-            raise not_found("This client")
+            raise refuse.client_not_found()
         client.active = False
         async with self._user_locks[client.user_id]:
             await self.store.upsert_client(client)
@@ -244,7 +220,7 @@ class DirectoryService:
     ) -> Client:
         client = await self.store.get_client(practice_id, client_id)
         if client is None or not client.active:
-            raise not_found("This client")
+            raise refuse.client_not_found()
         before = replace(client)
         client.direct_chat_access = enabled
         await self.store.upsert_client(client)
@@ -283,9 +259,9 @@ class DirectoryService:
         await self.practice(practice_id)
         staff = await self.store.get_staff(practice_id, staff_id)
         if staff is None:
-            raise not_found("This team member")
+            raise refuse.staff_not_found()
         if not staff.active:
-            raise forbidden("This team member was removed from the practice.", Codes.STAFF_REMOVED)
+            raise refuse.staff_removed()
         async with self._user_locks[staff.user_id]:
             await self.hs.ensure_user(staff.user_id, staff.name)
             session = await self.hs.login(staff.user_id, "Practice portal")
@@ -300,7 +276,7 @@ class DirectoryService:
         await self.practice(practice_id)
         client = await self.store.get_client(practice_id, client_id)
         if client is None:
-            raise not_found("This client")
+            raise refuse.client_not_found()
         async with self._user_locks[client.user_id]:
             # Read again under the lock: a revocation that just finished must win.
             client = await self.store.get_client(practice_id, client_id) or client
@@ -315,20 +291,10 @@ class DirectoryService:
     @staticmethod
     def check_client_access(client: Client) -> None:
         if not client.active:
-            raise forbidden("This client was removed from the practice.", Codes.CLIENT_REMOVED)
+            raise refuse.client_removed()
         if client.is_sub_record:
-            raise PracticeError(
-                Codes.SUB_RECORD,
-                "This client is a family member without "
-                "an account of their own; their family primary uses the portal "
-                "for them.",
-                403,
-                primary_id=client.family_primary_id,
-            )
+            raise refuse.sub_record(client.family_primary_id)
         if not client.activated:
-            raise forbidden(
-                "This client has not activated their portal account.",
-                Codes.CLIENT_NOT_ACTIVATED,
-            )
+            raise refuse.client_not_activated()
         if not client.portal_access:
-            raise forbidden("This client has no portal access.", Codes.NO_PORTAL_ACCESS)
+            raise refuse.no_portal_access()

@@ -27,14 +27,15 @@ from mautrix.types import UserID
 from bridge.audit import AuditLog
 from bridge.chats.actors import Actor
 from bridge.chats.models import Chat
-from bridge.chats.service import ChatService, unknown_chat
+from bridge.chats.refusals import unknown_chat
+from bridge.chats.service import ChatService
 from bridge.chats.store import ChatStore
 from bridge.clock import now_ms
 from bridge.constants import ExportFormat
 from bridge.directory import DirectoryStore, Practice
 from bridge.errors import Codes, PracticeError, invalid_param
 from bridge.ports import Rooms
-from bridge.settings.model import practice_settings
+from bridge.settings.model import PracticeSettings
 
 from .csvfile import CsvSheet
 from .people import ROLE_LABELS, SenderBook
@@ -340,7 +341,7 @@ class ExportService:
             raise unknown_chat()
         if not member:
             raise unknown_chat()
-        if not practice_settings(practice.settings)["clients_may_export"]:
+        if not PracticeSettings.read(practice.settings).clients_may_export:
             raise not_allowed("The practice does not let clients export their chats.")
         if chat.kind != "direct":
             raise not_allowed("Clients may export their direct chats only.")

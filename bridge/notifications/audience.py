@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from mautrix.util.async_db import Connection, Database
 
-from bridge.settings import model
+from bridge.settings.model import UserSettings
 
 Audience = Literal["staff", "clients"]
 Querier = Connection | Database
@@ -99,8 +99,7 @@ async def email_alerts_on(q: Querier, user_ids: list[str]) -> set[str]:
         stored = {r["user_id"]: r["settings"] for r in rows}
         for user_id in chunk:
             raw = stored.get(user_id)
-            settings: dict[str, Any] = model.user_settings(json.loads(raw) if raw else None)
-            if settings["email_alerts"]:
+            if UserSettings.read(json.loads(raw) if raw else None).email_alerts:
                 wanted.add(user_id)
     return wanted
 

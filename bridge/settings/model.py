@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from bridge.errors import invalid_param
+from bridge.errors import PracticeError, invalid_param
 from bridge.fields import Checked, Flag, choice, pattern, refuse
 
 log = logging.getLogger("practice.settings")
@@ -190,10 +190,14 @@ def apply(user: UserSettings, practice: PracticeSettings, patch: Settings) -> Se
     stored = {**user.model_dump(), "practice": practice.model_dump()}
     after = Settings.model_validate(merged(stored, patch.model_dump(exclude_unset=True)))
     if after.autoresponder.enabled and not after.autoresponder.message.strip():
-        raise invalid_param(
-            "autoresponder.message", "An enabled autoresponder needs a message to send."
-        )
+        raise autoresponder_without_message()
     return after
+
+
+def autoresponder_without_message() -> PracticeError:
+    return invalid_param(
+        "autoresponder.message", "An enabled autoresponder needs a message to send."
+    )
 
 
 def user_settings(stored: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from bridge.audit import AuditLog
 from bridge.chats.actors import Actor
 from bridge.constants import PREFERENCES_EVENT
 from bridge.directory import DirectoryStore
-from bridge.errors import Codes, forbidden
+from bridge.errors import Codes, PracticeError, forbidden
 from bridge.ports import Rooms
 
 from . import model
@@ -55,11 +55,9 @@ class SettingsService:
         """Merge ``patch`` into the caller's settings (and, for the owner, the practice's)."""
         sent = patch.model_fields_set
         if "autoresponder" in sent and not actor.is_staff:
-            raise forbidden("Only the practice's team has an autoresponder.", Codes.STAFF_ONLY)
+            raise autoresponder_staff_only()
         if "practice" in sent and not actor.is_owner:
-            raise forbidden(
-                "Only the practice owner may change the practice's settings.", Codes.OWNER_ONLY
-            )
+            raise practice_owner_only()
         user = UserSettings.read(await self.store.user(actor.user_id))
         practice = PracticeSettings.read(await self._stored_practice(actor))
         after = model.apply(user, practice, patch)
@@ -97,3 +95,13 @@ class SettingsService:
         )
         if policy_changed:
             self.propagator.notify()
+
+
+def autoresponder_staff_only() -> PracticeError:
+    return forbidden("Only the practice's team has an autoresponder.", Codes.STAFF_ONLY)
+
+
+def practice_owner_only() -> PracticeError:
+    return forbidden(
+        "Only the practice owner may change the practice's settings.", Codes.OWNER_ONLY
+    )
