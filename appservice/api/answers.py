@@ -23,16 +23,18 @@ ChatKind = Literal["direct", "group"]
 Omitted = SkipJsonSchema[None]
 
 
-class Answer(BaseModel):
+class Shape(BaseModel):
+    """The shape of an answer; never instantiated."""
+
     model_config = ConfigDict(use_attribute_docstrings=True)
 
 
-class Created(Answer):
+class Created(Shape):
     created: bool
     """Whether this request created the record."""
 
 
-class Practice(Answer):
+class Practice(Shape):
     practice_id: Id
     name: str
     plan: str
@@ -43,7 +45,7 @@ class PracticeResult(Practice, Created):
     pass
 
 
-class Staff(Answer):
+class Staff(Shape):
     practice_id: Id
     staff_id: Id
     user_id: UserId
@@ -58,7 +60,7 @@ class StaffResult(Staff, Created):
     pass
 
 
-class Client(Answer):
+class Client(Shape):
     practice_id: Id
     client_id: Id
     user_id: UserId | None
@@ -78,7 +80,7 @@ class ClientResult(Client, Created):
     pass
 
 
-class SessionGrant(Answer):
+class SessionGrant(Shape):
     user_id: UserId
     access_token: str
     """A Matrix access token. Treat it as a secret."""
@@ -87,7 +89,7 @@ class SessionGrant(Answer):
     """The homeserver's base URL (`homeserver.address`)."""
 
 
-class AuditEntry(Answer):
+class AuditEntry(Shape):
     id: Ts
     practice_id: str | None
     actor: str
@@ -100,7 +102,7 @@ class AuditEntry(Answer):
     """Milliseconds since the Unix epoch."""
 
 
-class AuditPage(Answer):
+class AuditPage(Shape):
     entries: list[AuditEntry]
     """Newest first."""
 
@@ -108,7 +110,7 @@ class AuditPage(Answer):
 # -- chats -----------------------------------------------------------------------------------
 
 
-class ChatSummary(Answer):
+class ChatSummary(Shape):
     """A chat as the practice sees it."""
 
     chat_id: ChatId
@@ -121,13 +123,13 @@ class ChatSummary(Answer):
     """The client records the chat is about (family members included)."""
 
 
-class ChatCreated(Answer):
+class ChatCreated(Shape):
     chat_id: ChatId
     created: bool
     """Whether this request created it."""
 
 
-class StaffMember(Answer):
+class StaffMember(Shape):
     kind: Literal["staff"]
     staff_id: Id
     user_id: UserId
@@ -137,7 +139,7 @@ class StaffMember(Answer):
     """In the chat because it was shared with them."""
 
 
-class ClientMember(Answer):
+class ClientMember(Shape):
     kind: Literal["client"]
     client_id: Id
     name: str
@@ -149,7 +151,7 @@ class ClientMember(Answer):
     the chat, in milliseconds since the Unix epoch; null if it never has."""
 
 
-class ChatListItem(Answer):
+class ChatListItem(Shape):
     chat_id: ChatId
     kind: ChatKind
     name: str
@@ -169,18 +171,18 @@ class ChatListItem(Answer):
     subject_client_ids: list[Id]
 
 
-class ChatList(Answer):
+class ChatList(Shape):
     chats: list[ChatListItem]
     """Pinned first, then the latest message first."""
 
 
-class ChatRef(Answer):
+class ChatRef(Shape):
     chat_id: ChatId
     kind: ChatKind
     name: str | None
 
 
-class StaffContact(Answer):
+class StaffContact(Shape):
     staff_id: Id
     user_id: UserId
     name: str
@@ -188,7 +190,7 @@ class StaffContact(Answer):
     chats: list[ChatRef]
 
 
-class ClientContactEntry(Answer):
+class ClientContactEntry(Shape):
     client_id: Id
     user_id: UserId | None
     """Null for a family member."""
@@ -203,27 +205,27 @@ class ClientContact(ClientContactEntry):
     family_members: list[ClientContactEntry]
 
 
-class Contacts(Answer):
+class Contacts(Shape):
     team_members: list[StaffContact]
     groups: list[ChatRef]
     clients: list[ClientContact]
 
 
-class Deleted(Answer):
+class Deleted(Shape):
     deleted: Literal[True]
 
 
-class PinFlag(Answer):
+class PinFlag(Shape):
     chat_id: ChatId
     pinned: bool
 
 
-class HideFlag(Answer):
+class HideFlag(Shape):
     chat_id: ChatId
     hidden: bool
 
 
-class UnreadFlag(Answer):
+class UnreadFlag(Shape):
     chat_id: ChatId
     unread: bool
 
@@ -250,7 +252,7 @@ class Document(RootModel[dict[str, Any]]):
     """An OpenAPI document."""
 
 
-class Error(Answer):
+class Error(Shape):
     """Every error: a Matrix-style errcode and a sentence a client can show, sometimes with
     more fields. Treat unknown errcodes and fields as possible."""
 

@@ -121,7 +121,13 @@ AUTH_REFUSALS = {
         "SubRecord",
     ),
 }
-AUTHENTICATED = ("MissingToken", "UnknownToken", "InvalidUserId", "HomeserverFailed")
+AUTHENTICATED = (
+    "MissingToken",
+    "UnknownToken",
+    "InvalidUserId",
+    "UnknownParameter",
+    "HomeserverFailed",
+)
 STATUS = {
     400: "The request is malformed, or names something in a way the bridge refuses; `param` "
     "names the field or parameter at fault.",

@@ -23,6 +23,7 @@ from bridge.settings.service import autoresponder_staff_only, practice_owner_onl
 from . import auth, http
 from .bodies import ChatsQuery, PracticeWrite, StaffWrite
 from .directory import not_the_owner
+from .routing import unknown_parameter
 from .settings import not_the_team
 
 EXAMPLE_PRACTICE = "sunrise-wellness"
@@ -84,6 +85,11 @@ _ALL = [
         "InvalidFilter",
         _refused(ChatsQuery, {"filter": "starred"}),
         "`filter` or `include_hidden` has another value.",
+    ),
+    Refusal(
+        "UnknownParameter",
+        unknown_parameter("filters"),
+        "A query parameter the route does not take (a misspelt one would otherwise do nothing).",
     ),
     Refusal("TooLarge", http.too_large(), "The body is larger than 64 KiB."),
     # Who calls.

@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Generic, TypeVar, get_args, get_type_hints
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from bridge.chats.actors import Actor, resolve_actor
 from bridge.directory import DirectoryStore
+from bridge.errors import PracticeError, invalid_param
 from bridge.fields import check_chat_id, check_id, parse
 
 from .auth import Authenticator, Caller
@@ -30,6 +31,8 @@ from .http import read_json
 B = TypeVar("B")
 Q = TypeVar("Q")
 _PARAM_RE = re.compile(r"\{(\w+)\}")
+# Where a request keeps its route's operation id, for middlewares (metrics, logs).
+OPERATION = web.RequestKey("operation_id", str)
 # How each path parameter is checked; the document says the same (see document.py).
 PATH_CHECKS: dict[str, Callable[[str, Any], str]] = {
     "practice_id": check_id,
@@ -108,6 +111,13 @@ class Route:
     def path_params(self) -> list[str]:
         return _PARAM_RE.findall(self.path)
 
+    @cached_property
+    def query_params(self) -> frozenset[str]:
+        """The query parameters it takes: its query model's, and ``user_id`` (acting for a
+        user)."""
+        fields = self.query.model_fields.items() if self.query else ()
+        return frozenset({"user_id", *(f.alias or name for name, f in fields)})
+
 
 def register(
     router: web.UrlDispatcher,
@@ -146,6 +156,7 @@ async def _dispatch(
     directory: DirectoryStore,
     request: web.Request,
 ) -> web.StreamResponse:
+    request[OPERATION] = route.operation_id
     if route.auth is Auth.NONE:
         return await handler(Call(request, Caller(backend=False, user_id=None), {}, None, None))
     caller = await auth.authenticate(request)
@@ -157,6 +168,12 @@ async def _dispatch(
     path = {
         name: PATH_CHECKS[name](name, request.match_info.get(name)) for name in route.path_params
     }
+    for name in request.query.keys() - route.query_params:
+        raise unknown_parameter(name)  # a misspelt parameter would otherwise do nothing
     query = parse(route.query, dict(request.query)) if route.query else None
     body = parse(route.body, await read_json(request)) if route.body else None
     return await handler(Call(request, caller, path, query, body, actor))
+
+
+def unknown_parameter(name: str) -> PracticeError:
+    return invalid_param(name, f"Unknown query parameter '{name}'.")
