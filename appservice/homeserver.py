@@ -91,6 +91,12 @@ class SynapseHomeserver:
             raise
         return True
 
+    async def answers(self) -> None:
+        """Raise unless the client API answers (spec: GET /_matrix/client/versions)."""
+        url = f"{self.base_url}/_matrix/client/versions"
+        async with self.az.http_session.get(url) as resp:
+            resp.raise_for_status()
+
     async def whoami(self, access_token: str) -> UserID | None:
         """Who an access token belongs to (spec: GET /account/whoami), None if refused."""
         url = f"{self.base_url}/_matrix/client/v3/account/whoami"

@@ -23,7 +23,8 @@ from mautrix.appservice import AppService
 
 from bridge.errors import Codes
 from bridge.events import EventQueue, Pipeline
-from bridge.events.queue import valid_id
+from bridge.events.queue import origin_ts, valid_id
+from bridge.metrics import Metrics
 
 log = logging.getLogger("practice.intake")
 
@@ -42,10 +43,18 @@ def _forbidden() -> web.Response:
 class PracticeAppService(AppService):
     """The appservice server: mautrix's, with durable, constant-time-authenticated intake."""
 
-    def __init__(self, *args: Any, queue: EventQueue, pipeline: Pipeline, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        queue: EventQueue,
+        pipeline: Pipeline,
+        metrics: Metrics | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.queue = queue
         self.pipeline = pipeline
+        self.metrics = metrics or Metrics()
         self._store_lock = asyncio.Lock()
 
     def _check_token(self, request: web.Request) -> bool:
@@ -79,8 +88,13 @@ class PracticeAppService(AppService):
                 # Perhaps committed after all: let the pipeline look in the database.
                 self.pipeline.notify()
                 log.exception("Storing transaction %s failed; not acknowledged", txn_id)
+                self.metrics.transactions.labels("refused").inc()
                 return _error(503, Codes.UNKNOWN, "The bridge could not store the transaction.")
             self.pipeline.submit(stored)
+        offered = sum(1 for ev in events if valid_id(ev.get("event_id"))) + len(ephemeral)
+        stamps = [origin_ts(ev.payload) for ev in stored if not ev.ephemeral]
+        newest = max((ts for ts in stamps if ts > 0), default=None)
+        self.metrics.transaction_stored(len(stored), max(0, offered - len(stored)), newest)
         log.debug("Stored transaction %s: %d new events", txn_id, len(stored))
         return web.json_response({})
 

@@ -13,6 +13,7 @@ from appservice.api.chats import ChatRoutes
 from appservice.api.cors import install_cors
 from appservice.api.directory import DirectoryRoutes
 from appservice.api.export import ExportRoutes
+from appservice.api.health import HealthRoutes
 from appservice.api.routes import ROUTES
 from appservice.api.server import build_api_app
 from appservice.api.settings import SettingsRoutes
@@ -22,6 +23,7 @@ from appservice.enforcement import MatrixEnforcement
 from appservice.homeserver import MemoryASStateStore, SynapseHomeserver
 from appservice.intake import PracticeAppService
 from appservice.messenger import install_messenger
+from appservice.metrics import MetricsServer, api_metrics
 from appservice.rooms import SynapseRooms
 from bridge.audit import AuditLog
 from bridge.autoresponder import Autoresponder, AutoresponseSender
@@ -36,6 +38,8 @@ from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
 from bridge.events import EventQueue, Pipeline
 from bridge.export import ExportService, Requester
+from bridge.health import Health
+from bridge.metrics import Metrics, Sampler
 from bridge.notifications import Notifications
 from bridge.rules import PostHocRules, RuleStore
 from bridge.settings.propagate import PolicyPropagator
@@ -55,8 +59,9 @@ class Bridge:
             config.appservice.database, config.appservice.database_opts
         )
         self.mapper = config.identity_mapper()
+        self.metrics = Metrics()
         self.queue = EventQueue(self.db)
-        self.pipeline = Pipeline(self.db, self.queue)
+        self.pipeline = Pipeline(self.db, self.queue, metrics=self.metrics)
         self.az = PracticeAppService(
             server=config.homeserver.address,
             domain=config.homeserver.domain,
@@ -70,6 +75,7 @@ class Bridge:
             log=logging.getLogger("practice.appservice"),
             queue=self.queue,
             pipeline=self.pipeline,
+            metrics=self.metrics,
         )
         self.homeserver = SynapseHomeserver(self.az, config.homeserver.address.rstrip("/"))
         self.audit = AuditLog(self.db)
@@ -103,6 +109,7 @@ class Bridge:
             self.user_state,
             self.audit,
             lambda: self.az.intent.api,
+            metrics=self.metrics,
         )
         self.chat_directory = ChatDirectory(
             self.directory_store,
@@ -138,6 +145,7 @@ class Bridge:
             self.chat_store,
             self.chats,
             self.chat_directory,
+            metrics=self.metrics,
         )
         self.pipeline.add_handler(self.commands.intake)
         self.export = ExportService(
@@ -156,10 +164,12 @@ class Bridge:
             self.mapper,
             config.provisioning.token_cache_seconds,
         )
+        self.health = Health(self.db, self.queue, self.pipeline, self.homeserver.answers)
         self.api = build_api_app(
             config.provisioning.prefix,
             ROUTES,
             [
+                HealthRoutes(self.health),
                 DirectoryRoutes(self.directory, self.audit, self.auth),
                 SettingsRoutes(self.directory, self.settings),
                 ChatRoutes(self.chats, self.chat_directory, self.user_state),
@@ -170,10 +180,20 @@ class Bridge:
         )
         origins = config.provisioning.cors_origins
         install_cors(self.api, origins, config.provisioning.shared_secret)
+        # Outermost: every answer is counted, the middlewares' own refusals too.
+        self.api.middlewares.insert(0, api_metrics(self.metrics, config.provisioning.prefix))
         self.az.app.add_subapp(config.provisioning.prefix, self.api)
         install_messenger(
             self.az.app, config.homeserver.address, origins, config.provisioning.prefix
         )
+        self.metrics_server: MetricsServer | None = None
+        if config.metrics.enabled:
+            sampler = Sampler(
+                self.metrics, self.queue, self.pipeline, self.notifications.store, self.health
+            )
+            self.metrics_server = MetricsServer(
+                self.metrics, sampler, config.metrics.listen_address, config.metrics.listen_port
+            )
         self._prune_task: asyncio.Task[None] | None = None
         self._started = False
 
@@ -184,6 +204,8 @@ class Bridge:
     async def start(self) -> None:
         self._started = True
         await self.db.start()
+        if self.metrics_server is not None:
+            await self.metrics_server.start()
         host, port = self.config.appservice.hostname, self.config.appservice.port
         await self.az.start(host, port)
         log.info(
@@ -256,6 +278,8 @@ class Bridge:
         self.az.ready = False
         if self._prune_task:
             self._prune_task.cancel()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.policy.stop()
         await self.autoresponses.stop()
         await self.notifications.stop()

@@ -69,6 +69,7 @@ class Codes(StrEnum):
     AMBIGUOUS = PREFIX + "AMBIGUOUS"
     # The bridge itself.
     STORAGE_UNAVAILABLE = PREFIX + "STORAGE_UNAVAILABLE"
+    UNHEALTHY = PREFIX + "UNHEALTHY"
 
 
 class PracticeError(Exception):

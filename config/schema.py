@@ -245,6 +245,16 @@ class Notifications(Section):
     smtp: Smtp = key("How email is sent.")
 
 
+class Metrics(Section):
+    enabled: Flag = key(
+        "Serve Prometheus metrics at http://<listen_address>:<listen_port>/metrics "
+        "(docs/admin.md#metrics-and-alerts). Keep the port private: it needs no token.",
+        False,
+    )
+    listen_address: NonEmpty = key("", "127.0.0.1", must="an interface to listen on")
+    listen_port: Port = key("", 8000)
+
+
 _LOGGING = {
     "version": 1,
     "formatters": {
@@ -278,6 +288,7 @@ class Config(Section):
         "restart Synapse (`practice-bridge local` does this itself)."
     )
     notifications: Notifications = key("Email notifications. Off while smtp.hostname is empty.")
+    metrics: Metrics = key("Prometheus metrics, for monitoring.")
     logging: LoggingConfig = key(
         "Python logging configuration. See https://docs.python.org/3/library/logging.config.html",
         _LOGGING,

@@ -48,15 +48,18 @@ def _rate_limits_off() -> dict[str, Any]:
     }
 
 
-def client_listener(port: int, *, x_forwarded: bool = False) -> dict[str, Any]:
-    """A plain HTTP listener on the loopback interface serving the client API."""
+def client_listener(
+    port: int, *, x_forwarded: bool = False, metrics: bool = False
+) -> dict[str, Any]:
+    """A plain HTTP listener on the loopback interface serving the client API (and, with
+    ``metrics``, Synapse's Prometheus metrics at ``/_synapse/metrics``)."""
     return {
         "port": port,
         "bind_addresses": ["127.0.0.1"],
         "type": "http",
         "tls": False,
         "x_forwarded": x_forwarded,
-        "resources": [{"names": ["client"], "compress": False}],
+        "resources": [{"names": ["client", *(["metrics"] if metrics else [])], "compress": False}],
     }
 
 
@@ -89,7 +92,7 @@ def write_homeserver_config(
         "server_name": server_name,
         "public_baseurl": f"http://127.0.0.1:{port}/",
         "pid_file": str(data / "homeserver.pid"),
-        "listeners": [client_listener(port)],
+        "listeners": [client_listener(port, metrics=True)],
         "database": {"name": "sqlite3", "args": {"database": str(data / "homeserver.db")}},
         "media_store_path": str(data / "media"),
         "signing_key_path": str(key_path),
@@ -107,7 +110,7 @@ def write_homeserver_config(
         "modules": module if isinstance(module, list) else [module] if module else [],
         "presence": {"enabled": False},
         "url_preview_enabled": False,
-        "enable_metrics": False,
+        "enable_metrics": True,
         "allow_public_rooms_over_federation": False,
     }
     if fast:

@@ -404,6 +404,7 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
             return bool(attempts)
 
         await eventually(tried)
+        await _unhealthy(api, "synapse")
         practice_id = practice.practice_id
         down: list[tuple[str, str, Any, dict[str, Any]]] = [
             ("POST", f"/practices/{practice_id}/sessions", {"client_id": "c1"}, {}),
@@ -431,6 +432,7 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
         C.check("GET", "/audit", audit)
 
         await synapse.start()
+        await _healthy(api)
         # The client's messages reach the bridge again and are processed.
         after = await say(c1, practice.rooms["c1"], "After the restart")
         assert await all_processed(bridge.db, [after]) == {after: "ok"}
@@ -451,6 +453,29 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
         if bridge is not None:
             await bridge.stop()
         synapse.stop()
+
+
+async def _unhealthy(api: ApiClient, check: str) -> None:
+    """The health endpoint turns unhealthy, naming ``check``."""
+
+    async def failing() -> Reply | None:
+        probe = await api.call("GET", "/health", auth=False)
+        return probe if probe.status == 503 else None
+
+    probe = await eventually(failing)
+    assert probe.errcode == "ORG.PRACTICEBRIDGE.UNHEALTHY", probe
+    assert probe.body["checks"][check]["ok"] is False, probe
+    C.check("GET", "/health", probe)
+
+
+async def _healthy(api: ApiClient) -> None:
+    async def passing() -> Reply | None:
+        probe = await api.call("GET", "/health", auth=False)
+        return probe if probe.status == 200 else None
+
+    probe = await eventually(passing, timeout=60)
+    assert all(check["ok"] for check in probe.body["checks"].values()), probe
+    C.check("GET", "/health", probe)
 
 
 # -- PostgreSQL restarted under the bridge ----------------------------------------------------
@@ -584,7 +609,9 @@ async def test_postgres_restart_and_read_only_under_the_bridge(
             ), reply
             C.check(method, path.split("?")[0], reply)
         during = await say(c2, practice.rooms["c2"], "During the outage")
+        await _unhealthy(api, "database")
         await private_postgres.start_async()
+        await _healthy(api)
         assert await all_processed(bridge.db, [during]) == {during: "ok"}
 
         # Restarted while idle: the pool's connections are gone; the bridge reconnects.
@@ -757,11 +784,18 @@ async def test_full_database_refuses_cleanly_and_loses_nothing(
 
         await eventually(retried)
         assert set((await outcomes(bridge.db, sent)).values()) == {None}
+        # Held for the database: the metrics' waiting_for_storage; the health check, told to
+        # take any wait for stuck, turns unhealthy while the database still answers.
+        assert 0 < bridge.pipeline.waiting_for_storage <= len(sent)
+        bridge.health.stuck_after = 0
+        await _unhealthy(api, "pipeline")
 
         # Room again.
         await bridge.db.execute("DROP TABLE test_filler")
         await bridge.db.execute("PRAGMA max_page_count = 1073741823")
         assert await all_processed(bridge.db, sent) == dict.fromkeys(sent, "ok")
+        assert bridge.pipeline.waiting_for_storage == 0
+        await _healthy(api)
         await _one_reply_each(practice)
         s1 = await api.session_for(practice.practice_id, staff_id="s1")
         chats = await api.ok("GET", "/chats", token=s1.token)

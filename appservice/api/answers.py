@@ -248,6 +248,23 @@ class SettingsAnswer(Settings):
     """Chats still to be brought in line."""
 
 
+class CheckResult(Shape):
+    ok: bool
+    reason: str
+    """A few words: why it fails, or what it found ("nothing pending")."""
+
+
+HealthChecks = Annotated[
+    dict[str, CheckResult],
+    Field(description="Each check by name: database, synapse, pipeline."),
+]
+
+
+class Health(Shape):
+    status: Literal["healthy"]
+    checks: HealthChecks
+
+
 class Document(RootModel[dict[str, Any]]):
     """An OpenAPI document."""
 
@@ -269,3 +286,7 @@ class Error(Shape):
     """With CHOOSE_CHAT: the chats to choose from."""
     reason: str | Omitted = None
     """With DELETE_FAILED: what the homeserver said."""
+    status: Literal["unhealthy"] | Omitted = None
+    """With UNHEALTHY."""
+    checks: HealthChecks | Omitted = None
+    """With UNHEALTHY: every check of `GET /health`, the failing ones with their reason."""

@@ -137,7 +137,8 @@ STATUS = {
     409: "In conflict with what exists.",
     413: "The body is larger than 64 KiB.",
     502: "The homeserver failed; retry later.",
-    503: "The bridge's database cannot be used right now; retry later.",
+    503: "The bridge cannot do this right now (its database cannot be used; for `/health`, a "
+    "check fails); retry later.",
     504: "The homeserver is not done yet; retry later.",
 }
 _USER_ROUTE = (

@@ -17,12 +17,14 @@ from bridge.directory import refusals as directory
 from bridge.errors import PracticeError, bad_json, unknown_practice
 from bridge.export.service import not_allowed
 from bridge.fields import check_chat_id, parse
+from bridge.health import Check
 from bridge.settings.model import Settings, autoresponder_without_message
 from bridge.settings.service import autoresponder_staff_only, practice_owner_only
 
 from . import auth, http
 from .bodies import ChatsQuery, PracticeWrite, StaffWrite
 from .directory import not_the_owner
+from .health import unhealthy
 from .routing import unknown_parameter
 from .settings import not_the_team
 
@@ -323,6 +325,17 @@ _ALL = [
         http.database_unavailable(),
         "The bridge's database cannot be used right now (unreachable, restarting, full or "
         "read-only); nothing was changed, the request may be retried.",
+    ),
+    Refusal(
+        "Unhealthy",
+        unhealthy(
+            [
+                Check("database", True, "ok"),
+                Check("synapse", False, "unreachable (ClientConnectorError)"),
+                Check("pipeline", True, "nothing pending"),
+            ]
+        ),
+        "This bridge process cannot do its work right now: send its traffic elsewhere.",
     ),
 ]
 REFUSALS = {refusal.name: refusal for refusal in _ALL}

@@ -30,6 +30,7 @@ from .bodies import (
 from .chats import ChatRoutes
 from .directory import DirectoryRoutes
 from .export import ExportRoutes
+from .health import HealthRoutes
 from .routing import Answer, Auth, Handler, Route
 from .server import MetaRoutes
 from .settings import SettingsRoutes
@@ -482,5 +483,21 @@ ROUTES: list[Route] = [
         {200: Answer("The OpenAPI document.", a.Document)},
         "The OpenAPI document of this API, with `servers` set to the configured prefix. No "
         "authentication.",
+    ),
+    Route(
+        "GET",
+        "/health",
+        "getHealth",
+        HealthRoutes.get_health,
+        Auth.NONE,
+        "meta",
+        "Whether this bridge process can serve (for load balancers)",
+        {200: Answer("Every check passes.", a.Health)},
+        "No authentication; cheap to call often (the checks' results are kept for two "
+        "seconds). Healthy when the bridge's database answers, Synapse's client API answers, "
+        "and the event pipeline runs with no stored event waiting longer than five minutes. "
+        "Any failing check makes it `503 ORG.PRACTICEBRIDGE.UNHEALTHY` with every check and "
+        "the reason of each failing one (docs/admin.md#health).",
+        errors=("Unhealthy",),
     ),
 ]

@@ -21,6 +21,7 @@ from bridge.chats.listing import ChatDirectory
 from bridge.chats.service import ChatService
 from bridge.chats.store import ChatStore
 from bridge.directory import DirectoryStore
+from bridge.metrics import Metrics
 from bridge.ports import Rooms
 
 from .export import ChatExporter, ExportFile
@@ -45,6 +46,7 @@ class BotCommands:
         listing: ChatDirectory,
         *,
         exporter: ChatExporter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = CommandStore(db)
         self.private = PrivateRooms(az, rooms, self.store)
@@ -58,7 +60,7 @@ class BotCommands:
             az.domain,
             exporter,
         )
-        self.worker = CommandWorker(self.store, self.runner)
+        self.worker = CommandWorker(self.store, self.runner, metrics)
         self.intake = CommandIntake(self.store, az.bot_mxid, self.worker.expect)
 
     @property

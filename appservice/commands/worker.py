@@ -19,7 +19,9 @@ from collections import deque
 
 from bridge.clock import now_ms
 from bridge.events.queue import RETENTION_MS
+from bridge.metrics import Metrics
 
+from .parse import COMMANDS, INVITED, LEAVE, UNKNOWN
 from .runner import CommandRunner
 from .store import CommandStore, Job
 
@@ -30,12 +32,16 @@ _POLL_SECONDS = 30.0  # a safety net: rows are normally found through expect()
 _EXPECT_TIMEOUT_MS = 120_000
 _RETRY_DELAY = 1.0
 _MAX_PARALLEL = 8
+_KNOWN = COMMANDS | {INVITED, LEAVE}
 
 
 class CommandWorker:
-    def __init__(self, store: CommandStore, runner: CommandRunner) -> None:
+    def __init__(
+        self, store: CommandStore, runner: CommandRunner, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.runner = runner
+        self.metrics = metrics or Metrics()
         # event id -> (its sequence number in the intake queue, give up looking at (ms))
         self._expected: dict[str, tuple[int, int]] = {}
         self._held: set[int] = set()  # job ids queued or running
@@ -158,6 +164,7 @@ class CommandWorker:
             except Exception:
                 log.warning("Could not tell %s that command %d failed", job.sender, job.id)
         log.info("Command %s from %s in %s: %s", job.command, job.sender, job.room_id, outcome)
+        self._count(job.command, outcome)
         while True:
             try:
                 await self.store.mark_done(job.id, outcome)
@@ -165,6 +172,12 @@ class CommandWorker:
             except Exception:
                 log.warning("Could not mark command %d done; retrying", job.id, exc_info=True)
                 await asyncio.sleep(_RETRY_DELAY)
+
+    def _count(self, command: str, outcome: str) -> None:
+        """Commands by name (one of a fixed few) and the kind of outcome: ok, refused, ignored
+        or failed, without the reason."""
+        name = command if command in _KNOWN else UNKNOWN
+        self.metrics.commands.labels(name, outcome.partition(":")[0]).inc()
 
     def _check_idle(self) -> None:
         if not self._expected and not self._held and not self._wake.is_set():

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from mautrix.util.async_db import Connection, Database, Scheme
 
 from bridge.db import storage_unavailable, transaction
+from bridge.metrics import Metrics
 
 from .queue import Batch, EventQueue, QueuedEvent
 from .sqlite import write_transaction
@@ -65,6 +66,7 @@ class Pipeline:
         *,
         workers: int | None = None,
         max_backlog: int = _MAX_BACKLOG,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -85,6 +87,9 @@ class Pipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self.processed = 0
+        self.metrics = metrics or Metrics()
+        # Events in batches held back because the database cannot be written.
+        self.waiting_for_storage = 0
 
     def add_handler(self, handler: EventHandler) -> None:
         self.handlers.append(handler)
@@ -139,6 +144,10 @@ class Pipeline:
     @property
     def backlog(self) -> int:
         return self._backlog
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not self._stopped
 
     def _enqueue(self, events: Iterable[QueuedEvent]) -> None:
         for ev in events:
@@ -227,23 +236,32 @@ class Pipeline:
                 self._wake.set()
 
     async def _process(self, batch: list[QueuedEvent]) -> None:
-        while True:
-            try:
-                await self._run_handlers(batch)
-                self.processed += len(batch)
-                return
-            except Exception as e:
-                if _unreachable(e):
-                    log.warning("The database failed (%s); retrying", type(e).__name__)
+        waiting = 0  # this batch's share of waiting_for_storage
+        try:
+            while True:
+                try:
+                    await self._run_handlers(batch)
+                    self.processed += len(batch)
+                    self.metrics.events_processed(ev.payload for ev in batch)
+                    return
+                except Exception as e:
+                    if _unreachable(e):
+                        log.warning("The database failed (%s); retrying", type(e).__name__)
+                        self.waiting_for_storage += len(batch) - waiting
+                        waiting = len(batch)
+                        await asyncio.sleep(_RETRY_DELAY)
+                        continue
+                    self.waiting_for_storage -= waiting
+                    waiting = 0
+                    if len(batch) > 1:
+                        for ev in batch:
+                            await self._process([ev])
+                        return
+                    if await self._mark_failed(batch[0], e):
+                        return
                     await asyncio.sleep(_RETRY_DELAY)
-                    continue
-                if len(batch) > 1:
-                    for ev in batch:
-                        await self._process([ev])
-                    return
-                if await self._mark_failed(batch[0], e):
-                    return
-                await asyncio.sleep(_RETRY_DELAY)
+        finally:
+            self.waiting_for_storage -= waiting
 
     async def _run_handlers(self, batch: list[QueuedEvent]) -> None:
         if isinstance(batch, Batch):
@@ -273,6 +291,7 @@ class Pipeline:
                     conn, [ev.seq], outcome=f"failed:{type(error).__name__}"
                 )
             self.processed += 1
+            self.metrics.events_processed([ev.payload], "failed")
             return True
         except Exception:
             log.exception("Could not record the failure of %s", ev.event_id)

@@ -229,10 +229,19 @@ class EventQueue:
                 seqs,
             )
 
-    async def unprocessed_count(self) -> int:
-        return int(
-            await self.db.fetchval("SELECT count(*) FROM event_queue WHERE processed_at IS NULL")
+    async def oldest_pending(self) -> int | None:
+        """When the oldest unprocessed event was stored (ms), if any: one step of an index."""
+        value = await self.db.fetchval(
+            "SELECT received_at FROM event_queue WHERE processed_at IS NULL ORDER BY seq LIMIT 1"
         )
+        return int(value) if value is not None else None
+
+    async def backlog(self) -> tuple[int, int | None]:
+        """How many events are unprocessed, and when the oldest of them was stored (ms)."""
+        count = await self.db.fetchval(
+            "SELECT count(*) FROM event_queue WHERE processed_at IS NULL"
+        )
+        return int(count), await self.oldest_pending()
 
     async def prune(self, retention_ms: int = RETENTION_MS) -> None:
         cutoff = now_ms() - retention_ms

@@ -14,6 +14,7 @@ from bridge.audit import AuditLog
 from bridge.chats.userstate import UserStateMirror
 from bridge.directory import DirectoryStore
 from bridge.identity import IdentityMapper
+from bridge.metrics import Metrics
 
 from .index import MessageIndex
 from .mailer import Mailer, SendError, SmtpMailer, SmtpSettings
@@ -42,6 +43,7 @@ class Notifications:
         bot_api: Callable[[], HTTPAPI],
         *,
         mailer: Mailer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         smtp = SmtpSettings.from_section(config.smtp)
         self.enabled = smtp.enabled
@@ -65,6 +67,7 @@ class Notifications:
             EmailSettings(config.portal_url, smtp.from_address),
             mapper.bot_mxid,
             sending=smtp.enabled,
+            metrics=metrics,
         )
 
     def start(self) -> None:

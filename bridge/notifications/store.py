@@ -111,6 +111,16 @@ class OutboxStore:
         )
         return int(value) if value is not None else None
 
+    async def backlog(self) -> tuple[int, int | None]:
+        """How many rows are pending, and the earliest due time among them (ms)."""
+        row = await self.db.fetchrow(
+            "SELECT count(*) AS n, min(due_at) AS first_due FROM notification_outbox "
+            "WHERE status='pending'"
+        )
+        assert row is not None  # an aggregate always has a row
+        first_due = row["first_due"]
+        return int(row["n"]), int(first_due) if first_due is not None else None
+
     async def pending(self, recipient: str, room_id: str) -> list[OutboxRow]:
         rows = await self.db.fetch(
             "SELECT id, recipient, room_id, event_id, sender, message_ts, email_id "

@@ -35,6 +35,7 @@ from bridge.audit import AuditLog
 from bridge.chats.userstate import UserStateMirror
 from bridge.clock import now_ms
 from bridge.directory import DirectoryStore
+from bridge.metrics import Metrics
 from bridge.settings import model
 
 from .audience import ChatAudience, Recipient, chat_audience, display_name, email_alerts_on
@@ -95,6 +96,7 @@ class NotificationWorker:
         pacing: Pacing | None = None,
         clock: Callable[[], int] = now_ms,
         sending: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.store = store
@@ -110,6 +112,7 @@ class NotificationWorker:
         self.clock = clock
         # Off while no mail server is configured: then the worker only prunes.
         self.sending = sending
+        self.metrics = metrics or Metrics()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -322,6 +325,7 @@ class NotificationWorker:
         except SendError as e:
             return await self._send_failed(audience, recipient, email, rows, e, now)
         await self.store.email_sent(email, rows, self.clock())
+        self.metrics.emails.labels("sent").inc()
         self._server_failures = 0
         log.info(
             "Emailed %s about %d message(s) in %s", recipient.user_id, len(rows), audience.room_id
@@ -346,6 +350,7 @@ class NotificationWorker:
             return Outcome.NOTHING
         retry_at = now + self.pacing.backoff(attempts)
         await self.store.email_retry(email, rows, error.reason, retry_at)
+        self.metrics.emails.labels("retry").inc()
         log.warning(
             "Email to %s failed (%s), attempt %d; retrying later",
             recipient.user_id,
@@ -367,6 +372,7 @@ class NotificationWorker:
         reason: str,
     ) -> None:
         await self.store.email_failed(email, rows, reason, self.clock())
+        self.metrics.emails.labels("failed").inc()
         await self.audit.record(
             audience.practice_id,
             self.bot,
