@@ -1,4 +1,5 @@
-"""The `practice-bridge` command: run, generate-config, generate-registration, local."""
+"""The `practice-bridge` command: run, check, generate-config, generate-registration, snippet,
+local, export."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import logging.config
 import os
 import signal
 import sys
+from typing import Any
 
-from config import Config, ConfigError, generate_config, load_config
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from config import Config, ConfigError, load_config, write_config
 from registration.workers import Backing
 
 log = logging.getLogger("practice.cli")
@@ -25,11 +30,45 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the bridge (the default)")
     gen = sub.add_parser("generate-config", help="write a config with fresh secrets")
     gen.add_argument("--force", action="store_true", help="overwrite an existing config")
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="KEY=VALUE",
+        help="set a key (dotted, e.g. homeserver.domain=example.com; the value is read as "
+        "YAML); repeat for more",
+    )
     reg = sub.add_parser(
         "generate-registration",
-        help="write the appservice registration and print the Synapse snippet",
+        help="write the appservice registration with fresh tokens and print the lines to "
+        "merge into homeserver.yaml",
     )
-    reg.add_argument("-r", "--registration", default="registration.yaml")
+    snippet = sub.add_parser(
+        "snippet",
+        help="print the lines to merge into homeserver.yaml again, from the existing "
+        "registration (its tokens stay as they are)",
+    )
+    for command in (reg, snippet):
+        command.add_argument("-r", "--registration", default="registration.yaml")
+        command.add_argument(
+            "--synapse-copy",
+            metavar="PATH",
+            help="where Synapse reads its copy of the registration, if not from the file "
+            "itself (docs/admin.md)",
+        )
+    reg.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing registration: new tokens (copy it to Synapse again and "
+        "restart Synapse and the bridge)",
+    )
+    snippet.add_argument(
+        "--merge",
+        metavar="HOMESERVER_YAML",
+        help="print this homeserver.yaml ('-': read from stdin) with the lines merged in: "
+        "added to its lists, the bridge's earlier entries replaced, the rest kept",
+    )
     local = sub.add_parser("local", help="run a local Synapse and the bridge (make run)")
     local.add_argument("--data", default="data", help="folder for configs and databases")
     local.add_argument("--demo", action="store_true", help="seed a demo practice")
@@ -65,6 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        parsed = YAML(typ="safe", pure=True).load(value) if value.strip() else ""
+    except YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def _port(value: str) -> int:
     try:
         port = int(value)
@@ -94,23 +144,19 @@ def _dispatch(args: argparse.Namespace) -> int:
                 f"practice-bridge: {args.config} exists; use --force to overwrite", file=sys.stderr
             )
             return 1
-        generate_config(args.config)
-        print(f"Wrote {args.config}. Next: practice-bridge generate-registration")
-        return 0
-    if args.command == "generate-registration":
-        from registration import generate_registration, homeserver_snippet
-
-        config = _load(args.config)
-        try:
-            generate_registration(config, args.registration)
-        except OSError as e:
+        unset = write_config(args.config, **dict(args.set))
+        if unset:
+            keys = ", ".join(unset[:-1]) + (" and " if len(unset) > 1 else "") + unset[-1]
             print(
-                f"practice-bridge: cannot write {args.registration}: {e.strerror}", file=sys.stderr
+                f"Wrote {args.config}. Next: edit it to set {keys} (they have no default; "
+                "the file says what each one is), then run `practice-bridge "
+                "generate-registration`."
             )
-            return 1
-        print(f"Wrote {args.registration} and stored its tokens in {args.config}.\n")
-        print(homeserver_snippet(config, args.registration))
+        else:
+            print(f"Wrote {args.config}. Next: practice-bridge generate-registration")
         return 0
+    if args.command in ("generate-registration", "snippet"):
+        return _registration(args)
     if args.command == "local":
         from bridge.local import run_local
 
@@ -129,6 +175,71 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return asyncio.run(export_command(config, args))
     return asyncio.run(run_bridge(config))
+
+
+def _registration(args: argparse.Namespace) -> int:
+    """generate-registration and snippet: status on stderr, the snippet alone on stdout."""
+    from registration import (
+        generate_registration,
+        homeserver_snippet,
+        read_registration,
+        registration_mismatches,
+        snippet_entries,
+    )
+    from registration.homeserver import merge_homeserver_config
+
+    def fail(message: str) -> int:
+        print(f"practice-bridge: {message}", file=sys.stderr)
+        return 1
+
+    config = _load(args.config)
+    path = args.registration
+    synapse_copy = args.synapse_copy or path
+    if args.command == "generate-registration":
+        if os.path.exists(path) and not args.force:
+            return fail(
+                f"{path} exists and Synapse may be using its tokens. `practice-bridge snippet` "
+                "prints the lines for homeserver.yaml again; `generate-registration --force` "
+                "makes new tokens (then give Synapse the new file and restart both)."
+            )
+        try:
+            generate_registration(config, path)
+        except OSError as e:
+            return fail(f"cannot write {path}: {e.strerror}")
+        copy = "" if synapse_copy == path else f" (copy it to {synapse_copy} for Synapse)"
+        print(
+            f"Wrote {path}{copy} and stored its tokens in {args.config}. Merge the lines "
+            "below into homeserver.yaml; `practice-bridge snippet` prints them again.",
+            file=sys.stderr,
+        )
+    else:
+        try:
+            mismatches = registration_mismatches(config, read_registration(path))
+        except (OSError, ValueError) as e:
+            reason = e.strerror if isinstance(e, OSError) else str(e)
+            return fail(f"cannot read the registration {path}: {reason}")
+        if mismatches:
+            return fail(
+                f"{path} does not belong to {args.config}: "
+                + "; ".join(mismatches)
+                + ". `generate-registration --force` writes a new one."
+            )
+    if args.command == "snippet" and args.merge:
+        try:
+            if args.merge == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.merge) as f:
+                    text = f.read()
+            merged = merge_homeserver_config(text, snippet_entries(config, synapse_copy))
+        except OSError as e:
+            return fail(f"cannot read {args.merge}: {e.strerror}")
+        except (ValueError, YAMLError) as e:
+            return fail(f"cannot merge into {args.merge}: {str(e).splitlines()[0]}")
+        sys.stdout.write(merged if merged.endswith("\n") else merged + "\n")
+        return 0
+    sys.stdout.write(homeserver_snippet(config, synapse_copy))
+    return 0
 
 
 def _load(path: str) -> Config:

@@ -1,7 +1,7 @@
 """Config schema, loading, upgrading and validation."""
 
 from .fields import ConfigError
-from .loader import EXAMPLE_PATH, ConfigFile, generate_config, load_config
+from .loader import EXAMPLE_PATH, ConfigFile, generate_config, load_config, write_config
 from .schema import PLACEHOLDER_TOKEN, Config
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "ConfigFile",
     "generate_config",
     "load_config",
+    "write_config",
 ]

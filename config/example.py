@@ -31,7 +31,7 @@ def example_text() -> str:
         if section_of(info) is None and KeyInfo.of(info).required
     ]
     keys = f"{', '.join(required[:-1])} and {required[-1]}" if len(required) > 1 else required[0]
-    header = f"{HEADER}\n{keys} have no default: a config without them does not start."
+    header = f"{HEADER}\n{keys} have no default: a config does not start until they are set."
     lines = _comment(header, 0)
     _section(Config, 0, lines)
     return "\n".join(lines) + "\n"
@@ -47,6 +47,10 @@ def _section(model: type[BaseModel], indent: int, lines: list[str]) -> None:
         if section is not None:
             lines.append(f"{' ' * indent}{name}:")
             _section(section, indent + INDENT, lines)
+        elif about.required:
+            # Left empty: a config fails until the admin sets it.
+            lines += _comment(f"Required, no default: set it, e.g. {about.example}", indent)
+            lines += _entry(name, "", indent)
         else:
             lines += _entry(name, about.example, indent)
 

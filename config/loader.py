@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import Comment, CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import PlainScalarString
 
 from .fields import ConfigError, KeyInfo, config_error, is_mapping, schema_keys, section_of
 from .schema import Config
@@ -63,8 +64,7 @@ class ConfigFile(BaseFileConfig):
         self.dropped_keys: list[str] = []
 
     def load_base(self) -> RecursiveDict[CommentedMap] | None:
-        with open(self.base_path) as f:
-            return RecursiveDict(yaml().load(f), CommentedMap)
+        return _example_data()
 
     def do_update(self, helper: ConfigUpdateHelper) -> None:
         copy_key, _, base = helper
@@ -345,12 +345,46 @@ def _read(path: str) -> str:
 
 def generate_config(path: str | os.PathLike[str], **overrides: Any) -> Config:
     """Write a fresh config from the example, with new secrets and the given overrides (by
-    dotted key: ``**{"homeserver.domain": "example.com"}``)."""
+    dotted key: ``**{"homeserver.domain": "example.com"}``), and load it."""
+    write_config(path, **overrides)
+    return load_config(path)
+
+
+def write_config(path: str | os.PathLike[str], **overrides: Any) -> list[str]:
+    """Write a fresh config from the example (mode 600), with new secrets and the overrides;
+    return the required keys it leaves unset (empty in the file: the config fails until the
+    admin sets them). A bad override raises ConfigError and writes nothing."""
+    data = _example_data()
+    _fresh_secrets(data)
+    keys = [(key, info) for key, info in schema_keys(Config) if section_of(info) is None]
+    for key, value in overrides.items():
+        if not any(key == k or (is_mapping(i) and key.startswith(k + ".")) for k, i in keys):
+            raise ConfigError(key, "is not a key of this config (see example-config.yaml)")
+        data[key] = value
+    unset = [
+        key
+        for key, info in schema_keys(Config)
+        if info.is_required() and section_of(info) is None and data[key] == ""
+    ]
+    # Check what was given now, with the example's values standing in for the unset keys.
+    trial = copy.deepcopy(data)
+    for key in unset:
+        trial[key] = KeyInfo.of(dict(schema_keys(Config))[key]).example
+    path = os.fspath(path)
+    with tempfile.TemporaryDirectory() as folder:
+        check = os.path.join(folder, "config.yaml")
+        _write_atomic(check, _dump(trial._data), mode=0o600)
+        load_config(check, save=False)
+    _write_atomic(path, _dump(data._data), mode=0o600)
+    return unset
+
+
+def _example_data() -> RecursiveDict[CommentedMap]:
+    """The example config, its required keys empty and without quotes of their own (ruamel
+    keeps a replaced value's quotes: a value the admin set must not take the example's)."""
     with open(EXAMPLE_PATH) as f:
         data = RecursiveDict(yaml().load(f), CommentedMap)
-    _fresh_secrets(data)
-    for key, value in overrides.items():
-        data[key] = value
-    path = os.fspath(path)
-    _write_atomic(path, _dump(data._data), mode=0o600)
-    return load_config(path)
+    for key, info in schema_keys(Config):
+        if info.is_required() and section_of(info) is None:
+            data[key] = PlainScalarString("")
+    return data

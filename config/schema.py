@@ -67,7 +67,9 @@ class Homeserver(Section):
         must="the http(s) URL of the homeserver",
     )
     domain: ServerName = key(
-        "The server name (the part after ':' in user ids).", "localhost", required=True
+        "The server name (the part after ':' in user ids): Synapse's server_name.",
+        "example.com",
+        required=True,
     )
     verify_ssl: Flag = key(
         "Whether to verify TLS certificates when talking to the homeserver.", True

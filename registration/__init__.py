@@ -6,6 +6,9 @@ from .generate import (
     media_module_entry,
     module_entries,
     module_entry,
+    read_registration,
+    registration_mismatches,
+    snippet_entries,
 )
 
 __all__ = [
@@ -14,4 +17,7 @@ __all__ = [
     "media_module_entry",
     "module_entries",
     "module_entry",
+    "read_registration",
+    "registration_mismatches",
+    "snippet_entries",
 ]

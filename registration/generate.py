@@ -7,6 +7,8 @@ tokens are written back into the bridge config so the two always match.
 
 from __future__ import annotations
 
+import hmac
+import io
 import os
 import re
 import secrets
@@ -113,20 +115,60 @@ def module_entries(config: Config, *, promote_bot_to_admin: bool = True) -> list
     ]
 
 
-def homeserver_snippet(config: Config, registration_path: str | os.PathLike[str]) -> str:
-    """The lines an admin adds to homeserver.yaml, as YAML text."""
-    import io
+def snippet_entries(config: Config, registration_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What homeserver.yaml needs for the bridge: the registration's path (where Synapse reads
+    it) in ``app_service_config_files`` and the modules in ``modules``."""
+    return {
+        "app_service_config_files": [os.path.abspath(registration_path)],
+        "modules": module_entries(config),
+    }
 
+
+SNIPPET_HEADER = """\
+# practice-bridge: merge these lines into homeserver.yaml (docs/admin.md).
+# Add the path to your existing app_service_config_files list and the two entries to your
+# existing modules list: a second `modules:` or `app_service_config_files:` key would make
+# YAML drop the first one, and with it another bridge or module. `practice-bridge snippet
+# --merge homeserver.yaml` prints homeserver.yaml with these merged in, for you to review.
+# The modules run in Synapse's Python environment: pip install the practice-bridge-synapse
+# package there (the synapse-module folder of practice-bridge).
+"""
+
+
+def homeserver_snippet(config: Config, registration_path: str | os.PathLike[str]) -> str:
+    """The lines an admin merges into homeserver.yaml, as YAML text."""
     out = io.StringIO()
-    out.write(
-        "# Add to homeserver.yaml (the module needs practice-bridge installed in Synapse's\n"
-        "# Python environment).\n"
-    )
-    YAML().dump(
-        {
-            "app_service_config_files": [os.path.abspath(registration_path)],
-            "modules": module_entries(config),
-        },
-        out,
-    )
+    out.write(SNIPPET_HEADER)
+    YAML().dump(snippet_entries(config, registration_path), out)
     return out.getvalue()
+
+
+def read_registration(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The registration file as written by :func:`generate_registration`."""
+    with open(path) as f:
+        data = YAML(typ="safe").load(f)
+    if not isinstance(data, dict):
+        raise ValueError("is not a registration (a YAML mapping)")
+    return data
+
+
+def registration_mismatches(config: Config, registration: dict[str, Any]) -> list[str]:
+    """Where the registration file and the config disagree (empty: they belong together)."""
+    appservice = config.appservice
+    expected = {
+        "id": appservice.id,
+        "url": appservice.address,
+        "sender_localpart": appservice.bot_username,
+    }
+    problems = [
+        f"its {name} is {registration.get(name)!r} but config.yaml says {value!r}"
+        for name, value in expected.items()
+        if registration.get(name) != value
+    ]
+    for name in ("as_token", "hs_token"):
+        theirs = registration.get(name)
+        if not isinstance(theirs, str) or not hmac.compare_digest(
+            theirs.encode(), getattr(appservice, name).encode()
+        ):
+            problems.append(f"its {name} is not the one in config.yaml")
+    return problems

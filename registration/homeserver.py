@@ -8,6 +8,7 @@ processes.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import socket
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from .processes import ChildProcess, ProcessGroup
 
@@ -150,6 +153,52 @@ class SynapseSpec:
             fast=self.fast,
             settings=settings,
         )
+
+
+def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
+    """An existing homeserver.yaml (``text``) with the bridge's ``entries``
+    (``registration.snippet_entries``) merged in, comments and everything else kept: the
+    registration path joins ``app_service_config_files`` unless listed, the modules replace
+    their own earlier entries in ``modules`` (matched by class) and join the other modules,
+    and any other key is set."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    data = None
+    if text.strip():
+        # Written back in the file's own indentation, so that the diff shows only the merge.
+        _, sequence, offset = load_yaml_guess_indent(text)
+        offset = offset or 0
+        sequence = sequence or 2
+        yaml.indent(mapping=max(sequence - offset, 2), sequence=sequence, offset=offset)
+        data = yaml.load(text)
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, dict):
+        raise ValueError("is not a homeserver.yaml (a YAML mapping)")
+    for key, value in entries.items():
+        if key == "app_service_config_files":
+            files = _list_at(data, key)
+            files.extend(path for path in value if path not in files)
+        elif key == "modules":
+            modules = _list_at(data, key)
+            ours = {entry["module"] for entry in value}
+            keep = [m for m in modules if not (isinstance(m, dict) and m.get("module") in ours)]
+            modules[:] = [*keep, *value]
+        else:
+            data[key] = value
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _list_at(data: Any, key: str) -> Any:
+    value = data.get(key)
+    if value is None:
+        value = data[key] = CommentedSeq()
+    if not isinstance(value, list):
+        raise ValueError(f"its {key} is not a list")
+    return value
 
 
 def read_homeserver_config(path: str | os.PathLike[str]) -> Any:

@@ -20,13 +20,14 @@ from registration.workers import SynapseWorkers
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``practice-bridge ARGS`` run in ``cwd`` with this checkout's code."""
+def cli(*args: str, cwd: Path, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``practice-bridge ARGS`` run in ``cwd`` with this checkout's code (``input`` on stdin)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "bridge", *args],
         cwd=cwd,
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=120,

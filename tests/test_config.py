@@ -38,7 +38,16 @@ from config.fields import KeyInfo, schema_keys, section_of
 from registration import module_entry
 from tests.clients import cli
 
-REQUIRED = ("homeserver.address", "homeserver.domain", "appservice.address")
+# The keys without a default, with values an admin would give them.
+REQUIRED_VALUES = {
+    "homeserver.address": "http://127.0.0.1:8008",
+    "homeserver.domain": "example.com",
+    "appservice.address": "http://127.0.0.1:29340",
+}
+REQUIRED = tuple(REQUIRED_VALUES)
+SET_REQUIRED = [
+    arg for key, value in REQUIRED_VALUES.items() for arg in ("--set", f"{key}={value}")
+]
 ERROR_LINE = re.compile(r"practice-bridge: config (key '[^']+'|file '[^']+')( \(line \d+\))?: .+")
 
 
@@ -79,7 +88,7 @@ def assert_one_line_error(
 def good_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A config made the way an admin makes one: generate-config, then generate-registration."""
     root = tmp_path_factory.mktemp("good")
-    assert cli("-c", "config.yaml", "generate-config", cwd=root).returncode == 0
+    assert cli("-c", "config.yaml", "generate-config", *SET_REQUIRED, cwd=root).returncode == 0
     result = cli("-c", "config.yaml", "generate-registration", cwd=root)
     assert result.returncode == 0, result.stderr
     return root / "config.yaml"
@@ -99,7 +108,7 @@ def test_generate_config_writes_a_fresh_secret_each_time(tmp_path: Path) -> None
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     for name in ("a", "b"):
-        result = cli("-c", "config.yaml", "generate-config", cwd=tmp_path / name)
+        result = cli("-c", "config.yaml", "generate-config", *SET_REQUIRED, cwd=tmp_path / name)
         assert result.returncode == 0, result.stderr
     first, second = secret_of(tmp_path / "a/config.yaml"), secret_of(tmp_path / "b/config.yaml")
     assert first != second
@@ -108,6 +117,46 @@ def test_generate_config_writes_a_fresh_secret_each_time(tmp_path: Path) -> None
     assert stat.S_IMODE(os.stat(tmp_path / "a/config.yaml").st_mode) == 0o600
     # And it loads as it is.
     assert load_config(tmp_path / "a/config.yaml")["provisioning.shared_secret"] == first
+
+
+def test_generate_config_leaves_the_keys_without_default_to_the_admin(tmp_path: Path) -> None:
+    """Where the homeserver is, its server name and where Synapse reaches the bridge have no
+    value that could be right: the file has them empty, and the config fails, naming each, until
+    they are set; the hint says so."""
+    result = cli("-c", "config.yaml", "generate-config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "edit it to set homeserver.address, homeserver.domain and appservice.address" in (
+        result.stdout
+    )
+    path = tmp_path / "config.yaml"
+    for key, value in REQUIRED_VALUES.items():
+        line = assert_one_line_error(cli("-c", "config.yaml", "run", cwd=tmp_path), key, path)
+        assert "is required" in line
+        set_key(key, value)(path)
+    assert load_config(path)["homeserver.domain"] == "example.com"
+
+
+def test_generate_config_sets_keys_given_on_the_command_line(tmp_path: Path) -> None:
+    result = cli(
+        "-c",
+        "config.yaml",
+        "generate-config",
+        *SET_REQUIRED,
+        "--set",
+        "appservice.port=29341",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Next: practice-bridge generate-registration" in result.stdout
+    config = load_config(tmp_path / "config.yaml")
+    assert (config.appservice.port, config.homeserver.domain) == (29341, "example.com")
+    # Plain YAML: the value is not quoted as the example's empty one was.
+    assert "    domain: example.com\n" in (tmp_path / "config.yaml").read_text()
+    # A bad value or an unknown key writes nothing and names the key.
+    for bad, key in (("appservice.port=nope", "appservice.port"), ("nope.key=1", "nope.key")):
+        result = cli("-c", "bad.yaml", "generate-config", "--set", bad, cwd=tmp_path)
+        assert result.returncode == 2 and f"config key '{key}'" in result.stderr, result.stderr
+        assert not (tmp_path / "bad.yaml").exists()
 
 
 def test_generate_config_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
@@ -484,7 +533,7 @@ def test_number_where_a_string_belongs_gets_a_hint(config_path: Path) -> None:
 
 
 def test_tokens_still_at_their_placeholder_stop_run(tmp_path: Path) -> None:
-    assert cli("-c", "config.yaml", "generate-config", cwd=tmp_path).returncode == 0
+    assert cli("-c", "config.yaml", "generate-config", *SET_REQUIRED, cwd=tmp_path).returncode == 0
     result = cli("-c", "config.yaml", "run", cwd=tmp_path)
     line = assert_one_line_error(result, "appservice.as_token", tmp_path / "config.yaml")
     assert "generate-registration" in line
@@ -600,7 +649,7 @@ def test_generate_registration_reports_bad_config_the_same_way(config_path: Path
 def _valid_data() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "config.yaml"
-        generate_config(path)
+        generate_config(path, **REQUIRED_VALUES)
         config = load_config(path)
         config["appservice.as_token"] = "as-token-0123456789"
         config["appservice.hs_token"] = "hs-token-0123456789"
@@ -723,12 +772,19 @@ def test_example_config_is_written_from_the_schema() -> None:
 
 def test_the_example_loads_as_the_schemas_defaults(tmp_path: Path) -> None:
     """What the file shows is what the models hold: a config made from it reads back every
-    example value, and only the required keys lack a default."""
+    example value once the required keys (empty there: they have no default) are set."""
     path = tmp_path / "config.yaml"
     shutil.copy(EXAMPLE_PATH, path)
+    with pytest.raises(ConfigError, match="'homeserver.address' .*is required"):
+        load_config(path, save=False)
+    for key in REQUIRED:
+        section, name = key.split(".")
+        assert read_yaml(path)[section][name] == ""
+    for key, value in REQUIRED_VALUES.items():
+        set_key(key, value)(path)
     config = load_config(path, save=False)
     for key, info in schema_keys(Config):
         about = KeyInfo.of(info)
         if section_of(info) is None and not about.generate:
-            assert config[key] == about.example, key
             assert info.is_required() == (key in REQUIRED), key
+            assert config[key] == REQUIRED_VALUES.get(key, about.example), key

@@ -28,6 +28,11 @@ from tests.clients import cli
 
 DOMAIN = "practice.test"
 ADDRESS = "http://10.1.2.3:29341"
+REQUIRED = [
+    "--set=homeserver.address=http://127.0.0.1:8008",
+    "--set=homeserver.domain=practice.test",
+    "--set=appservice.address=http://127.0.0.1:29340",
+]
 
 
 class Generated:
@@ -46,19 +51,19 @@ class Generated:
 
     @property
     def snippet(self) -> dict[str, Any]:
-        out = self.result.stdout
-        return YAML(typ="safe").load(out[out.index("# Add to homeserver.yaml") :])
+        """What stdout holds: the snippet alone, as YAML."""
+        snippet: dict[str, Any] = YAML(typ="safe").load(self.result.stdout)
+        return snippet
 
 
 def generate(root: Path) -> Generated:
-    assert cli("-c", "config.yaml", "generate-config", cwd=root).returncode == 0
-    yaml = YAML()
-    with open(root / "config.yaml") as f:
-        data = yaml.load(f)
-    data["homeserver"]["domain"] = DOMAIN
-    data["appservice"]["address"] = ADDRESS
-    with open(root / "config.yaml", "w") as f:
-        yaml.dump(data, f)
+    settings = {
+        "homeserver.address": "http://10.1.2.3:8008",
+        "homeserver.domain": DOMAIN,
+        "appservice.address": ADDRESS,
+    }
+    sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    assert cli("-c", "config.yaml", "generate-config", *sets, cwd=root).returncode == 0
     result = cli("-c", "config.yaml", "generate-registration", cwd=root)
     assert result.returncode == 0, result.stderr
     return Generated(root, result)
@@ -97,14 +102,103 @@ def test_tokens_are_written_back_into_the_config(generated: Generated) -> None:
     assert "# Tokens shared with Synapse." in generated.config_path.read_text()
 
 
-def test_running_it_again_makes_new_tokens_in_both_files(tmp_path: Path) -> None:
+def test_running_it_again_takes_force_and_makes_new_tokens_in_both_files(
+    tmp_path: Path,
+) -> None:
     first = generate(tmp_path)
-    again = cli("-c", "config.yaml", "generate-registration", cwd=tmp_path)
+    before = (tmp_path / "registration.yaml").read_bytes(), (tmp_path / "config.yaml").read_bytes()
+    refused = cli("-c", "config.yaml", "generate-registration", cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "practice-bridge snippet" in refused.stderr and "--force" in refused.stderr
+    after = (tmp_path / "registration.yaml").read_bytes(), (tmp_path / "config.yaml").read_bytes()
+    assert after == before
+    again = cli("-c", "config.yaml", "generate-registration", "--force", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     second = Generated(tmp_path, again)
     assert second.registration["as_token"] != first.registration["as_token"]
     assert second.config.appservice.as_token == second.registration["as_token"]
     assert second.config.appservice.hs_token == second.registration["hs_token"]
+
+
+def test_snippet_alone_on_stdout_is_valid_yaml(generated: Generated) -> None:
+    """`generate-registration > snippet.yaml` saves the snippet and nothing else; what
+    happened goes to stderr."""
+    assert "Wrote registration.yaml" in generated.result.stderr
+    assert "Wrote" not in generated.result.stdout
+    path = generated.root / "snippet.yaml"
+    path.write_text(generated.result.stdout)
+    with open(path) as f:
+        saved = YAML(typ="safe").load(f)
+    assert set(saved) >= {"app_service_config_files", "modules"}
+    # Its comment says to merge into the lists homeserver.yaml may already have.
+    assert "merge these lines into homeserver.yaml" in generated.result.stdout
+    assert "existing app_service_config_files list" in generated.result.stdout
+
+
+def test_snippet_prints_it_again_and_leaves_the_tokens_alone(tmp_path: Path) -> None:
+    first = generate(tmp_path)
+    files = ("registration.yaml", "config.yaml")
+    before = [(tmp_path / name).read_bytes() for name in files]
+    again = cli("-c", "config.yaml", "snippet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.result.stdout
+    assert [(tmp_path / name).read_bytes() for name in files] == before
+    # Where Synapse reads its own copy of the registration.
+    copy = cli(
+        "-c", "config.yaml", "snippet", "--synapse-copy", "/etc/synapse/pb.yaml", cwd=tmp_path
+    )
+    assert YAML(typ="safe").load(copy.stdout)["app_service_config_files"] == [
+        "/etc/synapse/pb.yaml"
+    ]
+
+
+def test_snippet_refuses_a_registration_that_is_not_the_configs(tmp_path: Path) -> None:
+    generate(tmp_path)
+    path = tmp_path / "registration.yaml"
+    path.write_text(path.read_text().replace("as_token: ", "as_token: x"))
+    result = cli("-c", "config.yaml", "snippet", cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "as_token is not the one in config.yaml" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+EXISTING_HOMESERVER_YAML = """\
+# Our homeserver.
+server_name: "practice.test"
+app_service_config_files:
+  - /etc/synapse/other-bridge.yaml  # the other bridge
+modules:
+  - module: other_module.Thing
+    config:
+      flag: true
+  - module: {rules}
+    config:
+      bot_user_id: "@oldbot:practice.test"
+"""
+
+
+def test_snippet_merges_into_the_lists_homeserver_yaml_has(tmp_path: Path) -> None:
+    """--merge keeps another bridge's registration and another module, replaces the bridge's
+    own earlier entries, keeps comments, and gives the same file when run on its own output."""
+    generated = generate(tmp_path)
+    rules = generated.snippet["modules"][0]["module"]
+    (tmp_path / "homeserver.yaml").write_text(EXISTING_HOMESERVER_YAML.format(rules=rules))
+    result = cli("-c", "config.yaml", "snippet", "--merge", "homeserver.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    merged = YAML(typ="safe").load(result.stdout)
+    assert merged["server_name"] == "practice.test"
+    assert merged["app_service_config_files"] == [
+        "/etc/synapse/other-bridge.yaml",
+        str(generated.registration_path.resolve()),
+    ]
+    modules = [entry["module"] for entry in merged["modules"]]
+    assert modules == ["other_module.Thing"] + [m["module"] for m in generated.snippet["modules"]]
+    assert merged["modules"][0]["config"] == {"flag": True}
+    assert "# the other bridge" in result.stdout and "# Our homeserver." in result.stdout
+    (tmp_path / "merged.yaml").write_text(result.stdout)
+    twice = cli("-c", "config.yaml", "snippet", "--merge", "-", cwd=tmp_path, input=result.stdout)
+    assert twice.returncode == 0, twice.stderr
+    assert twice.stdout == result.stdout
 
 
 ODD_IDS = [
@@ -207,7 +301,7 @@ def test_module_config_tells_clients_from_staff(generated: Generated) -> None:
 
 
 def test_bad_config_stops_generate_registration_without_writing(tmp_path: Path) -> None:
-    assert cli("-c", "config.yaml", "generate-config", cwd=tmp_path).returncode == 0
+    assert cli("-c", "config.yaml", "generate-config", *REQUIRED, cwd=tmp_path).returncode == 0
     text = (tmp_path / "config.yaml").read_text().replace("port: 29340", "port: nope")
     (tmp_path / "config.yaml").write_text(text)
     result = cli("-c", "config.yaml", "generate-registration", cwd=tmp_path)
@@ -218,7 +312,7 @@ def test_bad_config_stops_generate_registration_without_writing(tmp_path: Path) 
 
 
 def test_unwritable_registration_path_leaves_the_config_alone(tmp_path: Path) -> None:
-    assert cli("-c", "config.yaml", "generate-config", cwd=tmp_path).returncode == 0
+    assert cli("-c", "config.yaml", "generate-config", *REQUIRED, cwd=tmp_path).returncode == 0
     before = (tmp_path / "config.yaml").read_text()
     result = cli(
         "-c", "config.yaml", "generate-registration", "-r", "missing/dir/reg.yaml", cwd=tmp_path
