@@ -134,6 +134,12 @@ class ApiClient:
             )
             assert r.status in (200, 201), r.body
 
+    async def direct_chat(self, who: MatrixClient, **body: Any) -> str:
+        """``POST /chats/direct`` as ``who``: the chat's id, new or existing."""
+        r = await self.call("POST", "/chats/direct", body, token=who.token)
+        assert r.status in (200, 201), r.body
+        return str(r.body["chat_id"])
+
     async def session_for(self, practice_id: str, **who: str) -> MatrixClient:
         r = await self.call("POST", f"/practices/{practice_id}/sessions", who)
         assert r.status == 201, r.body
@@ -175,6 +181,36 @@ class MatrixClient:
         return await self.request(
             "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/{event_type}/{txn}", content
         )
+
+    async def sent(
+        self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
+    ) -> str:
+        """Send an event the homeserver must accept; its id."""
+        r = await self.send(room_id, content, event_type)
+        assert r.status == 200, r.body
+        return str(r.body["event_id"])
+
+    async def say(self, room_id: str, text: str) -> str:
+        """Send a plain text message; its event id."""
+        return await self.sent(room_id, {"msgtype": "m.text", "body": text})
+
+    async def state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
+        """The content of a state event of the room (which must be there)."""
+        r = await self.request(
+            "GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{event_type}/{state_key}"
+        )
+        assert r.status == 200, r.body
+        return dict(r.body)
+
+    async def timeline(self, room_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The room's latest events as this user reads them, oldest first (``/messages``)."""
+        r = await self.request(
+            "GET",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/messages",
+            params={"dir": "b", "limit": str(limit)},
+        )
+        assert r.status == 200, r.body
+        return list(reversed(r.body["chunk"]))
 
 
 async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:

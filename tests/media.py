@@ -66,17 +66,6 @@ async def event(mc: MatrixClient, room: str, event_id: str) -> dict[str, Any]:
     return dict(r.body)
 
 
-async def timeline(mc: MatrixClient, room: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The room's latest events as ``mc`` reads them, oldest first (``/messages``)."""
-    r = await mc.request(
-        "GET",
-        f"/_matrix/client/v3/rooms/{quote(room)}/messages",
-        params={"dir": "b", "limit": str(limit)},
-    )
-    assert r.status == 200, r.body
-    return list(reversed(r.body["chunk"]))
-
-
 @dataclass
 class Syncer:
     """An incremental /sync of one session, as a frontend keeps it running."""

@@ -19,7 +19,7 @@ from config import ConfigError, generate_config, load_config
 from registration import module_entries
 from tests.clients import ApiClient, MatrixClient
 from tests.conftest import OWN_ATTACHMENT_RULES
-from tests.media import download, media_path, sample_pdf, timeline, upload, windows_program
+from tests.media import download, media_path, sample_pdf, upload, windows_program
 
 pytestmark = pytest.mark.synapse_workers
 
@@ -211,7 +211,7 @@ async def test_media_messages_outside_the_policy_never_reach_the_room(
         r = await client.send(room, content)
         assert (r.status, r.errcode) == (status, errcode), (content, r.body)
     # The staff member sees that file and nothing else.
-    files = [e for e in await timeline(staff, room) if e["type"] == "m.room.message"]
+    files = [e for e in await staff.timeline(room) if e["type"] == "m.room.message"]
     assert [(e["event_id"], e["content"]) for e in files] == [(sent.body["event_id"], file())]
 
 

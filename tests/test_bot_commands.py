@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 import aiohttp
 from mautrix.api import Method, PathBuilder
 from mautrix.errors import MatrixRequestError
+from mautrix.types import UserID
 
 from appservice.commands import ExportFile
 from appservice.commands.parse import UNKNOWN, Command, find_people, parse_command, split_choice
@@ -31,25 +32,9 @@ _LINK = re.compile(r"https://matrix\.to/#/([^?\s]+)")
 # -- helpers -------------------------------------------------------------------------------
 
 
-async def _direct(api: ApiClient, who: MatrixClient, **body: Any) -> str:
-    r = await api.call("POST", "/chats/direct", body, token=who.token)
-    assert r.status in (200, 201), r.body
-    return str(r.body["chat_id"])
-
-
-async def _say(mc: MatrixClient, room: str, text: str) -> str:
-    r = await mc.send(room, {"msgtype": "m.text", "body": text})
-    assert r.status == 200, r.body
-    return str(r.body["event_id"])
-
-
 async def _messages(mc: MatrixClient, room: str) -> list[dict[str, Any]]:
     """The room's message events as this user sees them, oldest first."""
-    r = await mc.request(
-        "GET", f"{_V3}/rooms/{quote(room)}/messages", params={"dir": "b", "limit": "100"}
-    )
-    assert r.status == 200, r.body
-    return [e for e in reversed(r.body["chunk"]) if e["type"] == "m.room.message"]
+    return [e for e in await mc.timeline(room, 100) if e["type"] == "m.room.message"]
 
 
 async def _joined(mc: MatrixClient, room: str) -> set[str]:
@@ -62,12 +47,6 @@ async def _tags(mc: MatrixClient, room: str) -> set[str]:
     r = await mc.request("GET", f"{_V3}/user/{quote(mc.user_id)}/rooms/{quote(room)}/tags")
     assert r.status == 200, r.body
     return set(r.body["tags"])
-
-
-async def _state(mc: MatrixClient, room: str, event_type: str) -> dict[str, Any]:
-    r = await mc.request("GET", f"{_V3}/rooms/{quote(room)}/state/{event_type}/")
-    assert r.status == 200, r.body
-    return dict(r.body)
 
 
 class Staffer:
@@ -104,7 +83,7 @@ class Staffer:
     async def command(self, room: str, text: str, expect: str) -> str:
         """Send a command; wait for the next notice; check it says ``expect``; return it."""
         before = len(await self.notices())
-        await _say(self.mc, room, text)
+        await self.mc.say(room, text)
         await self.private_room()
 
         async def answered() -> list[dict[str, Any]]:
@@ -125,6 +104,30 @@ async def _practice(api: ApiClient, practice_id: str, **kwargs: Any) -> None:
 async def _staffer(api: ApiClient, bridge: Bridge, practice_id: str, staff_id: str) -> Staffer:
     mc = await api.session_for(practice_id, staff_id=staff_id)
     return Staffer(mc, bridge.mapper.bot_mxid)
+
+
+def _linked_room(reply: str) -> str:
+    """The room a bot reply links to (a matrix.to link)."""
+    link = _LINK.search(reply)
+    assert link is not None, reply
+    return unquote(link[1])
+
+
+async def _p1_chat(api: ApiClient, bridge: Bridge, practice_id: str) -> tuple[Staffer, str]:
+    """The practice, and its practitioner p1 in a 1:1 chat with client c1."""
+    await _practice(api, practice_id)
+    p1 = await _staffer(api, bridge, practice_id, "p1")
+    return p1, await api.direct_chat(p1.mc, client_id="c1")
+
+
+async def _p1_and_client(
+    api: ApiClient, bridge: Bridge, practice_id: str
+) -> tuple[Staffer, MatrixClient, str]:
+    """The same with client c1 signed in first: p1, c1's session and their chat."""
+    await _practice(api, practice_id)
+    p1 = await _staffer(api, bridge, practice_id, "p1")
+    client = await api.session_for(practice_id, client_id="c1")
+    return p1, client, await api.direct_chat(p1.mc, client_id="c1")
 
 
 async def _no_bot_messages(client: MatrixClient, room: str, bot: str) -> None:
@@ -164,10 +167,10 @@ def test_parse_recognises_commands_and_nothing_else() -> None:
 
 def test_people_are_found_by_id_then_by_unique_name() -> None:
     def client(cid: str, name: str) -> Client:
-        return Client("p", cid, f"@c_{cid}:x", name, "", True, True)  # type: ignore[arg-type]
+        return Client("p", cid, UserID(f"@c_{cid}:x"), name, "", True, True)
 
     def staff(sid: str, name: str) -> Staff:
-        return Staff("p", sid, f"@s_{sid}:x", name, "", "team_member")  # type: ignore[arg-type]
+        return Staff("p", sid, UserID(f"@s_{sid}:x"), name, "", "team_member")
 
     clients = [client("a1", "Anna Smith"), client("a2", "anna smith"), client("s1", "Sam")]
     team = [staff("s1", "Sasha"), staff("t1", "Tom")]
@@ -175,7 +178,7 @@ def test_people_are_found_by_id_then_by_unique_name() -> None:
         "Anna Smith",
         "anna smith",
     ]
-    assert [p.client_id for p in find_people("a2", clients=clients)] == ["a2"]  # type: ignore[union-attr]
+    assert find_people("a2", clients=clients) == [clients[1]]
     assert len(find_people("s1", clients=clients, staff=team)) == 2
     (only,) = find_people("staff:s1", clients=clients, staff=team)
     assert isinstance(only, Staff) and only.name == "Sasha"
@@ -194,10 +197,7 @@ def test_people_are_found_by_id_then_by_unique_name() -> None:
 async def test_share_in_client_chat_answers_privately_and_hides_the_command(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, p1.mc, client_id="c1")
+    p1, client, room = await _p1_and_client(api, bridge, practice_id)
 
     reply = await p1.command(room, "!pb share t1", "Staff t1 now shares the chat with Client c1")
     assert "!pb" not in reply
@@ -221,16 +221,13 @@ async def test_share_in_client_chat_answers_privately_and_hides_the_command(
 async def test_commands_from_clients_and_outside_rooms_are_ignored(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, p1.mc, client_id="c1")
-    await _say(client, room, "!pb share t1")
-    await _say(client, room, "!pb delete")
+    p1, client, room = await _p1_and_client(api, bridge, practice_id)
+    await client.say(room, "!pb share t1")
+    await client.say(room, "!pb delete")
     # A room of the practitioner's own that the bridge does not own.
     r = await p1.mc.request("POST", f"{_V3}/createRoom", {"preset": "private_chat"})
     own = r.body["room_id"]
-    await _say(p1.mc, own, "!pb contacts")
+    await p1.mc.say(own, "!pb contacts")
 
     # A staff command afterwards, in the same room: when it is answered, the client's commands
     # before it have been through the pipeline.
@@ -255,10 +252,7 @@ async def test_commands_from_clients_and_outside_rooms_are_ignored(
 async def test_pin_unpin_hide_unhide_set_tags_in_matrix(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, p1.mc, client_id="c1")
+    p1, client, room = await _p1_and_client(api, bridge, practice_id)
 
     await p1.command(room, "!pb pin", "Pinned")
     assert "m.favourite" in await _tags(p1.mc, room)
@@ -284,20 +278,20 @@ async def test_add_turns_a_direct_chat_into_a_group_then_adds_to_it(
     p1 = await _staffer(api, bridge, practice_id, "p1")
     c1 = await api.session_for(practice_id, client_id="c1")
     c2 = await api.session_for(practice_id, client_id="c2")
-    room = await _direct(api, p1.mc, client_id="c1")
-    await _say(c1, room, "before the group")
+    room = await api.direct_chat(p1.mc, client_id="c1")
+    await c1.say(room, "before the group")
 
     await p1.command(room, "!pb add client c2", "Added Client c2 to the group")
-    assert (await _state(c2, room, "m.room.name"))["name"] == "Staff p1, Client c1, Client c2"
-    assert (await _state(c2, room, "org.practicebridge.chat"))["kind"] == "group"
+    assert (await c2.state(room, "m.room.name"))["name"] == "Staff p1, Client c1, Client c2"
+    assert (await c2.state(room, "org.practicebridge.chat"))["kind"] == "group"
     assert c2.user_id in await _joined(c1, room)
     assert "before the group" in [e["content"].get("body") for e in await _messages(c2, room)]
 
     await p1.command(room, "!pb add t1", "Added Staff t1 to the group")
     t1 = bridge.mapper.user_id("staff", practice_id, "t1")
     assert t1 in await _joined(c1, room)
-    assert (await _state(c2, room, "m.room.name"))["name"] == "Staff p1, Client c1, Client c2"
-    levels = await _state(c1, room, "m.room.power_levels")
+    assert (await c2.state(room, "m.room.name"))["name"] == "Staff p1, Client c1, Client c2"
+    levels = await c1.state(room, "m.room.power_levels")
     assert levels["users"][t1] == 50
 
     await p1.command(room, "!pb add c2", "Client c2 is already in this chat")
@@ -314,7 +308,7 @@ async def test_delete_asks_for_confirmation_in_the_private_room(
     p1 = await _staffer(api, bridge, practice_id, "p1")
     t1 = await _staffer(api, bridge, practice_id, "t1")
     client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, p1.mc, client_id="c1")
+    room = await api.direct_chat(p1.mc, client_id="c1")
     r = await api.call(
         "POST", f"/chats/{quote(room)}/share", {"staff_id": "t1"}, token=p1.mc.token
     )
@@ -378,13 +372,11 @@ async def test_chat_from_a_direct_room_with_the_bot_opens_the_clients_chat(
     staffer = Staffer(p1, bot)
     staffer.private = private
     reply = await staffer.command(private, "!pb chat client C1", "New chat with Client c1")
-    link = _LINK.search(reply)
-    assert link is not None
-    room = unquote(link[1])
+    room = _linked_room(reply)
     c1 = bridge.mapper.user_id("client", practice_id, "c1")
     assert await _joined(p1, room) == {p1.user_id, c1, bot}
     reply = await staffer.command(private, "!pb chat c1", "Your chat with Client c1")
-    assert _LINK.search(reply)[1] == link[1]  # type: ignore[index]
+    assert _linked_room(reply) == room
     await staffer.command(private, "!pb chat Nobody", "No client has the id or name")
     await staffer.command(private, "!pb pin", "Send !pb pin inside the chat")
 
@@ -408,7 +400,7 @@ async def test_chat_lists_candidates_and_opens_the_chosen_one(
     t1 = await _staffer(api, bridge, practice_id, "t1")
     chats = []
     for owner in (p1, p2):
-        chat = await _direct(api, owner, client_id="c1")
+        chat = await api.direct_chat(owner, client_id="c1")
         r = await api.call(
             "POST", f"/chats/{quote(chat)}/share", {"staff_id": "t1"}, token=owner.token
         )
@@ -421,17 +413,15 @@ async def test_chat_lists_candidates_and_opens_the_chosen_one(
     assert "1. Staff p1's chat, shared with you" in offer
     assert "2. Staff p2's chat, shared with you" in offer
     reply = await t1.command(private, "!pb chat Client c1 2", "Your chat with Client c1")
-    assert unquote(_LINK.search(reply)[1]) == chats[1]  # type: ignore[index]
+    assert _linked_room(reply) == chats[1]
     reply = await t1.command(private, "!pb chat c1 new", "New chat with Client c1")
-    assert unquote(_LINK.search(reply)[1]) not in chats  # type: ignore[index]
+    assert _linked_room(reply) not in chats
 
 
 async def test_redelivered_command_runs_once(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    room = await _direct(api, p1.mc, client_id="c1")
+    p1, room = await _p1_chat(api, bridge, practice_id)
     await p1.command(room, "!pb delete", "To confirm")
     (event,) = [e for e in await _messages(p1.mc, room) if e["sender"] == p1.mc.user_id]
     r = await p1.mc.request("GET", f"{_V3}/rooms/{quote(room)}/event/{quote(event['event_id'])}")
@@ -468,11 +458,9 @@ async def test_redelivered_command_runs_once(
 async def test_command_recorded_before_a_crash_runs_after_restart(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    room = await _direct(api, p1.mc, client_id="c1")
+    p1, room = await _p1_chat(api, bridge, practice_id)
     await bridge.commands.stop()
-    event_id = await _say(p1.mc, room, "!pb pin")
+    event_id = await p1.mc.say(room, "!pb pin")
 
     async def recorded() -> Any:
         return await bridge.db.fetchrow(
@@ -493,6 +481,7 @@ async def test_command_recorded_before_a_crash_runs_after_restart(
     row = await bridge.db.fetchrow(
         "SELECT done_at, outcome, args FROM bot_command WHERE event_id=$1", event_id
     )
+    assert row is not None
     assert row["done_at"] is not None and row["outcome"] == "ok" and row["args"] is None
 
 
@@ -511,11 +500,8 @@ class _CsvExporter:
 async def test_export_goes_to_the_private_room_only(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, p1.mc, client_id="c1")
-    await _say(client, room, "a message to export")
+    p1, client, room = await _p1_and_client(api, bridge, practice_id)
+    await client.say(room, "a message to export")
     wired = bridge.commands.exporter
     bridge.commands.exporter = None
     await p1.command(room, "!pb export", "Export is not available yet")
@@ -549,9 +535,7 @@ async def test_export_goes_to_the_private_room_only(
 async def test_leaving_the_private_room_gets_a_new_one(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await _practice(api, practice_id)
-    p1 = await _staffer(api, bridge, practice_id, "p1")
-    room = await _direct(api, p1.mc, client_id="c1")
+    p1, room = await _p1_chat(api, bridge, practice_id)
     await p1.command(room, "!pb help", "Practice bot commands")
     first = await p1.private_room()
     r = await p1.mc.request("POST", f"{_V3}/rooms/{quote(first)}/leave", {})
@@ -561,7 +545,7 @@ async def test_leaving_the_private_room_gets_a_new_one(
         return await bridge.commands.store.private_room(p1.mc.user_id) is None
 
     await eventually(forgotten)
-    await _say(p1.mc, room, "!pb pin")
+    await p1.mc.say(room, "!pb pin")
 
     async def replaced() -> str | None:
         return await bridge.commands.store.private_room(p1.mc.user_id)

@@ -14,22 +14,10 @@ from tests.clients import ApiClient, MatrixClient, eventually
 pytestmark = pytest.mark.synapse_workers
 
 
-async def _direct(api: ApiClient, who: MatrixClient, **body: Any) -> str:
-    r = await api.call("POST", "/chats/direct", body, token=who.token)
-    assert r.status in (200, 201), r.body
-    return str(r.body["chat_id"])
-
-
 async def _chats(api: ApiClient, who: MatrixClient, **params: str) -> list[dict[str, Any]]:
     r = await api.call("GET", "/chats", token=who.token, params=params or None)
     assert r.status == 200, r.body
     return list(r.body["chats"])
-
-
-async def _state(mc: MatrixClient, room: str, event_type: str) -> dict[str, Any]:
-    r = await mc.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{event_type}/")
-    assert r.status == 200, r.body
-    return dict(r.body)
 
 
 async def test_direct_chat_appears_in_both_syncs_with_power_levels_and_state(
@@ -51,24 +39,24 @@ async def test_direct_chat_appears_in_both_syncs_with_power_levels_and_state(
         other = client.user_id if mc is staff else staff.user_id
         assert room in direct.body[other]
 
-    create = await _state(client, room, "m.room.create")
+    create = await client.state(room, "m.room.create")
     assert create["room_version"] == "12"  # the creator, the bot, stands above every level
-    levels = await _state(client, room, "m.room.power_levels")
+    levels = await client.state(room, "m.room.power_levels")
     assert bridge.mapper.bot_mxid not in levels["users"]
     assert levels["users"][staff.user_id] == 50
     assert client.user_id not in levels["users"] and levels["users_default"] == 0
     assert levels["invite"] == levels["kick"] == levels["state_default"] == 100
     assert levels["events"]["m.room.pinned_events"] == 50
     assert levels["events"]["m.room.name"] == 100
-    assert (await _state(client, room, "m.room.join_rules"))["join_rule"] == "invite"
-    hist = await _state(client, room, "m.room.history_visibility")
+    assert (await client.state(room, "m.room.join_rules"))["join_rule"] == "invite"
+    hist = await client.state(room, "m.room.history_visibility")
     assert hist["history_visibility"] == "shared"
-    guest = await _state(client, room, "m.room.guest_access")
+    guest = await client.state(room, "m.room.guest_access")
     assert guest["guest_access"] == "forbidden"
-    chat = await _state(client, room, "org.practicebridge.chat")
+    chat = await client.state(room, "org.practicebridge.chat")
     assert chat["practice_id"] == practice_id and chat["kind"] == "direct"
     assert chat["owner_staff_id"] == "s1" and chat["subject_client_ids"] == ["c1"]
-    policy = await _state(client, room, "org.practicebridge.policy")
+    policy = await client.state(room, "org.practicebridge.policy")
     assert policy["client_user_ids"] == [client.user_id]
 
     # Both see the chat in their list; the client names it after the practitioner.
@@ -78,7 +66,7 @@ async def test_direct_chat_appears_in_both_syncs_with_power_levels_and_state(
     assert client_item["name"] == "Staff s1" and staff_item["name"] == "Client c1"
 
     # The same chat is reused from either side, never duplicated.
-    assert await _direct(api, staff, client_id="c1") == room
+    assert await api.direct_chat(staff, client_id="c1") == room
     r = await api.call("POST", "/chats/direct", {"staff_id": "s1"}, token=client.token)
     assert (r.status, r.body) == (200, {"chat_id": room, "created": False})
 
@@ -88,7 +76,7 @@ async def test_client_cannot_invite_or_rename(api: ApiClient, practice_id: str) 
     staff = await api.session_for(practice_id, staff_id="s1")
     client = await api.session_for(practice_id, client_id="c1")
     other = await api.session_for(practice_id, client_id="c2")
-    room = await _direct(api, staff, client_id="c1")
+    room = await api.direct_chat(staff, client_id="c1")
     r = await client.request(
         "POST", f"/_matrix/client/v3/rooms/{quote(room)}/invite", {"user_id": other.user_id}
     )
@@ -109,8 +97,8 @@ async def test_pin_through_api_shows_in_matrix_tags_and_matrix_tags_show_in_list
 ) -> None:
     await api.setup_practice(practice_id, clients=("c1", "c2"))
     staff = await api.session_for(practice_id, staff_id="s1")
-    first = await _direct(api, staff, client_id="c1")
-    second = await _direct(api, staff, client_id="c2")
+    first = await api.direct_chat(staff, client_id="c1")
+    second = await api.direct_chat(staff, client_id="c2")
     r = await api.call("PUT", f"/chats/{quote(first)}/pin", token=staff.token)
     assert r.status == 200 and r.body["pinned"] is True, r.body
     tags = await staff.request(
@@ -165,7 +153,7 @@ async def test_hidden_chat_comes_back_on_new_message_and_from_contacts(
     await api.setup_practice(practice_id)
     staff = await api.session_for(practice_id, staff_id="s1")
     client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, staff, client_id="c1")
+    room = await api.direct_chat(staff, client_id="c1")
     r = await api.call("PUT", f"/chats/{quote(room)}/hide", token=staff.token)
     assert r.status == 200
     assert await _chats(api, staff) == []
@@ -187,7 +175,7 @@ async def test_hidden_chat_comes_back_on_new_message_and_from_contacts(
     contacts = await api.call("GET", "/contacts", token=staff.token)
     (entry,) = [c for c in contacts.body["clients"] if c["client_id"] == "c1"]
     assert [c["chat_id"] for c in entry["chats"]] == [room]
-    assert await _direct(api, staff, client_id="c1") == room
+    assert await api.direct_chat(staff, client_id="c1") == room
     assert [c["chat_id"] for c in await _chats(api, staff)] == [room]
 
 
@@ -195,8 +183,8 @@ async def test_chat_list_orders_by_latest_message(api: ApiClient, practice_id: s
     await api.setup_practice(practice_id, clients=("c1", "c2"))
     staff = await api.session_for(practice_id, staff_id="s1")
     c2 = await api.session_for(practice_id, client_id="c2")
-    first = await _direct(api, staff, client_id="c1")
-    second = await _direct(api, staff, client_id="c2")
+    first = await api.direct_chat(staff, client_id="c1")
+    second = await api.direct_chat(staff, client_id="c2")
     await staff.send(first, {"msgtype": "m.text", "body": "hello"})
 
     async def first_on_top() -> bool:
@@ -217,7 +205,7 @@ async def test_delete_leaves_no_trace(api: ApiClient, practice_id: str, bridge: 
     await api.setup_practice(practice_id, staff=(("own", "owner"), ("s1", "practitioner")))
     staff = await api.session_for(practice_id, staff_id="s1")
     client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, staff, client_id="c1")
+    room = await api.direct_chat(staff, client_id="c1")
     await client.send(room, {"msgtype": "m.text", "body": "private things"})
     r = await api.call("DELETE", f"/chats/{quote(room)}", token=client.token)
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.STAFF_ONLY")
@@ -250,8 +238,8 @@ async def test_choose_chat_when_own_and_shared_chats_fit(api: ApiClient, practic
     p1 = await api.session_for(practice_id, staff_id="p1")
     p2 = await api.session_for(practice_id, staff_id="p2")
     t1 = await api.session_for(practice_id, staff_id="t1")
-    chat1 = await _direct(api, p1, client_id="c1")
-    chat2 = await _direct(api, p2, client_id="c1")
+    chat1 = await api.direct_chat(p1, client_id="c1")
+    chat2 = await api.direct_chat(p2, client_id="c1")
     for owner, chat in ((p1, chat1), (p2, chat2)):
         r = await api.call(
             "POST", f"/chats/{quote(chat)}/share", {"staff_id": "t1"}, token=owner.token
@@ -294,7 +282,7 @@ async def test_sharing_refused_by_plan_and_by_setting(
     )
     p1 = await api.session_for(practice_id, staff_id="p1")
     t1 = await api.session_for(practice_id, staff_id="t1")
-    room = await _direct(api, p1, client_id="c1")
+    room = await api.direct_chat(p1, client_id="c1")
     r = await api.call("POST", f"/chats/{quote(room)}/share", {"staff_id": "t1"}, token=p1.token)
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.PLAN_FORBIDS_SHARING")
     assert "plan" in r.body["error"]
@@ -321,7 +309,7 @@ async def test_sharing_refused_by_plan_and_by_setting(
     r = await api.call("POST", f"/chats/{quote(room)}/share", {"staff_id": "t1"}, token=p1.token)
     assert r.status == 200 and r.body["shared_with_staff_ids"] == ["t1"]
     assert [c["chat_id"] for c in await _chats(api, t1)] == [room]
-    levels = await _state(t1, room, "m.room.power_levels")
+    levels = await t1.state(room, "m.room.power_levels")
     assert levels["users"][t1.user_id] == 50
 
 
@@ -345,7 +333,7 @@ async def test_group_chat_and_conversion_keep_history(api: ApiClient, practice_i
     )
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.STAFF_ONLY")
 
-    room = await _direct(api, p1, client_id="c1")
+    room = await api.direct_chat(p1, client_id="c1")
     await c1.send(room, {"msgtype": "m.text", "body": "before the group"})
     r = await api.call(
         "POST",
@@ -355,7 +343,7 @@ async def test_group_chat_and_conversion_keep_history(api: ApiClient, practice_i
     )
     assert r.status == 200, r.body
     assert r.body["kind"] == "group" and r.body["chat_id"] == room
-    name = await _state(c2, room, "m.room.name")
+    name = await c2.state(room, "m.room.name")
     assert name["name"] == "Family plan"
     msgs = await c2.request(
         "GET",
@@ -391,8 +379,8 @@ async def test_family_chats_go_through_the_primary(
     assert r.body["user_id"] is None
     staff = await api.session_for(practice_id, staff_id="s1")
     parent = await api.session_for(practice_id, client_id="parent")
-    room = await _direct(api, staff, client_id="kid")
-    chat = await _state(parent, room, "org.practicebridge.chat")
+    room = await api.direct_chat(staff, client_id="kid")
+    chat = await parent.state(room, "org.practicebridge.chat")
     assert chat["subject_client_ids"] == ["kid"]
     assert chat["subjects"][0]["name"] == "Kid"
     assert chat["subjects"][0]["family_primary_id"] == "parent"
@@ -438,7 +426,7 @@ async def test_staff_see_when_the_client_last_read(api: ApiClient, practice_id: 
     await api.setup_practice(practice_id)
     staff = await api.session_for(practice_id, staff_id="s1")
     client = await api.session_for(practice_id, client_id="c1")
-    room = await _direct(api, staff, client_id="c1")
+    room = await api.direct_chat(staff, client_id="c1")
     sent = await staff.send(room, {"msgtype": "m.text", "body": "Your plan is ready"})
     (item,) = await _chats(api, staff)
     (member,) = [m for m in item["members"] if m["kind"] == "client"]

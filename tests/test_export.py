@@ -113,12 +113,6 @@ async def download(api: ApiClient, who: MatrixClient, link: str) -> bytes:
         return await resp.read()
 
 
-async def send(who: MatrixClient, room: str, content: dict[str, Any], kind: str = "") -> str:
-    r = await who.send(room, content, kind or "m.room.message")
-    assert r.status == 200, r.body
-    return str(r.body["event_id"])
-
-
 async def redact(who: MatrixClient, room: str, event_id: str) -> str:
     r = await who.request(
         "PUT", f"{V3}/rooms/{quote(room)}/redact/{quote(event_id)}/{uuid.uuid4().hex}", {}
@@ -153,12 +147,6 @@ def berlin_ms(year: int, month: int, day: int, hour: int, minute: int = 0) -> in
     return int(datetime(year, month, day, hour, minute, tzinfo=BERLIN).timestamp() * 1000)
 
 
-async def direct(api: ApiClient, staff: MatrixClient, client_id: str) -> str:
-    r = await api.call("POST", "/chats/direct", {"client_id": client_id}, token=staff.token)
-    assert r.status in (200, 201), r.body
-    return str(r.body["chat_id"])
-
-
 async def audit_exports(api: ApiClient, practice_id: str) -> list[dict[str, Any]]:
     r = await api.call("GET", "/audit", params={"practice_id": practice_id, "limit": "1000"})
     assert r.status == 200, r.body
@@ -174,13 +162,12 @@ async def test_every_kind_of_message_exports_to_xlsx_and_csv_cell_by_cell(
     await api.setup_practice(practice_id)
     staff = await api.session_for(practice_id, staff_id="s1")
     client = await api.session_for(practice_id, client_id="c1")
-    room = await direct(api, staff, "c1")
+    room = await api.direct_chat(staff, client_id="c1")
 
-    hello = await send(client, room, {"msgtype": "m.text", "body": "Hello 👋 Grüße — こんにちは"})
+    hello = await client.sent(room, {"msgtype": "m.text", "body": "Hello 👋 Grüße — こんにちは"})
     pdf = b"%PDF-1.4 notes"
     pdf_uri = await upload(api, staff, pdf, "notes.pdf", "application/pdf")
-    note = await send(
-        staff,
+    note = await staff.sent(
         room,
         {
             "msgtype": "m.file",
@@ -192,8 +179,7 @@ async def test_every_kind_of_message_exports_to_xlsx_and_csv_cell_by_cell(
     )
     ogg = b"OggS" + bytes(60)
     ogg_uri = await upload(api, client, ogg, "Voice message.ogg", "audio/ogg")
-    voice = await send(
-        client,
+    voice = await client.sent(
         room,
         {
             "msgtype": "m.audio",
@@ -204,8 +190,7 @@ async def test_every_kind_of_message_exports_to_xlsx_and_csv_cell_by_cell(
             "org.matrix.msc3245.voice": {},
         },
     )
-    reply = await send(
-        staff,
+    reply = await staff.sent(
         room,
         {
             "msgtype": "m.text",
@@ -215,22 +200,19 @@ async def test_every_kind_of_message_exports_to_xlsx_and_csv_cell_by_cell(
     )
     # Reactions: two people give 👍, one takes a ❤️ back; 🎉 on the reply.
     for who, key, target in ((client, "👍", hello), (staff, "👍", hello), (client, "🎉", reply)):
-        await send(
-            who,
+        await who.sent(
             room,
             {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}},
             "m.reaction",
         )
-    heart = await send(
-        staff,
+    heart = await staff.sent(
         room,
         {"m.relates_to": {"rel_type": "m.annotation", "event_id": hello, "key": "❤️"}},
         "m.reaction",
     )
     await redact(staff, room, heart)
     edited_text = "Hello 👋 Grüße — こんにちは, Привет!"
-    edit = await send(
-        client,
+    edit = await client.sent(
         room,
         {
             "msgtype": "m.text",
@@ -239,15 +221,15 @@ async def test_every_kind_of_message_exports_to_xlsx_and_csv_cell_by_cell(
             "m.relates_to": {"rel_type": "m.replace", "event_id": hello},
         },
     )
-    gone = await send(client, room, {"msgtype": "m.text", "body": "Please forget my address"})
+    gone = await client.sent(room, {"msgtype": "m.text", "body": "Please forget my address"})
     removal = await redact(client, room, gone)
-    formula = await send(client, room, {"msgtype": "m.text", "body": FORMULA})
+    formula = await client.sent(room, {"msgtype": "m.text", "body": FORMULA})
 
     # A real automatic reply: the practitioner's autoresponder answers the next message.
     auto = {"enabled": True, "message": AWAY, "periods": []}
     r = await api.call("PUT", "/settings", {"autoresponder": auto}, token=staff.token)
     assert r.status == 200, r.body
-    question = await send(client, room, {"msgtype": "m.text", "body": "Are you there?"})
+    question = await client.sent(room, {"msgtype": "m.text", "body": "Are you there?"})
 
     async def auto_reply() -> str | None:
         await bridge.autoresponses.send_due()
@@ -359,8 +341,8 @@ async def test_who_may_export_staff_members_the_owner_and_clients_when_allowed(
     team = await api.session_for(practice_id, staff_id="s2")
     c1 = await api.session_for(practice_id, client_id="c1")
     c2 = await api.session_for(practice_id, client_id="c2")
-    room = await direct(api, staff, "c1")
-    await send(c1, room, {"msgtype": "m.text", "body": "Hi"})
+    room = await api.direct_chat(staff, client_id="c1")
+    await c1.sent(room, {"msgtype": "m.text", "body": "Hi"})
     r = await api.call(
         "POST",
         "/chats/group",
@@ -411,7 +393,7 @@ async def test_bad_export_requests_are_json_errors_before_any_file(
 ) -> None:
     await api.setup_practice(practice_id)
     staff = await api.session_for(practice_id, staff_id="s1")
-    room = await direct(api, staff, "c1")
+    room = await api.direct_chat(staff, client_id="c1")
     path = f"/chats/{quote(room)}/export"
     cases = [
         ({"format": "pdf"}, "format"),
@@ -454,7 +436,9 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
     assert r.status in (200, 201), r.body
     staff = await api.session_for(practice_id, staff_id="s1")
     parent = await api.session_for(practice_id, client_id="c2")
-    room = await direct(api, staff, "c3")  # the sub-record's chat: the primary's account is in it
+    room = await api.direct_chat(
+        staff, client_id="c3"
+    )  # the sub-record's chat: the primary's account is in it
     # Messages dated in the past with the appservice's timestamp massaging; the first just
     # after midnight Berlin time (still the 9th in UTC).
     sent = [
@@ -559,9 +543,9 @@ async def test_bot_export_command_sends_the_file_to_the_private_room_only(
     await api.setup_practice(practice_id)
     staff = await api.session_for(practice_id, staff_id="s1")
     client = await api.session_for(practice_id, client_id="c1")
-    room = await direct(api, staff, "c1")
-    await send(client, room, {"msgtype": "m.text", "body": "Can I get our chat history?"})
-    await send(staff, room, {"msgtype": "m.text", "body": "!pb export csv"})
+    room = await api.direct_chat(staff, client_id="c1")
+    await client.sent(room, {"msgtype": "m.text", "body": "Can I get our chat history?"})
+    await staff.sent(room, {"msgtype": "m.text", "body": "!pb export csv"})
 
     async def delivered() -> dict[str, Any] | None:
         private = await bridge.commands.store.private_room(staff.user_id)  # type: ignore[arg-type]

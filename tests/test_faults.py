@@ -64,33 +64,15 @@ class Practice:
     @staticmethod
     async def create(api: ApiClient, pairs: int, *, include_content: bool = False) -> Practice:
         practice_id = f"p{uuid.uuid4().hex[:10]}"
-        await api.ok(
-            "PUT",
-            f"/practices/{practice_id}",
-            {"name": "Sunrise Wellness", "plan": "team", "timezone": "Europe/Berlin"},
+        numbers = range(1, pairs + 1)
+        await api.setup_practice(
+            practice_id,
+            clients=tuple(f"c{n}" for n in numbers),
+            staff=tuple((f"s{n}", "owner" if n == 1 else "practitioner") for n in numbers),
         )
         clients, rooms = {}, {}
-        for n in range(1, pairs + 1):
+        for n in numbers:
             staff_id, client_id = f"s{n}", f"c{n}"
-            await api.ok(
-                "PUT",
-                f"/practices/{practice_id}/staff/{staff_id}",
-                {
-                    "name": f"Staff {staff_id}",
-                    "email": f"{staff_id}@example.com",
-                    "role": "owner" if n == 1 else "practitioner",
-                },
-            )
-            await api.ok(
-                "PUT",
-                f"/practices/{practice_id}/clients/{client_id}",
-                {
-                    "name": f"Client {client_id}",
-                    "email": f"{client_id}@example.com",
-                    "activated": True,
-                    "portal_access": True,
-                },
-            )
             staff = await api.session_for(practice_id, staff_id=staff_id)
             settings: dict[str, Any] = {
                 "autoresponder": {"enabled": True, "message": AWAY, "periods": []}
@@ -98,29 +80,14 @@ class Practice:
             if n == 1 and include_content:
                 settings["practice"] = {"email_include_content": {"staff": True}}
             await api.ok("PUT", "/settings", settings, token=staff.token)
-            chat = await api.ok(
-                "POST", "/chats/direct", {"client_id": client_id}, token=staff.token
-            )
-            rooms[client_id] = chat["chat_id"]
+            rooms[client_id] = await api.direct_chat(staff, client_id=client_id)
             clients[client_id] = await api.session_for(practice_id, client_id=client_id)
         return Practice(practice_id, clients, rooms)
 
 
-async def say(who: MatrixClient, room: str, body: str) -> str:
-    sent = await who.send(room, {"msgtype": "m.text", "body": body})
-    assert sent.status == 200, sent.body
-    return str(sent.body["event_id"])
-
-
 async def auto_replies(who: MatrixClient, room: str) -> list[dict[str, Any]]:
     """The automatic replies in a room, as its client sees them."""
-    r = await who.request(
-        "GET",
-        f"/_matrix/client/v3/rooms/{quote(room)}/messages",
-        params={"dir": "b", "limit": "200"},
-    )
-    assert r.status == 200, r.body
-    return [e for e in r.body["chunk"] if AUTO_REPLY_KEY in e.get("content", {})]
+    return [e for e in await who.timeline(room, 200) if AUTO_REPLY_KEY in e.get("content", {})]
 
 
 async def outcomes(db: Database, event_ids: list[str]) -> dict[str, str | None]:
@@ -247,7 +214,7 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     async def write(round_: int) -> None:
         for client_id, client in practice.clients.items():
             body = f"message {round_} from {client_id} ({uuid.uuid4().hex[:8]})"
-            bodies[await say(client, practice.rooms[client_id], body)] = body
+            bodies[await client.say(practice.rooms[client_id], body)] = body
 
     async def killed_while_writing(round_: int) -> None:
         """SIGKILL while a round of messages is on its way, then a new process."""
@@ -386,13 +353,13 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
         api = ApiClient(synapse.config, synapse.info)
         practice = await Practice.create(api, pairs=2)
         c1, c2 = practice.clients["c1"], practice.clients["c2"]
-        first = await say(c1, practice.rooms["c1"], "Before the restart")
+        first = await c1.say(practice.rooms["c1"], "Before the restart")
         assert await all_processed(bridge.db, [first]) == {first: "ok"}
         await eventually(lambda: auto_replies(c1, practice.rooms["c1"]))
 
         # c2's reply is due when Synapse goes away: the sender meets the outage.
         await bridge.autoresponses.stop()
-        due = await say(c2, practice.rooms["c2"], "Just before the outage")
+        due = await c2.say(practice.rooms["c2"], "Just before the outage")
         await all_processed(bridge.db, [due])
         synapse.stop()
         bridge.autoresponses.start()
@@ -434,7 +401,7 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
         await synapse.start()
         await _healthy(api)
         # The client's messages reach the bridge again and are processed.
-        after = await say(c1, practice.rooms["c1"], "After the restart")
+        after = await c1.say(practice.rooms["c1"], "After the restart")
         assert await all_processed(bridge.db, [after]) == {after: "ok"}
         # Calls that need Synapse work again, with old and new sessions alike.
         fresh = await api.session_for(practice_id, client_id="c1")
@@ -595,7 +562,7 @@ async def test_postgres_restart_and_read_only_under_the_bridge(
         rename = ("PUT", f"/practices/{practice_id}")
         renamed = {"name": "Sunrise Wellness II", "plan": "team", "timezone": "Europe/Berlin"}
         c1, c2, c3 = (practice.clients[c] for c in ("c1", "c2", "c3"))
-        first = await say(c1, practice.rooms["c1"], "Before the outage")
+        first = await c1.say(practice.rooms["c1"], "Before the outage")
         assert await all_processed(bridge.db, [first]) == {first: "ok"}
 
         # Down: every call that needs the database is a clean 503; Synapse's transaction with
@@ -608,7 +575,7 @@ async def test_postgres_restart_and_read_only_under_the_bridge(
                 "ORG.PRACTICEBRIDGE.STORAGE_UNAVAILABLE",
             ), reply
             C.check(method, path.split("?")[0], reply)
-        during = await say(c2, practice.rooms["c2"], "During the outage")
+        during = await c2.say(practice.rooms["c2"], "During the outage")
         await _unhealthy(api, "database")
         await private_postgres.start_async()
         await _healthy(api)
@@ -631,7 +598,7 @@ async def test_postgres_restart_and_read_only_under_the_bridge(
 
         await eventually(refused)
         assert await _unavailable_or_ok(api, "GET", audit) == 200
-        late = await say(c3, practice.rooms["c3"], "While the database is read-only")
+        late = await c3.say(practice.rooms["c3"], "While the database is read-only")
         await private_postgres.read_only(False)
         assert await all_processed(bridge.db, [late]) == {late: "ok"}
         assert await _unavailable_or_ok(api, *rename, renamed) == 200
@@ -690,7 +657,7 @@ async def _held_messages(
     sent = []
     for n in range(per_client):
         for client_id, client in practice.clients.items():
-            sent.append(await say(client, practice.rooms[client_id], f"message {n}"))
+            sent.append(await client.say(practice.rooms[client_id], f"message {n}"))
 
     async def stored() -> bool:
         return len(await outcomes(bridge.db, sent)) == len(sent)

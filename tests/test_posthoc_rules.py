@@ -51,21 +51,11 @@ def _marked(length: int) -> str:
     return (mark + "x" * length)[:length]
 
 
-async def _timeline(mc: MatrixClient, room: str) -> list[dict[str, Any]]:
-    r = await mc.request(
-        "GET",
-        f"/_matrix/client/v3/rooms/{quote(room)}/messages",
-        params={"dir": "b", "limit": "200"},
-    )
-    assert r.status == 200, r.body
-    return list(r.body["chunk"])
-
-
 async def _notices(mc: MatrixClient, room: str, event_id: str) -> list[dict[str, Any]]:
     """The bot's notices about one offending event."""
     return [
         ev
-        for ev in await _timeline(mc, room)
+        for ev in await mc.timeline(room, 200)
         if ev["type"] == "m.room.message"
         and ev["content"].get(RULE_KEY, {}).get("event_id") == event_id
     ]
@@ -74,7 +64,7 @@ async def _notices(mc: MatrixClient, room: str, event_id: str) -> list[dict[str,
 async def _redactions(mc: MatrixClient, room: str, event_id: str) -> list[dict[str, Any]]:
     return [
         ev
-        for ev in await _timeline(mc, room)
+        for ev in await mc.timeline(room, 200)
         if ev["type"] == "m.room.redaction"
         and event_id in (ev.get("redacts"), ev["content"].get("redacts"))
     ]
@@ -99,12 +89,6 @@ async def _explained(mc: MatrixClient, room: str, event_id: str) -> dict[str, An
 async def _redacted(mc: MatrixClient, room: str, event_id: str) -> bool:
     ev = await _event(mc, room, event_id)
     return "redacted_because" in ev.get("unsigned", {})
-
-
-async def _send(mc: MatrixClient, room: str, content: dict[str, Any]) -> str:
-    r = await mc.send(room, content)
-    assert r.status == 200, r.body  # No module: Synapse stores it.
-    return str(r.body["event_id"])
 
 
 def _assert_notice(notice: dict[str, Any], bot: str, sender: str, errcode: str) -> None:
@@ -135,11 +119,11 @@ async def test_over_limit_client_message_is_redacted_and_explained(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
     owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
-    at_limit = await _send(client, room, _text(_marked(LIMIT)))
-    emoji = await _send(client, room, _text("😀" * LIMIT))  # code points, not bytes
-    long_staff = await _send(owner, room, _text(_marked(5_000)))
+    at_limit = await client.sent(room, _text(_marked(LIMIT)))
+    emoji = await client.sent(room, _text("😀" * LIMIT))  # code points, not bytes
+    long_staff = await owner.sent(room, _text(_marked(5_000)))
     over_text = _marked(LIMIT + 1)
-    over = await _send(client, room, _text(over_text))
+    over = await client.sent(room, _text(over_text))
 
     notice = await _explained(owner, room, over)
     _assert_notice(
@@ -161,9 +145,8 @@ async def test_over_limit_edit_is_redacted_and_the_original_stays(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
     owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
-    original = await _send(client, room, _text("short"))
-    fine_edit = await _send(
-        client,
+    original = await client.sent(room, _text("short"))
+    fine_edit = await client.sent(
         room,
         {
             "msgtype": "m.text",
@@ -172,8 +155,7 @@ async def test_over_limit_edit_is_redacted_and_the_original_stays(
             "m.relates_to": {"rel_type": "m.replace", "event_id": original},
         },
     )
-    edit = await _send(
-        client,
+    edit = await client.sent(
         room,
         {
             "msgtype": "m.text",
@@ -197,7 +179,7 @@ async def test_client_message_without_direct_chat_access_is_redacted_and_explain
     owner, client, room = await chat_with_limit(api, practice_id, limit=None, staff=STAFF)
     r = await client.request("GET", f"/_matrix/client/v3/rooms/{quote(room)}/state/{POLICY}/")
     await bridge.rooms.send_state(room, POLICY, r.body | {"clients_may_send": False})
-    sent = await _send(client, room, _text("hello?"))
+    sent = await client.sent(room, _text("hello?"))
     notice = await _explained(owner, room, sent)
     _assert_notice(
         notice, bridge.mapper.bot_mxid, client.user_id, "ORG.PRACTICEBRIDGE.DIRECT_CHAT_DISABLED"
@@ -239,7 +221,7 @@ async def test_client_state_event_and_invite_are_undone_and_explained(
     await eventually(uninvited)
     invites = [
         ev
-        for ev in await _timeline(owner, room)
+        for ev in await owner.timeline(room, 200)
         if ev["type"] == "m.room.member"
         and ev["state_key"] == other.user_id
         and ev["content"].get("membership") == "invite"
@@ -281,8 +263,8 @@ async def test_forged_policy_is_ignored_and_the_bots_still_applies(
         },
     )
     assert r.status == 200, r.body
-    under_the_bots = await _send(client, room, _text(_marked(LIMIT - 5)))
-    over_the_bots = await _send(client, room, _text(_marked(LIMIT + 5)))
+    under_the_bots = await client.sent(room, _text(_marked(LIMIT - 5)))
+    over_the_bots = await client.sent(room, _text(_marked(LIMIT + 5)))
     notice = await _explained(owner, room, over_the_bots)
     assert notice["content"][RULE_KEY]["max_length"] == LIMIT
     assert not await _redacted(owner, room, under_the_bots)
@@ -293,7 +275,7 @@ async def test_each_violation_is_undone_and_explained_exactly_once(
 ) -> None:
     owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     over_text = _marked(LIMIT + 1)
-    over = await _send(client, room, _text(over_text))
+    over = await client.sent(room, _text(over_text))
     await _explained(owner, room, over)
     ts = (await _event(owner, room, over))["origin_server_ts"]
 
@@ -343,7 +325,7 @@ async def test_a_room_whose_policy_the_bridge_never_saw_is_read_once(
     owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
     # As if the room's policy events had been processed before policies were kept.
     await bridge.db.execute("DELETE FROM room_policy WHERE room_id=$1", room)
-    over = await _send(client, room, _text(_marked(LIMIT + 1)))
+    over = await client.sent(room, _text(_marked(LIMIT + 1)))
     await _explained(owner, room, over)
     stored = await bridge.db.fetchval("SELECT content FROM room_policy WHERE room_id=$1", room)
     assert stored is not None and f'"client_message_limit": {LIMIT}' in stored
