@@ -27,6 +27,7 @@ from mautrix.types import UserID
 
 Kind = Literal["staff", "client"]
 KINDS: tuple[Kind, ...] = ("staff", "client")
+_KIND_NAMED: dict[str, Kind] = {kind: kind for kind in KINDS}
 #: The longest user id Matrix allows (spec: "Users", user identifiers).
 MAX_USER_ID_LENGTH = 255
 #: The ids the provisioning API accepts, in the order the packed form numbers them.
@@ -167,13 +168,14 @@ class IdentityMapper:
         if domain != self.domain or localpart == self.bot_localpart:
             return None
         match = self._regex.fullmatch(localpart)
-        if not match or match["kind"] not in KINDS:
+        kind = _KIND_NAMED.get(match["kind"]) if match else None
+        if match is None or kind is None:
             return None
         try:
             practice_id, local_id = unescape(match["practice"]), unescape(match["id"])
         except ValueError:
             return None
-        return PortalIdentity(match["kind"], practice_id, local_id)  # type: ignore[arg-type]
+        return PortalIdentity(kind, practice_id, local_id)
 
     def is_portal_localpart(self, localpart: str) -> bool:
         """Whether a localpart has the shape of the template (the namespace regex's test)."""

@@ -14,6 +14,7 @@ from bridge.identity import (
     KINDS,
     MAX_USER_ID_LENGTH,
     IdentityMapper,
+    Kind,
     PortalIdentity,
     TemplateError,
     escape,
@@ -50,21 +51,21 @@ def mapper(template: str = DEFAULT_TEMPLATE, domain: str = DOMAIN) -> IdentityMa
 @settings(max_examples=300)
 @given(templates, kinds, ids, ids)
 def test_localpart_is_valid_and_parses_back(
-    template: str, kind: str, practice_id: str, local_id: str
+    template: str, kind: Kind, practice_id: str, local_id: str
 ) -> None:
     m = mapper(template)
-    localpart = m.localpart(kind, practice_id, local_id)  # type: ignore[arg-type]
+    localpart = m.localpart(kind, practice_id, local_id)
     assert LOCALPART.fullmatch(localpart), localpart
-    user_id = m.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
-    assert m.parse(user_id) == PortalIdentity(kind, practice_id, local_id)  # type: ignore[arg-type]
+    user_id = m.user_id(kind, practice_id, local_id)
+    assert m.parse(user_id) == PortalIdentity(kind, practice_id, local_id)
 
 
 @settings(max_examples=300)
 @given(templates, kinds, api_ids, api_ids)
 def test_ids_the_api_accepts_fit_in_a_matrix_user_id(
-    template: str, kind: str, practice_id: str, local_id: str
+    template: str, kind: Kind, practice_id: str, local_id: str
 ) -> None:
-    user_id = mapper(template).user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
+    user_id = mapper(template).user_id(kind, practice_id, local_id)
     assert len(user_id) <= MAX_USER_ID_LENGTH
 
 
@@ -87,32 +88,32 @@ def test_common_ids_stay_readable() -> None:
 @settings(max_examples=500)
 @given(templates, kinds, ids, ids, kinds, ids, ids)
 def test_distinct_identities_get_distinct_user_ids(
-    template: str, k1: str, p1: str, i1: str, k2: str, p2: str, i2: str
+    template: str, k1: Kind, p1: str, i1: str, k2: Kind, p2: str, i2: str
 ) -> None:
     assume((k1, p1, i1) != (k2, p2, i2))
     m = mapper(template)
-    assert m.user_id(k1, p1, i1) != m.user_id(k2, p2, i2)  # type: ignore[arg-type]
+    assert m.user_id(k1, p1, i1) != m.user_id(k2, p2, i2)
 
 
 @given(kinds, ids, ids, ids)
 def test_ids_differing_only_where_a_separator_could_hide_stay_distinct(
-    kind: str, a: str, b: str, c: str
+    kind: Kind, a: str, b: str, c: str
 ) -> None:
     """("a_b", "c") and ("a", "b_c") would collide if '_' were not escaped inside a field."""
     m = mapper()
-    left = m.user_id(kind, f"{a}_{b}", c)  # type: ignore[arg-type]
-    right = m.user_id(kind, a, f"{b}_{c}")  # type: ignore[arg-type]
+    left = m.user_id(kind, f"{a}_{b}", c)
+    right = m.user_id(kind, a, f"{b}_{c}")
     assert left != right
 
 
 @settings(max_examples=300)
 @given(templates, kinds, ids, ids)
 def test_namespace_regex_matches_every_portal_user(
-    template: str, kind: str, practice_id: str, local_id: str
+    template: str, kind: Kind, practice_id: str, local_id: str
 ) -> None:
     m = mapper(template)
     namespace = re.compile(m.namespace_regex())
-    user_id = m.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
+    user_id = m.user_id(kind, practice_id, local_id)
     # Synapse tests namespaces with re.match; the module with fullmatch.
     assert namespace.match(user_id)
     assert namespace.fullmatch(user_id)
@@ -169,18 +170,18 @@ def test_ambiguous_or_invalid_templates_are_refused(template: str) -> None:
     ids,
 )
 def test_every_template_the_validator_accepts_is_reversible_and_injective(
-    order: list[str], glue: list[str], kind: str, practice_id: str, local_id: str, other: str
+    order: list[str], glue: list[str], kind: Kind, practice_id: str, local_id: str, other: str
 ) -> None:
     template = glue[0] + order[0] + glue[1] + order[1] + glue[2] + order[2] + glue[3]
     try:
         m = mapper(template)
     except TemplateError:
         return
-    user_id = m.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
-    assert m.parse(user_id) == PortalIdentity(kind, practice_id, local_id)  # type: ignore[arg-type]
+    user_id = m.user_id(kind, practice_id, local_id)
+    assert m.parse(user_id) == PortalIdentity(kind, practice_id, local_id)
     assert re.match(m.namespace_regex(), user_id)
     if other != local_id:
-        assert m.user_id(kind, practice_id, other) != user_id  # type: ignore[arg-type]
+        assert m.user_id(kind, practice_id, other) != user_id
 
 
 fields = st.text(alphabet="abcdefgz0123456789=-+", min_size=1, max_size=12)

@@ -22,7 +22,7 @@ from synapse.config.appservice import load_appservices
 
 from appservice.synapse_media import PracticeMedia
 from appservice.synapse_module import PracticeRules
-from bridge.identity import KINDS
+from bridge.identity import KINDS, Kind
 from config import PLACEHOLDER_TOKEN, load_config
 from tests.clients import cli
 
@@ -222,10 +222,10 @@ ODD_IDS = [
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("local_id", ODD_IDS)
 def test_namespace_claims_every_portal_user(
-    generated: Generated, kind: str, local_id: str
+    generated: Generated, kind: Kind, local_id: str
 ) -> None:
     for practice_id in ("p1", "Sunrise.Wellness", "P" * 64):
-        user_id = generated.mapper.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
+        user_id = generated.mapper.user_id(kind, practice_id, local_id)
         assert generated.service.is_exclusive_user(user_id), user_id
         assert generated.service.is_user_in_namespace(user_id), user_id
 
@@ -237,9 +237,9 @@ def test_namespace_claims_every_portal_user(
     st.from_regex(r"[A-Za-z0-9._-]{1,64}", fullmatch=True) | st.text(min_size=1),
 )
 def test_namespace_claims_random_portal_users(
-    generated: Generated, kind: str, practice_id: str, local_id: str
+    generated: Generated, kind: Kind, practice_id: str, local_id: str
 ) -> None:
-    user_id = generated.mapper.user_id(kind, practice_id, local_id)  # type: ignore[arg-type]
+    user_id = generated.mapper.user_id(kind, practice_id, local_id)
     assert generated.service.is_exclusive_user(user_id), user_id
 
 
