@@ -17,6 +17,7 @@ from mautrix.appservice import AppService
 from mautrix.errors import MatrixRequestError
 from mautrix.types import RoomID, UserID
 
+from bridge.chats.layout import create_room_body
 from bridge.errors import Codes, PracticeError
 
 log = logging.getLogger("practice.rooms")
@@ -49,17 +50,14 @@ class SynapseRooms:
         invitees: list[UserID],
     ) -> RoomID:
         """POST /createRoom (spec: Client-Server API, Room creation)."""
-        body: dict[str, Any] = {
-            "visibility": "private",
-            "room_version": room_version,
-            "preset": "private_chat",
-            "is_direct": is_direct,
-            "invite": list(invitees),
-            "initial_state": initial_state,
-            "power_level_content_override": power_levels,
-        }
-        if name:
-            body["name"] = name
+        body = create_room_body(
+            name=name,
+            is_direct=is_direct,
+            initial_state=initial_state,
+            power_levels=power_levels,
+            invitees=invitees,
+            room_version=room_version,
+        )
         resp = await self._bot().request(Method.POST, PathBuilder(f"{_V3}/createRoom"), body)
         return RoomID(resp["room_id"])
 

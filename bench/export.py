@@ -42,6 +42,7 @@ from typing import IO, Any, cast
 from urllib.parse import quote
 
 import aiohttp
+from mautrix.types import RoomID
 from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
@@ -213,14 +214,13 @@ class Filler:
         created = await self.call(
             "POST",
             f"{_V3}/createRoom",
-            {
-                "visibility": "private",
-                "room_version": layout.ROOM_VERSION,
-                "preset": "private_chat",
-                "is_direct": True,
-                "invite": [self.staff, self.client],
-                "power_level_content_override": layout.power_levels([self.staff]),  # type: ignore[arg-type]
-            },
+            layout.create_room_body(
+                name=None,
+                is_direct=True,
+                initial_state=[],
+                power_levels=layout.power_levels([self.staff]),
+                invitees=[self.staff, self.client],
+            ),
         )
         room = str(created["room_id"])
         for user in (self.staff, self.client):
@@ -231,7 +231,15 @@ class Filler:
             from bridge.chats.store import ChatStore
 
             await ChatStore(db).insert(
-                Chat(room, PRACTICE, "direct", None, "s1", staff_ids=["s1"], client_ids=["c1"])  # type: ignore[arg-type]
+                Chat(
+                    RoomID(room),
+                    PRACTICE,
+                    "direct",
+                    None,
+                    "s1",
+                    staff_ids=["s1"],
+                    client_ids=["c1"],
+                )
             )
         finally:
             await db.stop()

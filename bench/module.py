@@ -142,15 +142,13 @@ async def _prepare(
         side,
         "POST",
         f"{_V3}/createRoom",
-        {
-            "visibility": "private",
-            "room_version": layout.ROOM_VERSION,
-            "preset": "private_chat",
-            "is_direct": True,
-            "invite": [staff, client],
-            "initial_state": layout.initial_state({"practice_id": PRACTICE}, policy),
-            "power_level_content_override": layout.power_levels([staff]),
-        },
+        layout.create_room_body(
+            name=None,
+            is_direct=True,
+            initial_state=layout.initial_state({"practice_id": PRACTICE}, policy),
+            power_levels=layout.power_levels([staff]),
+            invitees=[staff, client],
+        ),
         as_token,
     )
     side.room = str(created["room_id"])

@@ -97,3 +97,28 @@ def initial_state(chat_content: dict[str, Any], policy: dict[str, Any]) -> list[
         {"type": CHAT_STATE, "state_key": "", "content": chat_content},
         {"type": POLICY_STATE, "state_key": "", "content": policy},
     ]
+
+
+def create_room_body(
+    *,
+    name: str | None,
+    is_direct: bool,
+    initial_state: list[dict[str, Any]],
+    power_levels: dict[str, Any],
+    invitees: list[UserID],
+    room_version: str = ROOM_VERSION,
+) -> dict[str, Any]:
+    """The bot's ``POST /createRoom`` for a chat: private, by invitation only.
+    https://spec.matrix.org/v1.11/client-server-api/#post_matrixclientv3createroom"""
+    body: dict[str, Any] = {
+        "visibility": "private",
+        "room_version": room_version,
+        "preset": "private_chat",
+        "is_direct": is_direct,
+        "invite": list(invitees),
+        "initial_state": initial_state,
+        "power_level_content_override": power_levels,
+    }
+    if name:
+        body["name"] = name
+    return body
