@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -160,6 +161,34 @@ async def bridge(
         yield instance
     finally:
         await instance.stop()
+
+
+Restart = Callable[..., AbstractAsyncContextManager[Bridge]]
+
+
+@pytest.fixture
+def restart(
+    homeserver: HomeserverInfo,
+    database_factory: Callable[[], Database],
+    tmp_path: Path,
+    smtp: SmtpServer,
+    clock: Clock,
+) -> Restart:
+    """Another bridge process on the same database and mail server, once the first stopped:
+    ``async with restart(drive=...) as restarted``."""
+
+    @asynccontextmanager
+    async def restarted(*, drive: bool = True) -> AsyncIterator[Bridge]:
+        folder = tmp_path / "again"
+        folder.mkdir()
+        config = _mail_config(homeserver, folder, smtp.port)
+        instance = await _start(config, database_factory(), clock, drive=drive)
+        try:
+            yield instance
+        finally:
+            await instance.stop()
+
+    return restarted
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -608,9 +637,7 @@ async def test_restart_with_pending_and_retrying_rows_sends_each_email_once(
     bridge: Bridge,
     smtp: SmtpServer,
     clock: Clock,
-    homeserver: HomeserverInfo,
-    database_factory: Callable[[], Database],
-    tmp_path: Path,
+    restart: Restart,
 ) -> None:
     staff, clients, rooms = await _setup(api, practice_id, clients=("c1", "c2"))
     # c1's email fails once while the mail server is down; c2's is still waiting its delay.
@@ -622,11 +649,8 @@ async def test_restart_with_pending_and_retrying_rows_sends_each_email_once(
     await bridge.stop()  # the bridge goes away with both rows pending
     smtp.start()
 
-    (tmp_path / "again").mkdir()
-    config = _mail_config(homeserver, tmp_path / "again", smtp.port)
     clock.advance(3600 + DELAY)
-    restarted = await _start(config, database_factory(), clock, drive=False)
-    try:
+    async with restart(drive=False) as restarted:
 
         async def both() -> bool:
             return len(smtp.mailbox.received) >= 2
@@ -634,8 +658,6 @@ async def test_restart_with_pending_and_retrying_rows_sends_each_email_once(
         await eventually(both)  # the worker's own loop sends them
         await restarted.notifications.worker.stop()
         assert await _after_delay(restarted, clock, 3600) == 0
-    finally:
-        await restarted.stop()
     mails = smtp.mailbox.to("s1@example.com")
     assert sorted(str(m["Subject"]) for m in mails) == [
         "New message from Client c1",
@@ -654,9 +676,7 @@ async def test_dying_while_handing_over_an_email_sends_it_once_after_restart(
     bridge: Bridge,
     smtp: SmtpServer,
     clock: Clock,
-    homeserver: HomeserverInfo,
-    database_factory: Callable[[], Database],
-    tmp_path: Path,
+    restart: Restart,
 ) -> None:
     staff, clients, rooms = await _setup(api, practice_id)
 
@@ -672,14 +692,9 @@ async def test_dying_while_handing_over_an_email_sends_it_once_after_restart(
     assert email["status"] == "sending"
     await bridge.stop()
 
-    (tmp_path / "again").mkdir()
-    config = _mail_config(homeserver, tmp_path / "again", smtp.port)
-    restarted = await _start(config, database_factory(), clock)
-    try:
+    async with restart() as restarted:
         assert await _after_delay(restarted, clock) == 1
         assert await _after_delay(restarted, clock) == 0
-    finally:
-        await restarted.stop()
     (mail,) = smtp.mailbox.received
     assert mail.message["Message-ID"] == email["message_id"]
 
@@ -690,9 +705,7 @@ async def test_a_resend_after_dying_is_the_same_email_and_later_messages_wait_fo
     bridge: Bridge,
     smtp: SmtpServer,
     clock: Clock,
-    homeserver: HomeserverInfo,
-    database_factory: Callable[[], Database],
-    tmp_path: Path,
+    restart: Restart,
 ) -> None:
     """The mail server took the email, then the bridge died before writing that down: the
     restarted bridge sends that email again unchanged (same Message-ID, same messages), and a
@@ -712,15 +725,10 @@ async def test_a_resend_after_dying_is_the_same_email_and_later_messages_wait_fo
     await _send(bridge, clients["c1"], rooms["c1"], "Second words")
     await bridge.stop()
 
-    (tmp_path / "again").mkdir()
-    config = _mail_config(homeserver, tmp_path / "again", smtp.port)
-    restarted = await _start(config, database_factory(), clock)
-    try:
+    async with restart() as restarted:
         assert await _after_delay(restarted, clock) == 1
         assert await _after_delay(restarted, clock) == 1
         assert await _after_delay(restarted, clock) == 0
-    finally:
-        await restarted.stop()
     first, resent, second = (m.message for m in smtp.mailbox.received)
     assert resent["Message-ID"] == first["Message-ID"]
     assert _text(resent) == _text(first)
