@@ -21,7 +21,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy bridge appservice config registration
+	$(PY) -m mypy bridge appservice config registration synapse-modules/practice_bridge_synapse
 
 format: $(STAMP)
 	$(PY) -m ruff format .

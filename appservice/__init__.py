@@ -1,5 +1,4 @@
-"""Matrix-facing adapters: transaction intake, provisioning API, bot commands, Synapse module.
+"""Matrix-facing adapters: transaction intake, provisioning API, bot commands, the Messenger.
 
-Nothing is imported here: ``appservice.synapse_module`` is loaded by Synapse on Twisted and must
-not pull in asyncio libraries.
+(The Synapse modules are a package of their own: ``synapse-modules/practice_bridge_synapse``.)
 """

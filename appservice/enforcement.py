@@ -18,10 +18,10 @@ from mautrix.types import RoomID, UserID
 
 from appservice.rooms import SynapseRooms
 from bridge.constants import POLICY_STATE
+from practice_bridge_synapse.names import PROBE_PATH
 
 log = logging.getLogger("practice.rules")
 _V3 = "/_matrix/client/v3"
-PROBE_PATH = "/_synapse/client/org.practicebridge/module"
 
 
 def _q(value: str) -> str:

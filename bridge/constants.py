@@ -1,20 +1,19 @@
 """Names and forms that the bridge shares with its API's callers, with Matrix clients and with
 the Synapse modules: event and account data types, keys in message content, the form of a
-portal id, the export formats.
-
-Standard library only: code that runs inside Synapse may import this module.
+portal id, the export formats. The state event names the Synapse modules read too are theirs
+(``practice_bridge_synapse.names``), imported here.
 """
 
 from __future__ import annotations
 
 from typing import Final, Literal, TypeGuard, get_args
 
+# State events the bot writes in every chat (only the bot's count).
+from practice_bridge_synapse.names import CHAT_STATE as CHAT_STATE
+from practice_bridge_synapse.names import POLICY_STATE as POLICY_STATE
+
 # A portal id (practice, team member, client), as the portal's own database names them.
 ID_PATTERN: Final = r"[A-Za-z0-9._-]{1,64}"
-
-# State events the bot writes in every chat (only the bot's count).
-CHAT_STATE: Final = "org.practicebridge.chat"
-POLICY_STATE: Final = "org.practicebridge.policy"
 
 # Per-user state in account data, read by every Matrix client of the user.
 PREFERENCES_EVENT: Final = "org.practicebridge.preferences"

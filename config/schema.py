@@ -285,7 +285,7 @@ class Config(Section):
     practice: Practice = key("Product rules.")
     attachments: Attachments = key(
         "Attachments: what portal users may upload and send in chats. Synapse enforces it "
-        "through the media module (appservice.synapse_media), which reads it from "
+        "through the media module (practice_bridge_synapse.media), which reads it from "
         "homeserver.yaml: after a change, update the module's entry there (docs/admin.md) and "
         "restart Synapse (`practice-bridge local` does this itself)."
     )

@@ -62,11 +62,11 @@ def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[
 
 
 def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[str, Any]:
-    """The rules module (appservice.synapse_module)."""
+    """The rules module (practice_bridge_synapse.rules)."""
     mapper = config.identity_mapper()
     client_regex = mapper.namespace_regex().replace("(staff|client)", "client")
     return {
-        "module": "appservice.synapse_module.PracticeRules",
+        "module": "practice_bridge_synapse.rules.PracticeRules",
         "config": {
             "bot_user_id": config.bot_mxid,
             "user_regex": mapper.namespace_regex(),
@@ -90,7 +90,7 @@ def practice_regex(mapper: IdentityMapper) -> str:
 
 
 def media_module_entry(config: Config) -> dict[str, Any]:
-    """The media module (appservice.synapse_media): the attachment policy of ``attachments``,
+    """The media module (practice_bridge_synapse.media): the attachment policy of ``attachments``,
     each practice's rules complete (its own keys over the defaults), keyed by the practice as it
     appears in user ids."""
     mapper = config.identity_mapper()
@@ -98,7 +98,7 @@ def media_module_entry(config: Config) -> dict[str, Any]:
     default = attachments.rules_of(None)
     practices = {escape(pid): attachments.rules_of(pid) for pid in attachments.practices}
     return {
-        "module": "appservice.synapse_media.PracticeMedia",
+        "module": "practice_bridge_synapse.media.PracticeMedia",
         "config": {
             "bot_user_id": config.bot_mxid,
             "practice_regex": practice_regex(mapper),

@@ -155,12 +155,18 @@ class SynapseSpec:
         )
 
 
+# Where the modules were before they became a package of their own (practice_bridge_synapse).
+_FORMER_MODULES = frozenset(
+    {"appservice.synapse_module.PracticeRules", "appservice.synapse_media.PracticeMedia"}
+)
+
+
 def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
     """An existing homeserver.yaml (``text``) with the bridge's ``entries``
     (``registration.snippet_entries``) merged in, comments and everything else kept: the
     registration path joins ``app_service_config_files`` unless listed, the modules replace
-    their own earlier entries in ``modules`` (matched by class) and join the other modules,
-    and any other key is set."""
+    their own earlier entries in ``modules`` (matched by class, including the classes' former
+    names) and join the other modules, and any other key is set."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -182,7 +188,7 @@ def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
             files.extend(path for path in value if path not in files)
         elif key == "modules":
             modules = _list_at(data, key)
-            ours = {entry["module"] for entry in value}
+            ours = {entry["module"] for entry in value} | _FORMER_MODULES
             keep = [m for m in modules if not (isinstance(m, dict) and m.get("module") in ours)]
             modules[:] = [*keep, *value]
         else:

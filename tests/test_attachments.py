@@ -1,4 +1,4 @@
-"""The attachment policy, enforced inside Synapse by appservice/synapse_media.py.
+"""The attachment policy, enforced inside Synapse by the media module (practice_bridge_synapse).
 
 Uploads go straight to Synapse's media repository, so every refusal here comes from the real
 homeserver with the module loaded (tests/conftest.py): the defaults of example-config.yaml, and
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from appservice.synapse_media import PracticeMedia, extension_of, sniff
 from bridge.identity import escape
 from config import ConfigError, generate_config, load_config
+from practice_bridge_synapse.media import PracticeMedia, extension_of, sniff
 from registration import module_entries
 from tests.clients import ApiClient, MatrixClient
 from tests.conftest import OWN_ATTACHMENT_RULES
@@ -263,8 +263,8 @@ def test_module_entries_carry_each_practices_complete_rules(tmp_path: Path) -> N
         },
     )
     rules, media = module_entries(config)
-    assert rules["module"] == "appservice.synapse_module.PracticeRules"
-    assert media["module"] == "appservice.synapse_media.PracticeMedia"
+    assert rules["module"] == "practice_bridge_synapse.rules.PracticeRules"
+    assert media["module"] == "practice_bridge_synapse.media.PracticeMedia"
     parsed = PracticeMedia.parse_config(media["config"])
     default = parsed["attachments"]["default"]
     assert default["max_size"] == DEFAULT_MAX and "exe" in default["blocked_extensions"]

@@ -1,4 +1,4 @@
-"""The practice rules inside Synapse (appservice/synapse_module.py), on the real homeserver.
+"""The practice rules inside Synapse (practice_bridge_synapse.rules), on the real homeserver.
 
 Every refusal is checked over HTTP exactly as a portal frontend meets it: status, errcode, the
 sentence and its fields, and that nothing was stored.

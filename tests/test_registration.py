@@ -20,10 +20,10 @@ from ruamel.yaml import YAML
 from synapse.appservice import ApplicationService
 from synapse.config.appservice import load_appservices
 
-from appservice.synapse_media import PracticeMedia
-from appservice.synapse_module import PracticeRules
 from bridge.identity import KINDS, Kind
 from config import PLACEHOLDER_TOKEN, load_config
+from practice_bridge_synapse.media import PracticeMedia
+from practice_bridge_synapse.rules import PracticeRules
 from tests.clients import cli
 
 DOMAIN = "practice.test"
@@ -278,11 +278,11 @@ def test_snippet_loads_the_registration_and_the_module(generated: Generated) -> 
     snippet = generated.snippet
     assert snippet["app_service_config_files"] == [str(generated.registration_path.resolve())]
     entry, media = snippet["modules"]
-    assert entry["module"] == "appservice.synapse_module.PracticeRules"
+    assert entry["module"] == "practice_bridge_synapse.rules.PracticeRules"
     config = PracticeRules.parse_config(entry["config"])
     assert config["bot_user_id"] == generated.config.bot_mxid
     # The attachment policy and practice-only downloads (tests/test_attachments.py).
-    assert media["module"] == "appservice.synapse_media.PracticeMedia"
+    assert media["module"] == "practice_bridge_synapse.media.PracticeMedia"
     assert PracticeMedia.parse_config(media["config"])["bot_user_id"] == config["bot_user_id"]
 
 

@@ -43,13 +43,14 @@ from bridge.background import BackgroundLoop
 from bridge.constants import POLICY_STATE
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
+from practice_bridge_synapse.names import MODULE_NAME
+from practice_bridge_synapse.policy import Policy, message_rule, state_rule, trusted_policy
 
-from .policy import Policy, explanation, message_rule, state_rule, trusted_policy
+from .policy import explanation
 from .store import RuleStore, Violation
 
 log = logging.getLogger("practice.rules")
 
-MODULE_NAME = "practice-bridge"
 RULE_KEY = "org.practicebridge.rule"
 REDACT_REASON = "Removed by the practice's rules"
 _REDACTED = frozenset({"message_too_long", "direct_chat_disabled", "encrypted", "state_event"})

@@ -9,8 +9,7 @@ from typing import Any
 from mautrix.util.async_db import Connection, Database
 
 from bridge.clock import now_ms
-
-from .policy import Policy
+from practice_bridge_synapse.policy import Policy
 
 
 @dataclass

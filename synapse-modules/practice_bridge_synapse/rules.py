@@ -2,11 +2,11 @@
 
 Runs inside Synapse, on Twisted. No asyncio libraries, no blocking I/O, no HTTP calls to the
 bridge and no bridge imports: everything it needs comes from its config (written by
-``practice-bridge generate-registration``) and Synapse's module API. Loaded through
-homeserver.yaml::
+``practice-bridge generate-registration``), Synapse's module API and the pure rule code it shares
+with the bridge (:mod:`practice_bridge_synapse.policy`). Loaded through homeserver.yaml::
 
     modules:
-      - module: appservice.synapse_module.PracticeRules
+      - module: practice_bridge_synapse.rules.PracticeRules
         config:
           bot_user_id: "@practicebot:example.com"
           user_regex: "@pb_(staff|client)_...:example\\\\.com$"
@@ -48,22 +48,20 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from synapse.module_api import NOT_SPAM, ModuleApi
-from synapse.module_api.errors import Codes, SynapseError
+from synapse.module_api.errors import SynapseError
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from .errors import Codes
+from .names import MODULE_NAME, POLICY_STATE, PROBE_PATH
+from .policy import Policy, message_rule, trusted_policy
+
 logger = logging.getLogger("practice.synapse_module")
 
-MODULE_NAME = "practice-bridge"
 MODULE_VERSION = "1"
-PROBE_PATH = "/_synapse/client/org.practicebridge/module"
-POLICY_STATE = "org.practicebridge.policy"
-ERRCODE_PREFIX = "ORG.PRACTICEBRIDGE."
 RULES = (
     "client_message_limit",
     "direct_chat_access",
@@ -74,9 +72,6 @@ RULES = (
 
 _RETRY_MSEC = 250.0
 _CACHE_ROOMS = 10_000
-# Media whose body is a caption only when a separate file name is given (spec: m.image etc.).
-_MEDIA = frozenset({"m.image", "m.file", "m.audio", "m.video"})
-_EDIT_FALLBACK = "* "
 
 
 class ModuleConfigError(Exception):
@@ -87,73 +82,16 @@ class PracticeRuleError(SynapseError):
     """A refused client action, rendered like the bridge's errors: errcode, sentence, fields."""
 
     def __init__(self, errcode: str, message: str, http_status: int = 403, **fields: Any):
-        super().__init__(http_status, message, errcode, fields)
+        super().__init__(http_status, message, str(errcode), fields)
 
 
 def _forbidden(message: str) -> PracticeRuleError:
     return PracticeRuleError(Codes.FORBIDDEN, message)
 
 
-@dataclass(frozen=True)
-class Policy:
-    """The policy state of a room, as the bot wrote it."""
-
-    client_message_limit: int | None
-    clients_may_send: bool
-
-    @classmethod
-    def from_content(cls, content: Any) -> Policy:
-        """Read a policy leniently: a malformed field means "no restriction from it".
-
-        Synapse hands event content over as an immutable mapping, not a dict."""
-        content = content if isinstance(content, Mapping) else {}
-        limit = content.get("client_message_limit")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            limit = None
-        return cls(limit, content.get("clients_may_send") is not False)
-
-
-def trusted_policy(sender: str, content: Any, bot: str) -> Policy | None:
-    """The policy carried by a policy event, or None when someone other than the bot sent it."""
-    if sender != bot:
-        return None
-    return Policy.from_content(content)
-
-
-def _counted_body(content: Any) -> str:
-    """The text of a message the limit applies to ("" for file names and non-text)."""
-    if not isinstance(content, Mapping):
-        return ""
-    body = content.get("body")
-    if not isinstance(body, str):
-        return ""
-    if content.get("msgtype") in _MEDIA:
-        filename = content.get("filename")
-        if not isinstance(filename, str) or filename == body:
-            return ""  # The body is the file's name, not a caption.
-    return body
-
-
-def message_length(content: Any) -> int:
-    """The longest text of a message in code points: its body, or for an edit the new body.
-
-    An edit's own ``body`` is the fallback ``* <new text>`` for clients without edits; it is
-    counted without that marker.
-    """
-    if not isinstance(content, Mapping):
-        return 0
-    new_content = content.get("m.new_content")
-    if isinstance(new_content, Mapping):
-        fallback = _counted_body(content)
-        if fallback.startswith(_EDIT_FALLBACK):
-            fallback = fallback[len(_EDIT_FALLBACK) :]
-        return max(len(fallback), len(_counted_body(new_content)))
-    return len(_counted_body(content))
-
-
 def too_long(limit: int) -> PracticeRuleError:
     return PracticeRuleError(
-        ERRCODE_PREFIX + "MESSAGE_TOO_LONG",
+        Codes.MESSAGE_TOO_LONG,
         f"This message is too long: the practice allows at most {limit} characters.",
         400,
         max_length=limit,
@@ -162,7 +100,7 @@ def too_long(limit: int) -> PracticeRuleError:
 
 def direct_chat_disabled() -> PracticeRuleError:
     return PracticeRuleError(
-        ERRCODE_PREFIX + "DIRECT_CHAT_DISABLED",
+        Codes.DIRECT_CHAT_DISABLED,
         "Direct messages to the practice are turned off for you in this chat.",
         403,
     )
@@ -244,18 +182,14 @@ class PracticeRules:
         if event.type == "m.room.redaction":
             return NOT_SPAM  # Power levels let a client redact only their own messages.
         policy = await self._policy(event.room_id)
-        if policy is None:
-            return NOT_SPAM
-        if not policy.clients_may_send:
+        rule = message_rule(event.type, event.content, policy)
+        if rule == "direct_chat_disabled":
             raise direct_chat_disabled()
-        limit = policy.client_message_limit
-        if limit is None:
-            return NOT_SPAM
-        if event.type == "m.room.encrypted":
+        if rule == "encrypted":
             # The chat is not encrypted; an encrypted body could not be held to the limit.
             raise _forbidden("This chat does not take encrypted messages.")
-        if event.type == "m.room.message" and message_length(event.content) > limit:
-            raise too_long(limit)
+        if rule == "message_too_long" and policy is not None:
+            raise too_long(policy.client_message_limit or 0)
         return NOT_SPAM
 
     async def _policy(self, room_id: str) -> Policy | None:

@@ -1,12 +1,12 @@
 """Attachments inside Synapse: the practice's attachment policy, and practice-only downloads.
 
 Uploads and downloads go straight to Synapse's media repository, never through the bridge, so
-this module enforces both there. Runs on Twisted like ``synapse_module``: no asyncio libraries, no
+this module enforces both there. Runs on Twisted like the rules module: no asyncio libraries, no
 blocking I/O on the reactor, no bridge imports. Loaded next to the rules module through
 homeserver.yaml (``practice-bridge generate-registration`` prints both entries)::
 
     modules:
-      - module: appservice.synapse_media.PracticeMedia
+      - module: practice_bridge_synapse.media.PracticeMedia
         config:
           bot_user_id: "@practicebot:example.com"
           practice_regex: "@pb_(?P<kind>staff|client)_(?P<practice>[a-z0-9=-]+)_...$"
@@ -60,14 +60,15 @@ from urllib.parse import unquote
 
 from synapse.http.server import UnrecognizedRequestResource, respond_with_json
 from synapse.module_api import NOT_SPAM, ModuleApi, run_in_background
-from synapse.module_api.errors import Codes, SynapseError
+from synapse.module_api.errors import SynapseError
 from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .errors import Codes
+from .policy import MEDIA_MSGTYPES
+
 logger = logging.getLogger("practice.synapse_media")
 
-ERRCODE_PREFIX = "ORG.PRACTICEBRIDGE."
-MEDIA_MSGTYPES = frozenset({"m.file", "m.image", "m.audio", "m.video"})
 _CACHE_MEDIA = 10_000
 _SNIFF_BYTES = 1024
 _MIMETYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
@@ -101,7 +102,7 @@ class AttachmentRefused(SynapseError):
     """A refused upload or media message: errcode, a sentence a client can show, fields."""
 
     def __init__(self, errcode: str, message: str, http_status: int, **fields: Any):
-        super().__init__(http_status, message, errcode, fields)
+        super().__init__(http_status, message, str(errcode), fields)
 
 
 def human_size(n: int) -> str:
@@ -113,7 +114,7 @@ def human_size(n: int) -> str:
 
 def too_large(max_size: int) -> AttachmentRefused:
     return AttachmentRefused(
-        ERRCODE_PREFIX + "ATTACHMENT_TOO_LARGE",
+        Codes.ATTACHMENT_TOO_LARGE,
         f"This file is too large: the practice accepts attachments of at most "
         f"{human_size(max_size)}.",
         413,
@@ -124,7 +125,7 @@ def too_large(max_size: int) -> AttachmentRefused:
 def type_blocked(blocked: str) -> AttachmentRefused:
     kind = f".{blocked} files" if "/" not in blocked else f"Files of type {blocked}"
     return AttachmentRefused(
-        ERRCODE_PREFIX + "ATTACHMENT_TYPE_BLOCKED",
+        Codes.ATTACHMENT_TYPE_BLOCKED,
         f"{kind} cannot be sent in this practice's chats: programs and scripts are blocked.",
         403,
         blocked=blocked,
@@ -523,7 +524,7 @@ def _decoded(raw: bytes) -> str:
 def _not_found(request: Request) -> SynapseError:
     """Synapse's own answer for media that does not exist."""
     path = (request.path or b"").decode("ascii", "replace")
-    return SynapseError(404, f"Not found '{path}'", Codes.NOT_FOUND)
+    return SynapseError(404, f"Not found '{path}'", str(Codes.NOT_FOUND))
 
 
 class _MatrixRoot(UnrecognizedRequestResource):
@@ -565,7 +566,9 @@ class _Gate(Resource):
             refusal = await check(request)
         except Exception:
             logger.exception("Could not check a media request; refusing it")
-            refusal = SynapseError(500, "The media request could not be checked.", Codes.UNKNOWN)
+            refusal = SynapseError(
+                500, "The media request could not be checked.", str(Codes.UNKNOWN)
+            )
         if refusal is not None:
             error = refusal.error_dict(None)
             respond_with_json(request, refusal.code, error, send_cors=True)  # type: ignore

@@ -1,0 +1,17 @@
+"""Names the bridge and its Synapse modules agree on: the state events the bot writes in every
+chat, and where the rules module answers which rules it enforces.
+
+Standard library only: imported by the bridge and inside Synapse.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# State events the bot writes in every chat (only the bot's count).
+CHAT_STATE: Final = "org.practicebridge.chat"
+POLICY_STATE: Final = "org.practicebridge.policy"
+
+# The rules module's self-description (which module, version, bot and rules).
+PROBE_PATH: Final = "/_synapse/client/org.practicebridge/module"
+MODULE_NAME: Final = "practice-bridge"
