@@ -121,18 +121,22 @@ class ApiClient:
             )
             assert r.status in (200, 201), r.body
         for client_id in clients:
-            r = await self.call(
-                "PUT",
-                f"/practices/{practice_id}/clients/{client_id}",
-                {
-                    "name": f"Client {client_id}",
-                    "email": f"{client_id}@example.com",
-                    "activated": True,
-                    "portal_access": True,
-                    "family_primary_id": None,
-                },
-            )
+            r = await self.put_client(practice_id, client_id)
             assert r.status in (200, 201), r.body
+
+    async def put_client(self, practice_id: str, client_id: str, **fields: Any) -> Reply:
+        """``PUT`` a client record as the portal backend: an activated client with portal
+        access and no family primary, named after its id, but for ``fields``."""
+        body = {
+            "name": f"Client {client_id}",
+            "email": f"{client_id}@example.com",
+            "activated": True,
+            "portal_access": True,
+            "family_primary_id": None,
+        }
+        return await self.call(
+            "PUT", f"/practices/{practice_id}/clients/{client_id}", body | fields
+        )
 
     async def direct_chat(self, who: MatrixClient, **body: Any) -> str:
         """``POST /chats/direct`` as ``who``: the chat's id, new or existing."""

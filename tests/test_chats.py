@@ -364,17 +364,7 @@ async def test_family_chats_go_through_the_primary(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
     await api.setup_practice(practice_id, clients=("parent", "other"))
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/kid",
-        {
-            "name": "Kid",
-            "email": "kid@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "parent",
-        },
-    )
+    r = await api.put_client(practice_id, "kid", name="Kid", family_primary_id="parent")
     assert r.status == 201, r.body
     assert r.body["user_id"] is None
     staff = await api.session_for(practice_id, staff_id="s1")
@@ -397,17 +387,7 @@ async def test_family_chats_go_through_the_primary(
 
     # The kid moves to another primary: the chat's client member moves, history kept.
     other = await api.session_for(practice_id, client_id="other")
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/kid",
-        {
-            "name": "Kid",
-            "email": "kid@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "other",
-        },
-    )
+    r = await api.put_client(practice_id, "kid", name="Kid", family_primary_id="other")
     assert r.status == 200, r.body
     assert await _chats(api, parent) == []
     assert [c["chat_id"] for c in await _chats(api, other)] == [room]

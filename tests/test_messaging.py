@@ -466,16 +466,8 @@ async def test_primary_answers_a_family_members_chat_and_staff_see_who_it_is_abo
     api: ApiClient, practice_id: str
 ) -> None:
     await api.setup_practice(practice_id, clients=("parent",))
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/kid",
-        {
-            "name": "Leo",
-            "email": "leo@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "parent",
-        },
+    r = await api.put_client(
+        practice_id, "kid", name="Leo", email="leo@example.com", family_primary_id="parent"
     )
     assert r.status == 201, r.body
     staff = await api.session_for(practice_id, staff_id="s1")

@@ -6,10 +6,7 @@ sentence and its fields, and that nothing was stored.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +28,6 @@ from tests.clients import (
 
 pytestmark = pytest.mark.synapse_workers
 
-ROOT = Path(__file__).resolve().parents[1]
 TOO_LONG = "ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG"
 
 
@@ -317,20 +313,3 @@ async def test_deleting_a_limited_chat_still_works(api: ApiClient, practice_id: 
     owner, client, room = await chat_with_limit(api, practice_id)
     r = await api.call("DELETE", f"/chats/{quote(room)}", token=owner.token)
     assert r.status in (200, 204), r.body
-
-
-async def test_module_bench_smoke_run_prints_its_table() -> None:
-    """bench/module.py still runs end to end (two Synapses); no timing is asserted."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "bench" / "module.py"),
-        "--smoke",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    lines = out.decode().splitlines()
-    assert lines[0] == "| name | figure | unit | baseline | ratio | target |"
-    assert any("median with the module" in line for line in lines)

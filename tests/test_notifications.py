@@ -456,17 +456,7 @@ async def test_family_member_chat_emails_the_primary_and_names_the_member(
     api: ApiClient, practice_id: str, bridge: Bridge, smtp: SmtpServer, clock: Clock
 ) -> None:
     await api.setup_practice(practice_id, clients=("parent",), staff=(("s1", "owner"),))
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/kid",
-        {
-            "name": "Mia Kid",
-            "email": "kid@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "parent",
-        },
-    )
+    r = await api.put_client(practice_id, "kid", name="Mia Kid", family_primary_id="parent")
     assert r.status == 201, r.body
     staff = await api.session_for(practice_id, staff_id="s1")
     parent = await api.session_for(practice_id, client_id="parent")
@@ -532,17 +522,7 @@ async def test_preferences_and_revoked_access_decide_who_gets_email(
     # c2 loses portal access after the message was written, before the email is due.
     revoked = await _send(bridge, staff, rooms["c2"], "Note for c2")
     assert await _statuses(bridge, revoked) == {clients["c2"].user_id: "pending"}
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/c2",
-        {
-            "name": "Client c2",
-            "email": "c2@example.com",
-            "activated": True,
-            "portal_access": False,
-            "family_primary_id": None,
-        },
-    )
+    r = await api.put_client(practice_id, "c2", portal_access=False)
     assert r.status == 200, r.body
     # c3 keeps everything: only c3 gets an email.
     await _send(bridge, staff, rooms["c3"], "Note for c3")

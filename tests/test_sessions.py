@@ -54,22 +54,10 @@ async def test_non_activated_client_and_sub_record_are_refused_sessions(
     api: ApiClient, practice_id: str
 ) -> None:
     await api.setup_practice(practice_id, clients=("parent",))
-    await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/pending",
-        {"name": "Pending", "email": "p@example.com", "activated": False, "portal_access": True},
+    await api.put_client(
+        practice_id, "pending", name="Pending", email="p@example.com", activated=False
     )
-    await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/kid",
-        {
-            "name": "Kid",
-            "email": "kid@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "parent",
-        },
-    )
+    await api.put_client(practice_id, "kid", name="Kid", family_primary_id="parent")
     r = await api.call("POST", f"/practices/{practice_id}/sessions", {"client_id": "pending"})
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.CLIENT_NOT_ACTIVATED")
     r = await api.call("POST", f"/practices/{practice_id}/sessions", {"client_id": "kid"})

@@ -243,16 +243,8 @@ async def test_new_clients_start_without_direct_chats_when_the_practice_says_so(
     owner = await api.session_for(practice_id, staff_id="own")
     r = await _settings(api, owner, {"practice": {"disable_direct_chat_for_new_clients": True}})
     assert r.status == 200
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/new",
-        {"name": "New", "email": "new@example.com", "activated": True, "portal_access": True},
-    )
+    r = await api.put_client(practice_id, "new", name="New")
     assert r.status == 201 and r.body["direct_chat_access"] is False
     # The existing client keeps theirs.
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/c1",
-        {"name": "Client c1", "email": "c1@example.com", "activated": True, "portal_access": True},
-    )
+    r = await api.put_client(practice_id, "c1")
     assert r.body["direct_chat_access"] is True
