@@ -1,5 +1,6 @@
 """A background loop: runs its work when woken (and every ``poll`` seconds, if given), and after a
-failure waits a little and tries again. The workers that act after a commit build on it."""
+failure waits a little and tries again. The workers that act after a commit build on it
+(``LoopWorker``)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,27 @@ class BackgroundLoop:
                 self.log.exception("%s failed; retrying in %.0f s", self.name, self.retry)
                 await asyncio.sleep(self.retry)
                 self._wake.set()
+
+
+class LoopWorker:
+    """A component whose work runs in a background loop of its own: the process starts and
+    stops it, and whoever commits work for it wakes it with ``notify``."""
+
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[Any]],
+        log: logging.Logger,
+        *,
+        poll: float | None = None,
+    ) -> None:
+        self._loop = BackgroundLoop(name, work, log, poll=poll)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    def notify(self) -> None:
+        self._loop.notify()

@@ -15,7 +15,7 @@ from typing import Any
 from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
-from bridge.background import BackgroundLoop
+from bridge.background import LoopWorker
 from bridge.constants import AUTO_REPLY_KEY
 from bridge.ports import Rooms
 
@@ -36,21 +36,12 @@ def txn_id(trigger_event_id: str) -> str:
     return "pb-auto-" + hashlib.sha256(trigger_event_id.encode()).hexdigest()[:32]
 
 
-class AutoresponseSender:
+class AutoresponseSender(LoopWorker):
     def __init__(self, db: Database, rooms: Rooms) -> None:
         self.db = db
         self.rooms = rooms
         # Woken when the pipeline commits new replies; a slow poll covers anything else.
-        self._loop = BackgroundLoop("autoresponse-sender", self.send_due, log, poll=_POLL_SECONDS)
-
-    def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
-
-    def notify(self) -> None:
-        self._loop.notify()
+        super().__init__("autoresponse-sender", self.send_due, log, poll=_POLL_SECONDS)
 
     async def send_due(self) -> int:
         rows = await self.db.fetch(

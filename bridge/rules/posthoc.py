@@ -39,7 +39,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Connection
 
 from bridge.audit import AuditLog
-from bridge.background import BackgroundLoop
+from bridge.background import LoopWorker
 from bridge.constants import POLICY_STATE
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
@@ -101,7 +101,7 @@ def notice_content(v: Violation) -> dict[str, Any]:
     }
 
 
-class PostHocRules:
+class PostHocRules(LoopWorker):
     def __init__(
         self,
         store: RuleStore,
@@ -117,7 +117,7 @@ class PostHocRules:
         self.enforcing = False  # set by check_module(): True when the module is absent
         # Woken when the pipeline records a violation (perhaps just before its commit); a short
         # poll picks up what a wake came too early for and what a restart left.
-        self._loop = BackgroundLoop("rule-enforcer", self._work, log, poll=_POLL_SECONDS)
+        super().__init__("rule-enforcer", self._work, log, poll=_POLL_SECONDS)
         self._polls = 0
 
     # -- start-up --------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class PostHocRules:
             ev.room_id,
             ev.event_id,
         )
-        self._loop.notify()
+        self.notify()
 
     async def _judge(
         self,
@@ -253,12 +253,6 @@ class PostHocRules:
         return trusted
 
     # -- the worker ------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
 
     async def _work(self) -> None:
         await self.run_once()

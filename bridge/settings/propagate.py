@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from mautrix.types import RoomID
 
-from bridge.background import BackgroundLoop
+from bridge.background import LoopWorker
 
 from .store import SettingsStore
 
@@ -20,20 +20,11 @@ log = logging.getLogger("practice.policy")
 _BATCH = 50
 
 
-class PolicyPropagator:
+class PolicyPropagator(LoopWorker):
     def __init__(self, store: SettingsStore, push: Callable[[RoomID], Awaitable[None]]) -> None:
         self.store = store
         self.push = push
-        self._loop = BackgroundLoop("policy-propagator", self._catch_up, log)
-
-    def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
-
-    def notify(self) -> None:
-        self._loop.notify()
+        super().__init__("policy-propagator", self._catch_up, log)
 
     async def _catch_up(self) -> None:
         while await self.run_once():
