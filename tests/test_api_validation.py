@@ -265,6 +265,13 @@ def test_the_tables_cover_every_documented_operation() -> None:
 # -- authentication --------------------------------------------------------------------------
 
 
+async def _new_clients(api: ApiClient, practice: str, **changes: dict[str, Any]) -> None:
+    """New client records: PUT_CLIENT's body with each one's changes."""
+    for client_id, change in changes.items():
+        reply = await api.put_client(practice, client_id, **((PUT_CLIENT.body or {}) | change))
+        assert reply.status == 201, reply.body
+
+
 async def test_missing_or_malformed_authorization_is_refused_everywhere(
     api: ApiClient, practice: str
 ) -> None:
@@ -417,17 +424,14 @@ async def test_users_without_access_are_refused_on_user_routes(
     api: ApiClient, practice: str
 ) -> None:
     """Acting for someone who is not a team member or client with access: 403 with the reason."""
-    client = PUT_CLIENT.body or {}
-    for client_id, changes in [
-        ("kid", {"family_primary_id": "c1"}),
-        ("pending", {"activated": False}),
-        ("blocked", {"portal_access": False}),
-        ("gone", {}),
-    ]:
-        reply = await api.call(
-            "PUT", PUT_CLIENT.path(practice, client_id=client_id), client | changes
-        )
-        assert reply.status == 201, reply.body
+    await _new_clients(
+        api,
+        practice,
+        kid={"family_primary_id": "c1"},
+        pending={"activated": False},
+        blocked={"portal_access": False},
+        gone={},
+    )
     await api.call("DELETE", DELETE_CLIENT.path(practice, client_id="gone"))
     await api.call("DELETE", DELETE_STAFF.path(practice, staff_id="t1"))
     domain = api.homeserver.domain
@@ -993,17 +997,14 @@ async def test_chat_refusals_say_why(api: ApiClient, practice: str) -> None:
     """Each rule the chat and settings routes enforce (docs/architecture.md), refused as
     documented."""
     domain = api.homeserver.domain
-    client = PUT_CLIENT.body or {}
-    for client_id, changes in [
-        ("c2", {}),
-        ("pending", {"activated": False}),
-        ("blocked", {"portal_access": False}),
-        ("closed", {}),
-    ]:
-        reply = await api.call(
-            "PUT", PUT_CLIENT.path(practice, client_id=client_id), client | changes
-        )
-        assert reply.status == 201, reply.body
+    await _new_clients(
+        api,
+        practice,
+        c2={},
+        pending={"activated": False},
+        blocked={"portal_access": False},
+        closed={},
+    )
     closed = DIRECT_CHAT_ACCESS.path(practice, client_id="closed")
     assert (await api.call("PUT", closed, {"enabled": False})).status == 200
     chat = await direct_chat(api, practice)
@@ -1346,14 +1347,13 @@ async def test_family_primary_must_be_an_active_primary_of_the_practice(
 
 async def test_sessions_are_refused_with_the_reason(api: ApiClient, practice_id: str) -> None:
     await api.setup_practice(practice_id, clients=("c-1042", "gone"), staff=(("left", "owner"),))
-    body = PUT_CLIENT.body or {}
-    for client_id, changes in [
-        ("c-1043", {"family_primary_id": "c-1042"}),
-        ("pending", {"activated": False}),
-        ("blocked", {"portal_access": False}),
-    ]:
-        path = PUT_CLIENT.path(practice_id, client_id=client_id)
-        assert (await api.call("PUT", path, body | changes)).status == 201
+    await _new_clients(
+        api,
+        practice_id,
+        **{"c-1043": {"family_primary_id": "c-1042"}},
+        pending={"activated": False},
+        blocked={"portal_access": False},
+    )
     assert (await api.call("DELETE", f"/practices/{practice_id}/clients/gone")).status == 200
     assert (await api.call("DELETE", f"/practices/{practice_id}/staff/left")).status == 200
 

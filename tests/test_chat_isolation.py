@@ -42,10 +42,7 @@ async def test_outsiders_get_the_same_not_found_as_for_a_missing_chat(
     api: ApiClient, practice_id: str
 ) -> None:
     who = await _everyone(api, practice_id, practice_id + "x")
-    r = await api.call(
-        "POST", "/chats/direct", {"client_id": "c1"}, token=who["practitioner"].token
-    )
-    room = r.body["chat_id"]
+    room = await api.direct_chat(who["practitioner"], client_id="c1")
     missing = "!doesnotexist123"
     outsiders = ["team_member", "other_client", "foreign_staff", "foreign_client"]
     for name in outsiders:
@@ -96,10 +93,7 @@ async def test_members_and_owner_may_act_and_backend_may_act_for_a_user(
     api: ApiClient, practice_id: str
 ) -> None:
     who = await _everyone(api, practice_id, practice_id + "x")
-    r = await api.call(
-        "POST", "/chats/direct", {"client_id": "c1"}, token=who["practitioner"].token
-    )
-    room = r.body["chat_id"]
+    room = await api.direct_chat(who["practitioner"], client_id="c1")
     # The client may pin their own chat; the backend may do it on their behalf.
     r = await api.call("PUT", f"/chats/{quote(room)}/pin", token=who["client"].token)
     assert r.status == 200
