@@ -66,15 +66,8 @@ class LoopWorker:
     """A component whose work runs in a background loop of its own: the process starts and
     stops it, and whoever commits work for it wakes it with ``notify``."""
 
-    def __init__(
-        self,
-        name: str,
-        work: Callable[[], Awaitable[Any]],
-        log: logging.Logger,
-        *,
-        poll: float | None = None,
-    ) -> None:
-        self._loop = BackgroundLoop(name, work, log, poll=poll)
+    def __init__(self, loop: BackgroundLoop) -> None:
+        self._loop = loop
 
     def start(self) -> None:
         self._loop.start()

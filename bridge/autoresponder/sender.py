@@ -15,7 +15,7 @@ from typing import Any
 from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Database
 
-from bridge.background import LoopWorker
+from bridge.background import BackgroundLoop, LoopWorker
 from bridge.constants import AUTO_REPLY_KEY
 from bridge.ports import Rooms
 
@@ -41,7 +41,9 @@ class AutoresponseSender(LoopWorker):
         self.db = db
         self.rooms = rooms
         # Woken when the pipeline commits new replies; a slow poll covers anything else.
-        super().__init__("autoresponse-sender", self.send_due, log, poll=_POLL_SECONDS)
+        super().__init__(
+            BackgroundLoop("autoresponse-sender", self.send_due, log, poll=_POLL_SECONDS)
+        )
 
     async def send_due(self) -> int:
         rows = await self.db.fetch(

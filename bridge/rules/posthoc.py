@@ -39,7 +39,7 @@ from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Connection
 
 from bridge.audit import AuditLog
-from bridge.background import LoopWorker
+from bridge.background import BackgroundLoop, LoopWorker
 from bridge.constants import POLICY_STATE
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
@@ -117,7 +117,7 @@ class PostHocRules(LoopWorker):
         self.enforcing = False  # set by check_module(): True when the module is absent
         # Woken when the pipeline records a violation (perhaps just before its commit); a short
         # poll picks up what a wake came too early for and what a restart left.
-        super().__init__("rule-enforcer", self._work, log, poll=_POLL_SECONDS)
+        super().__init__(BackgroundLoop("rule-enforcer", self._work, log, poll=_POLL_SECONDS))
         self._polls = 0
 
     # -- start-up --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from mautrix.types import RoomID
 
-from bridge.background import LoopWorker
+from bridge.background import BackgroundLoop, LoopWorker
 
 from .store import SettingsStore
 
@@ -24,7 +24,7 @@ class PolicyPropagator(LoopWorker):
     def __init__(self, store: SettingsStore, push: Callable[[RoomID], Awaitable[None]]) -> None:
         self.store = store
         self.push = push
-        super().__init__("policy-propagator", self._catch_up, log)
+        super().__init__(BackgroundLoop("policy-propagator", self._catch_up, log))
 
     async def _catch_up(self) -> None:
         while await self.run_once():
