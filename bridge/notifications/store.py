@@ -219,54 +219,51 @@ class OutboxStore:
         return email
 
     async def email_sent(self, email: Email, rows: list[OutboxRow], now: int) -> None:
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "UPDATE notification_email SET status='sent', sent_at=$2, "
-                "attempts=attempts + 1, error=NULL WHERE id=$1",
-                email.id,
-                now,
-            )
-            await self._update_in(
-                conn,
-                "UPDATE notification_outbox SET status='sent', done_at=$1 "
-                "WHERE status='pending' AND id IN ({})",
-                [r.id for r in rows],
-                now,
-            )
+        await self._attempted(
+            email,
+            "status='sent', sent_at=$2, error=NULL",
+            now,
+            rows,
+            "status='sent', done_at=$1",
+            now,
+        )
 
     async def email_retry(
         self, email: Email, rows: list[OutboxRow], error: str, retry_at: int
     ) -> None:
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "UPDATE notification_email SET status='retry', attempts=attempts + 1, error=$2 "
-                "WHERE id=$1",
-                email.id,
-                error,
-            )
-            await self._update_in(
-                conn,
-                "UPDATE notification_outbox SET retry_at=$1 WHERE status='pending' AND id IN ({})",
-                [r.id for r in rows],
-                retry_at,
-            )
+        await self._attempted(
+            email, "status='retry', error=$2", error, rows, "retry_at=$1", retry_at
+        )
 
     async def email_failed(
         self, email: Email, rows: list[OutboxRow], error: str, now: int
     ) -> None:
+        await self._attempted(
+            email, "status='failed', error=$2", error, rows, "status='failed', done_at=$1", now
+        )
+
+    async def _attempted(
+        self,
+        email: Email,
+        email_set: str,
+        email_value: Any,
+        rows: list[OutboxRow],
+        rows_set: str,
+        rows_value: Any,
+    ) -> None:
+        """One sending attempt's outcome: the email (one more attempt) and its pending rows."""
         async with transaction(self.db) as conn:
             await conn.execute(
-                "UPDATE notification_email SET status='failed', attempts=attempts + 1, error=$2 "
-                "WHERE id=$1",
+                f"UPDATE notification_email SET {email_set}, attempts=attempts + 1 WHERE id=$1",
                 email.id,
-                error,
+                email_value,
             )
             await self._update_in(
                 conn,
-                "UPDATE notification_outbox SET status='failed', done_at=$1 "
+                f"UPDATE notification_outbox SET {rows_set} "
                 "WHERE status='pending' AND id IN ({})",
                 [r.id for r in rows],
-                now,
+                rows_value,
             )
 
     async def email_dropped(self, email_id: int) -> None:
