@@ -7,6 +7,7 @@ docs/admin.md for homeservers without the module).
 
 from __future__ import annotations
 
+import json
 import logging
 from urllib.parse import quote
 
@@ -66,20 +67,42 @@ class SynapseHomeserver:
 
     async def logout_all(self, user_id: UserID) -> int:
         """Delete every device of the user with the admin API, which ends their tokens at once."""
-        api = self.az.intent.api
+        devices = await self.devices(user_id)
+        await self.delete_devices(user_id, devices)
+        return len(devices)
+
+    async def devices(self, user_id: UserID) -> list[str]:
+        """GET /_synapse/admin/v2/users/{user_id}/devices (none for an unknown user)."""
         try:
-            resp = await api.request(Method.GET, _admin_user_path(user_id, "devices"))
+            resp = await self.az.intent.api.request(
+                Method.GET, _admin_user_path(user_id, "devices")
+            )
         except MatrixRequestError as e:
             if e.http_status == 404:
-                return 0
+                return []
             raise
-        devices = [d["device_id"] for d in resp.get("devices", [])]
-        if devices:
-            await api.request(
-                Method.POST, _admin_user_path(user_id, "delete_devices"), {"devices": devices}
+        return [d["device_id"] for d in resp.get("devices", [])]
+
+    async def delete_devices(self, user_id: UserID, device_ids: list[str]) -> None:
+        """POST /_synapse/admin/v2/users/{user_id}/delete_devices: their tokens end at once."""
+        if device_ids:
+            await self.az.intent.api.request(
+                Method.POST,
+                _admin_user_path(user_id, "delete_devices"),
+                {"devices": device_ids},
             )
-        log.info("Ended %d sessions of %s", len(devices), user_id)
-        return len(devices)
+        log.info("Ended %d sessions of %s", len(device_ids), user_id)
+
+    async def set_password(self, user_id: UserID, password: str) -> None:
+        """PUT /_synapse/admin/v2/users/{user_id} with ``password`` and ``logout_devices:
+        false``: Synapse hashes it and keeps only the hash; sessions stay."""
+        await self.az.intent.api.request(
+            Method.PUT,
+            _admin_user_path(user_id),
+            # As bytes: mautrix logs a dict body at debug level, bytes only by their size.
+            json.dumps({"password": password, "logout_devices": False}).encode(),
+        )
+        log.info("Replaced the password of %s", user_id)
 
     async def bot_is_admin(self) -> bool:
         """Whether the bot may use Synapse's admin API (it reads its own admin record)."""

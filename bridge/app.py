@@ -8,6 +8,7 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
+from appservice.api.applogin import AppLoginRoutes
 from appservice.api.auth import Authenticator
 from appservice.api.chats import ChatRoutes
 from appservice.api.cors import install_cors
@@ -36,6 +37,7 @@ from bridge.chats.userstate import UserStateMirror
 from bridge.constants import ExportFormat
 from bridge.db import create_database
 from bridge.directory import DirectoryService, DirectoryStore
+from bridge.directory.applogin import AppLoginService
 from bridge.events import EventQueue, Pipeline
 from bridge.export import ExportService, Requester
 from bridge.health import Health
@@ -100,6 +102,7 @@ class Bridge:
             config.practice.plans,
         )
         self.directory.client_listeners.append(self.chats.client_changed)
+        self.app_logins = AppLoginService(self.directory, self.audit)
         self.user_state = UserStateMirror(self.chat_store, self.rooms)
         self.notifications = Notifications(
             config.notifications,
@@ -171,6 +174,7 @@ class Bridge:
             [
                 HealthRoutes(self.health),
                 DirectoryRoutes(self.directory, self.audit, self.auth),
+                AppLoginRoutes(self.app_logins, self.auth),
                 SettingsRoutes(self.directory, self.settings),
                 ChatRoutes(self.chats, self.chat_directory, self.user_state),
                 ExportRoutes(self.export),

@@ -27,6 +27,16 @@ class Homeserver(Protocol):
     async def logout_all(self, user_id: UserID) -> int:
         """End every session of a user at once; return how many were ended."""
 
+    async def devices(self, user_id: UserID) -> list[str]:
+        """The ids of every device (session) the user has now."""
+
+    async def delete_devices(self, user_id: UserID, device_ids: list[str]) -> None:
+        """End these sessions of the user at once."""
+
+    async def set_password(self, user_id: UserID, password: str) -> None:
+        """Replace the user's password (the homeserver keeps its hash) without ending any
+        session."""
+
     async def whoami(self, access_token: str) -> UserID | None:
         """The user an access token belongs to, or None if the homeserver refuses it."""
 

@@ -177,6 +177,19 @@ BACKEND_ROUTES = [
     row(Op("PUT", CLIENT_PATH, CLIENT_BODY, ids=SPARE), OK, *[FORBIDDEN] * 7),
     row(Op("DELETE", CLIENT_PATH, ids=SPARE), OK, *[FORBIDDEN] * 7),
     row(Op("POST", P + "/sessions", {"client_id": "c1"}), OK, *[FORBIDDEN] * 7),
+    # Matrix app sign-in: for the unshared team member, whose portal session goes on after it.
+    row(Op("POST", STAFF + "/matrix-login", ids={"staff_id": "t2"}), OK, *[FORBIDDEN] * 7),
+    row(Op("DELETE", STAFF + "/matrix-login", ids={"staff_id": "t2"}), OK, *[FORBIDDEN] * 7),
+    row(
+        Op(
+            "POST",
+            STAFF + "/matrix-login",
+            ids={"staff_id": "c1"},
+            label="POST /practices/{practice_id}/staff/{staff_id}/matrix-login (a client's id)",
+        ),
+        "403 APP_LOGIN_STAFF_ONLY",
+        *[FORBIDDEN] * 7,
+    ),
 ]
 # Routes that act as a portal user (the backend names them with ?user_id=).
 USER_ROUTES = [

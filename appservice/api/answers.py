@@ -89,6 +89,22 @@ class SessionGrant(Shape):
     """The homeserver's base URL (`homeserver.address`)."""
 
 
+class AppLoginGrant(Shape):
+    user_id: UserId
+    username: str
+    """The localpart of `user_id`: what a Matrix app's sign-in form takes as the username."""
+    password: str
+    """Shown this once: the bridge does not keep it (Synapse keeps only its hash)."""
+    homeserver: str
+    """The homeserver's base URL (`homeserver.address`)."""
+
+
+class AppLoginEnded(Shape):
+    user_id: UserId
+    apps_signed_out: int
+    """How many Matrix app sessions ended (the portal's stay)."""
+
+
 class AuditEntry(Shape):
     id: Ts
     practice_id: str | None

@@ -117,6 +117,12 @@ class AuditQuery(Query):
     """Required when the portal backend calls without `user_id`; ignored otherwise."""
 
 
+class AppLoginQuery(Query):
+    logout: Annotated[Literal["true", "false"], choice("true", "false")] = "false"
+    """`true` also signs out the Matrix apps signed in with the earlier password (the portal's
+    sessions stay)."""
+
+
 # -- chats -----------------------------------------------------------------------------------
 
 

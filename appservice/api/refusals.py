@@ -193,6 +193,11 @@ _ALL = [
     Refusal(
         "ClientNotFound", directory.client_not_found(), "No client with this id in the practice."
     ),
+    Refusal(
+        "AppLoginStaffOnly",
+        directory.app_login_staff_only(),
+        "Clients never get a Matrix app password: they use the portal.",
+    ),
     # Chats.
     Refusal(
         "UnknownChat",

@@ -14,7 +14,9 @@ from pydantic import BaseModel
 from bridge.settings.model import Settings
 
 from . import answers as a
+from .applogin import AppLoginRoutes
 from .bodies import (
+    AppLoginQuery,
     AuditQuery,
     ChatsQuery,
     ClientWrite,
@@ -200,6 +202,43 @@ ROUTES: list[Route] = [
             "StaffNotFound",
             "ClientNotFound",
         ),
+    ),
+    Route(
+        "POST",
+        PRACTICE + "/staff/{staff_id}/matrix-login",
+        "issueMatrixLogin",
+        AppLoginRoutes.post_staff,
+        Auth.BACKEND,
+        "sessions",
+        "Issue (or replace) a team member's Matrix app password",
+        {201: Answer("The sign-in for a Matrix app, to show the person once.", a.AppLoginGrant)},
+        "A fresh, long, random password for the team member's Matrix account, for Element and "
+        "the other standard Matrix apps (the normal password login, with `username` and the "
+        "`homeserver` URL). The bridge does not keep it: Synapse keeps only its hash, so it is "
+        "in this answer (`Cache-Control: no-store`) and nowhere else. Calling it again replaces "
+        "the password at once; the apps signed in with the old one stay signed in unless "
+        "`logout=true`. Portal sessions are never touched. Audited (`app_login.issued`, "
+        "`app_login.replaced`), never with the password. Clients never get one: a `staff_id` "
+        "that names a client of the practice is refused (`APP_LOGIN_STAFF_ONLY`), and a "
+        "client account holds no password (docs/security.md#matrix-app-sign-in).",
+        query=AppLoginQuery,
+        errors=("UnknownPractice", "StaffNotFound", "StaffRemoved", "AppLoginStaffOnly"),
+    ),
+    Route(
+        "DELETE",
+        PRACTICE + "/staff/{staff_id}/matrix-login",
+        "endMatrixLogin",
+        AppLoginRoutes.delete_staff,
+        Auth.BACKEND,
+        "sessions",
+        "End a team member's Matrix app sign-in",
+        {200: Answer("The password no longer works; the apps are signed out.", a.AppLoginEnded)},
+        "The password stops working (Synapse gets one nobody is told) and every session of the "
+        "person that the bridge did not mint for the portal ends at once: their Matrix apps "
+        "are signed out, their portal sessions stay. Removing the team member does the same "
+        "(and ends the portal's too). Repeating it changes nothing. Audited "
+        "(`app_login.ended`).",
+        errors=("UnknownPractice", "StaffNotFound"),
     ),
     Route(
         "GET",

@@ -86,3 +86,10 @@ def client_not_activated() -> PracticeError:
 
 def no_portal_access() -> PracticeError:
     return forbidden("This client has no portal access.", Codes.NO_PORTAL_ACCESS)
+
+
+def app_login_staff_only() -> PracticeError:
+    return forbidden(
+        "Clients use the practice portal only; Matrix app sign-in is for the practice team.",
+        Codes.APP_LOGIN_STAFF_ONLY,
+    )

@@ -27,6 +27,8 @@ from .models import Client, Practice, Role, Staff
 from .store import DirectoryStore
 
 log = logging.getLogger("practice.directory")
+# The display name of the devices the bridge mints for portal sessions.
+PORTAL_DEVICE_NAME = "Practice portal"
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,15 @@ class DirectoryService:
         self.default_plan = default_plan
         # Called after a client record changed (the chats follow family moves).
         self.client_listeners: list[Callable[[Client | None, Client], Awaitable[None]]] = []
+        # Called after a team member was removed, under their lock (their app sign-in ends).
+        self.staff_removed_listeners: list[Callable[[Staff, str], Awaitable[None]]] = []
         # Minting and revoking for one user never interleave.
         self._user_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def user_lock(self, user_id: str) -> asyncio.Lock:
+        """Held while a person's sessions or password change, so that an ending always wins
+        over a minting that raced it."""
+        return self._user_locks[user_id]
 
     # -- practices -------------------------------------------------------------------------
 
@@ -124,8 +133,11 @@ class DirectoryService:
         if staff is None:
             raise refuse.staff_not_found()
         staff.active = False
-        await self.store.upsert_staff(staff)
-        ended = await self._revoke(staff.user_id)
+        async with self._user_locks[staff.user_id]:
+            await self.store.upsert_staff(staff)
+            ended = await self._revoke(staff.user_id)
+            for listener in self.staff_removed_listeners:
+                await listener(staff, actor)
         await self.audit.record(
             practice_id, actor, "staff.removed", staff.user_id, {"sessions_ended": ended}
         )
@@ -176,7 +188,7 @@ class DirectoryService:
             await self.store.upsert_client(client)
             ended = 0
             if existing is not None and existing.has_account and not client.has_account:
-                ended = await self.hs.logout_all(client.user_id)
+                ended = await self._revoke(client.user_id)
         for listener in self.client_listeners:
             await listener(existing, client)
         details: dict[str, Any] = {
@@ -242,7 +254,9 @@ class DirectoryService:
 
     async def _revoke(self, user_id: UserID) -> int:
         try:
-            return await self.hs.logout_all(user_id)
+            ended = await self.hs.logout_all(user_id)
+            await self.store.drop_portal_devices(user_id)
+            return ended
         except PracticeError:
             raise
         except Exception as e:
@@ -264,7 +278,8 @@ class DirectoryService:
             raise refuse.staff_removed()
         async with self._user_locks[staff.user_id]:
             await self.hs.ensure_user(staff.user_id, staff.name)
-            session = await self.hs.login(staff.user_id, "Practice portal")
+            session = await self.hs.login(staff.user_id, PORTAL_DEVICE_NAME)
+            await self.store.add_portal_device(staff.user_id, session.device_id)
         await self.audit.record(
             practice_id, actor, "session.minted", staff.user_id, {"device_id": session.device_id}
         )
@@ -282,7 +297,8 @@ class DirectoryService:
             client = await self.store.get_client(practice_id, client_id) or client
             self.check_client_access(client)
             await self.hs.ensure_user(client.user_id, client.name)
-            session = await self.hs.login(client.user_id, "Practice portal")
+            session = await self.hs.login(client.user_id, PORTAL_DEVICE_NAME)
+            await self.store.add_portal_device(client.user_id, session.device_id)
         await self.audit.record(
             practice_id, actor, "session.minted", client.user_id, {"device_id": session.device_id}
         )

@@ -142,3 +142,49 @@ class DirectoryStore:
             c.active,
             now_ms(),
         )
+
+    # -- portal devices and Matrix app logins ---------------------------------------------------
+
+    async def add_portal_device(self, user_id: str, device_id: str) -> None:
+        await self.db.execute(
+            "INSERT INTO portal_device (user_id, device_id, minted_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (user_id, device_id) DO NOTHING",
+            user_id,
+            device_id,
+            now_ms(),
+        )
+
+    async def portal_devices(self, user_id: str) -> set[str]:
+        rows = await self.db.fetch("SELECT device_id FROM portal_device WHERE user_id=$1", user_id)
+        return {r["device_id"] for r in rows}
+
+    async def drop_portal_devices(self, user_id: str, device_ids: set[str] | None = None) -> None:
+        """Forget these portal devices of the user (all of them with None): they are gone."""
+        if device_ids is None:
+            await self.db.execute("DELETE FROM portal_device WHERE user_id=$1", user_id)
+            return
+        for device_id in device_ids:
+            await self.db.execute(
+                "DELETE FROM portal_device WHERE user_id=$1 AND device_id=$2", user_id, device_id
+            )
+
+    async def set_app_login(self, s: Staff) -> bool:
+        """Record that the team member holds a Matrix app password; True if they held one.
+        (Callers hold the person's lock: the two statements need no transaction.)"""
+        held = await self.db.fetchval("SELECT 1 FROM app_login WHERE user_id=$1", s.user_id)
+        await self.db.execute(
+            """INSERT INTO app_login (user_id, practice_id, staff_id, issued_at)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (user_id) DO UPDATE SET issued_at=excluded.issued_at""",
+            s.user_id,
+            s.practice_id,
+            s.staff_id,
+            now_ms(),
+        )
+        return held is not None
+
+    async def drop_app_login(self, user_id: str) -> bool:
+        """Forget the team member's Matrix app password; True if they held one."""
+        held = await self.db.fetchval("SELECT 1 FROM app_login WHERE user_id=$1", user_id)
+        await self.db.execute("DELETE FROM app_login WHERE user_id=$1", user_id)
+        return held is not None

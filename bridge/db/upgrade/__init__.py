@@ -61,4 +61,5 @@ from . import (  # noqa: E402,F401
     v07_message_index,
     v08_event_queue_order,
     v09_chat_message_key,
+    v10_app_logins,
 )

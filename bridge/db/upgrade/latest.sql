@@ -89,7 +89,9 @@ CREATE TABLE chat (
     last_sender     TEXT,
     deleted         BOOLEAN NOT NULL DEFAULT false,
     -- The practice's policy_version this chat's policy state was last sent for.
-    policy_version  INTEGER NOT NULL DEFAULT 0
+    policy_version  INTEGER NOT NULL DEFAULT 0,
+    -- The m.room.name the bridge last wrote (a direct chat is named after its client).
+    room_name       TEXT
 );
 CREATE INDEX chat_practice_idx ON chat (practice_id, kind);
 
@@ -249,3 +251,20 @@ CREATE TABLE notification_outbox (
 CREATE INDEX notification_outbox_chat_idx ON notification_outbox (status, recipient, room_id);
 CREATE INDEX notification_outbox_event_idx ON notification_outbox (event_id);
 CREATE INDEX notification_outbox_done_idx ON notification_outbox (done_at);
+
+-- The devices the bridge minted for portal sessions: every other device of a person is a
+-- Matrix app session (ended when their app sign-in ends).
+CREATE TABLE portal_device (
+    user_id   TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    minted_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+);
+
+-- Team members who hold a Matrix app password (only Synapse keeps it, hashed).
+CREATE TABLE app_login (
+    user_id     TEXT PRIMARY KEY,
+    practice_id TEXT NOT NULL,
+    staff_id    TEXT NOT NULL,
+    issued_at   BIGINT NOT NULL
+);
