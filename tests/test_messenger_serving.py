@@ -4,6 +4,7 @@ files with a strict Content-Security-Policy, and the demo's session route."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -127,10 +128,22 @@ async def test_messenger_files_carry_a_strict_content_security_policy(cors_bridg
             assert "PracticeMessenger" in await resp.text()
         prefix = bridge.config.provisioning.prefix
         async with http.get(root + "/app.html") as resp:
-            assert f'name="provisioning-prefix" content="{prefix}"' in await resp.text()
+            page = await resp.text()
+            assert f'name="provisioning-prefix" content="{prefix}"' in page
+            assert resp.headers["Cache-Control"] == "no-cache"
             etag = resp.headers["ETag"]
         async with http.get(root + "/app.html", headers={"If-None-Match": etag}) as resp:
             assert resp.status == 304
+        # The page asks for its modules under the files' version; those answers are kept.
+        found = re.search(r'<script type="module" src="js/main\.js\?v=(\w+)">', page)
+        assert found is not None, page
+        version = found[1]
+        async with http.get(f"{root}/js/main.js?v={version}") as resp:
+            assert "immutable" in resp.headers["Cache-Control"]
+            assert resp.headers["Content-Security-Policy"] == csp
+            assert f'from "./api.js?v={version}";' in await resp.text()
+        async with http.get(f"{root}/js/main.js?v=other") as resp:
+            assert resp.headers["Cache-Control"] == "no-cache"
         for path in ("/../config.yaml", "/js/../../serve.py", "/nothing.js"):
             async with http.get(root + path) as resp:
                 assert resp.status == 404, path
