@@ -53,10 +53,13 @@ def synapse_process(
     extra: dict[str, Any] | None = None,
     backing: Backing | None = None,
     domain: str = "practice.test",
+    module_settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[HomeserverInfo]:
     """A Synapse on free ports with our registration (and, if asked, our modules), tuned for
     speed; with ``backing``, as a deployment with workers on a database of its own (dropped
-    afterwards). Stopped on exit."""
+    afterwards). Stopped on exit. ``module_settings`` are laid over the rules module's config,
+    ``settings`` over homeserver.yaml (one process only)."""
     hs_port, as_port = free_port(), free_port()
     config = generate_config(
         root / "config.yaml",
@@ -70,18 +73,17 @@ def synapse_process(
         },
     )
     generate_registration(config, root / "registration.yaml")
-    spec = SynapseSpec(
-        domain,
-        hs_port,
-        root / "registration.yaml",
-        module_entries(config) if with_modules else None,
-        fast=True,
-    )
+    modules = module_entries(config) if with_modules else None
+    if modules and module_settings:
+        modules[0]["config"].update(module_settings)
+    spec = SynapseSpec(domain, hs_port, root / "registration.yaml", modules, fast=True)
     with ExitStack() as stack:
         synapse: ProcessGroup
         workers = None
         if backing is None:
-            synapse = LocalSynapse.create(root / "synapse", spec, log_path=root / "synapse.log")
+            synapse = LocalSynapse.create(
+                root / "synapse", spec, log_path=root / "synapse.log", settings=settings
+            )
         else:
             database = stack.enter_context(backing.fresh_database())
             synapse = workers = SynapseWorkers.create(
