@@ -260,9 +260,7 @@ async def test_client_never_invites_creates_rooms_or_sends_state(
 async def test_policy_is_trusted_only_from_the_bot(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     # A room where a practitioner may write any state, the policy included.
     levels = layout.power_levels([])
     levels["users"][staff.user_id] = 100
