@@ -137,9 +137,11 @@ def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hom
 def homeserver(request: pytest.FixtureRequest) -> HomeserverInfo:
     """The session's Synapse: one process, or, for the second run of a module marked
     ``synapse_workers``, the deployment with workers."""
-    if getattr(request, "param", ONE_PROCESS) == WORKERS:
-        return request.getfixturevalue("workers_homeserver")  # type: ignore[no-any-return]
-    return request.getfixturevalue("one_process_homeserver")  # type: ignore[no-any-return]
+    workers = getattr(request, "param", ONE_PROCESS) == WORKERS
+    homeserver: HomeserverInfo = request.getfixturevalue(
+        "workers_homeserver" if workers else "one_process_homeserver"
+    )
+    return homeserver
 
 
 def pytest_configure(config: pytest.Config) -> None:
