@@ -16,15 +16,17 @@ import asyncio
 import hmac
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from mautrix.appservice import AppService
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.errors import Codes
 from bridge.events import EventQueue, Pipeline
 from bridge.events.queue import origin_ts, valid_id
 from bridge.metrics import Metrics
+from bridge.rules.refused import REFUSALS_PATH, Refusal, RefusalLog, RefusedRule
 
 log = logging.getLogger("practice.intake")
 
@@ -40,6 +42,20 @@ def _forbidden() -> web.Response:
     return _error(403, Codes.FORBIDDEN, "Invalid or missing hs_token.")
 
 
+_Text = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class RefusalReport(BaseModel):
+    """A refusal as the Synapse module reports it (``bridge/rules/refused.py``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    user_id: _Text
+    rule: RefusedRule
+    room_id: _Text | None = None
+    event_type: _Text | None = None
+    msgtype: _Text | None = None
+
+
 class PracticeAppService(AppService):
     """The appservice server: mautrix's, with durable, constant-time-authenticated intake."""
 
@@ -49,13 +65,19 @@ class PracticeAppService(AppService):
         queue: EventQueue,
         pipeline: Pipeline,
         metrics: Metrics | None = None,
+        refusals: RefusalLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.queue = queue
         self.pipeline = pipeline
         self.metrics = metrics or Metrics()
+        self.refusals = refusals
         self._store_lock = asyncio.Lock()
+
+    def register_routes(self, app: web.Application) -> None:
+        super().register_routes(app)
+        app.router.add_route("PUT", REFUSALS_PATH + "{refusal_id}", self._http_refusal)
 
     def _check_token(self, request: web.Request) -> bool:
         token = request.rel_url.query.get("access_token")
@@ -96,6 +118,30 @@ class PracticeAppService(AppService):
         newest = max((ts for ts in stamps if ts > 0), default=None)
         self.metrics.transaction_stored(len(stored), max(0, offered - len(stored)), newest)
         log.debug("Stored transaction %s: %d new events", txn_id, len(stored))
+        return web.json_response({})
+
+    async def _http_refusal(self, request: web.Request) -> web.Response:
+        """The Synapse module reports a refusal; stored once per id before the answer, so that
+        the module sends it again until it is on record."""
+        if not self._check_token(request):
+            return _forbidden()
+        refusal_id = request.match_info["refusal_id"]
+        if not valid_id(refusal_id):
+            return _error(400, Codes.INVALID_PARAM, "The refusal id is not usable.")
+        body = await _read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            report = RefusalReport.model_validate(body)
+        except ValidationError:
+            return _error(400, Codes.BAD_JSON, "The body is not a refusal report.")
+        if self.refusals is None:
+            return _error(503, Codes.UNKNOWN, "The bridge does not record refusals yet.")
+        try:
+            await self.refusals.record(Refusal(refusal_id, **report.model_dump()))
+        except Exception:
+            log.exception("Recording refusal %s failed", refusal_id)
+            return _error(503, Codes.UNKNOWN, "The bridge could not record the refusal.")
         return web.json_response({})
 
     async def _http_ping(self, request: web.Request) -> web.Response:

@@ -44,6 +44,7 @@ from bridge.health import Health
 from bridge.metrics import Metrics, Sampler
 from bridge.notifications import Notifications
 from bridge.rules import PostHocRules, RuleStore
+from bridge.rules.refused import RefusalLog
 from bridge.settings.propagate import PolicyPropagator
 from bridge.settings.service import SettingsService
 from bridge.settings.store import SettingsStore
@@ -64,6 +65,7 @@ class Bridge:
         self.metrics = Metrics()
         self.queue = EventQueue(self.db)
         self.pipeline = Pipeline(self.db, self.queue, metrics=self.metrics)
+        self.audit = AuditLog(self.db)
         self.az = PracticeAppService(
             server=config.homeserver.address,
             domain=config.homeserver.domain,
@@ -78,9 +80,9 @@ class Bridge:
             queue=self.queue,
             pipeline=self.pipeline,
             metrics=self.metrics,
+            refusals=RefusalLog(self.audit, self.mapper),
         )
         self.homeserver = SynapseHomeserver(self.az, config.homeserver.address.rstrip("/"))
-        self.audit = AuditLog(self.db)
         self.directory_store = DirectoryStore(self.db)
         self.directory = DirectoryService(
             self.directory_store,

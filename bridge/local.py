@@ -163,7 +163,7 @@ def prepare(
             server_name=config.homeserver.domain,
             port=setup.synapse_port,
             registration_path=paths.registration,
-            module=module_entries(config),
+            module=module_entries(config, registration_path=paths.registration),
             settings=_workers_settings(setup) if workers else None,
         )
         os.chmod(paths.homeserver_config, 0o600)
@@ -276,7 +276,7 @@ def _sync_homeserver(config: Config, setup: LocalSetup) -> None:
         wanted = {
             "public_baseurl": f"{setup.synapse_url}/",
             "app_service_config_files": [str(setup.paths.registration)],
-            "modules": module_entries(config),
+            "modules": module_entries(config, registration_path=setup.paths.registration),
         }
         if setup.workers is not None:
             wanted.update(_workers_settings(setup))

@@ -61,7 +61,18 @@ def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[
     return registration
 
 
-def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[str, Any]:
+def _reports_to(registration_path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """Where the modules read the appservice's address and hs_token to report refusals: the
+    registration file Synapse loads (none: no reports)."""
+    return {"registration": os.path.abspath(registration_path)} if registration_path else {}
+
+
+def module_entry(
+    config: Config,
+    *,
+    promote_bot_to_admin: bool = True,
+    registration_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """The rules module (practice_bridge_synapse.rules)."""
     mapper = config.identity_mapper()
     client_regex = mapper.namespace_regex().replace("(staff|client)", "client")
@@ -72,6 +83,7 @@ def module_entry(config: Config, *, promote_bot_to_admin: bool = True) -> dict[s
             "user_regex": mapper.namespace_regex(),
             "client_regex": client_regex,
             "promote_bot_to_admin": promote_bot_to_admin,
+            **_reports_to(registration_path),
         },
     }
 
@@ -89,7 +101,9 @@ def practice_regex(mapper: IdentityMapper) -> str:
     return f"@{pattern}:{re.escape(mapper.domain)}$"
 
 
-def media_module_entry(config: Config) -> dict[str, Any]:
+def media_module_entry(
+    config: Config, *, registration_path: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
     """The media module (practice_bridge_synapse.media): the attachment policy of ``attachments``,
     each practice's rules complete (its own keys over the defaults), keyed by the practice as it
     appears in user ids."""
@@ -103,15 +117,26 @@ def media_module_entry(config: Config) -> dict[str, Any]:
             "bot_user_id": config.bot_mxid,
             "practice_regex": practice_regex(mapper),
             "attachments": {"default": default, "practices": practices},
+            **_reports_to(registration_path),
         },
     }
 
 
-def module_entries(config: Config, *, promote_bot_to_admin: bool = True) -> list[dict[str, Any]]:
-    """Every module Synapse loads for the bridge: the rules, then the media policy."""
+def module_entries(
+    config: Config,
+    *,
+    promote_bot_to_admin: bool = True,
+    registration_path: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every module Synapse loads for the bridge: the rules, then the media policy; with the
+    registration's path, they report refusals to the bridge."""
     return [
-        module_entry(config, promote_bot_to_admin=promote_bot_to_admin),
-        media_module_entry(config),
+        module_entry(
+            config,
+            promote_bot_to_admin=promote_bot_to_admin,
+            registration_path=registration_path,
+        ),
+        media_module_entry(config, registration_path=registration_path),
     ]
 
 
@@ -120,7 +145,7 @@ def snippet_entries(config: Config, registration_path: str | os.PathLike[str]) -
     it) in ``app_service_config_files`` and the modules in ``modules``."""
     return {
         "app_service_config_files": [os.path.abspath(registration_path)],
-        "modules": module_entries(config),
+        "modules": module_entries(config, registration_path=registration_path),
     }
 
 

@@ -48,10 +48,9 @@ def messages(events: Iterable[QueuedEvent], bot: str) -> tuple[Message, ...]:
     Derived once per batch: every batch handler asks for them."""
     memo = _memo(events)
     key = ("messages", bot)
-    found: tuple[Message, ...] | None = memo.get(key)
-    if found is None:
-        found = memo[key] = tuple(_messages(events, bot))
-    return found
+    if key not in memo:
+        memo[key] = tuple(_messages(events, bot))
+    return memo[key]  # type: ignore[no-any-return]
 
 
 def _messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
@@ -76,10 +75,9 @@ def _messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
 def receipts(events: Iterable[QueuedEvent]) -> tuple[Read, ...]:
     """Read receipts (public, and private where the homeserver sends them) as reads."""
     memo = _memo(events)
-    found: tuple[Read, ...] | None = memo.get("receipts")
-    if found is None:
-        found = memo["receipts"] = tuple(_receipts(events))
-    return found
+    if "receipts" not in memo:
+        memo["receipts"] = tuple(_receipts(events))
+    return memo["receipts"]  # type: ignore[no-any-return]
 
 
 def _receipts(events: Iterable[QueuedEvent]) -> list[Read]:

@@ -34,8 +34,7 @@ def create_database(url: str, opts: dict[str, Any] | None = None) -> Database:
 @asynccontextmanager
 async def transaction(db: Database) -> AsyncIterator[Connection]:
     """A connection inside a database transaction: committed on success, rolled back on error."""
-    conn: Connection
-    async with db.acquire() as conn, conn.transaction():
+    async with db.acquire() as conn, conn.transaction():  # type: ignore[var-annotated]
         yield conn
 
 

@@ -77,8 +77,7 @@ async def write_transaction(db: Database) -> AsyncIterator[Connection]:
         async with transaction(db) as conn:
             yield conn
         return
-    pooled: Connection
-    async with db.acquire() as pooled:
+    async with db.acquire() as pooled:  # type: ignore[var-annotated]
         raw = _sqlite_connection(pooled)
         if raw is None:  # Not the aiosqlite connection this was written for: the slow way.
             async with pooled.transaction():

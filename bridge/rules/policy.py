@@ -17,6 +17,12 @@ def explanation(rule: str, max_length: int | None) -> tuple[str, str]:
             "your message was removed because it is longer than the practice allows "
             f"({max_length} characters at most).",
         )
+    if rule == "event_not_allowed":
+        return (
+            Codes.EVENT_NOT_ALLOWED,
+            "your message was removed because this kind of message cannot be sent in the "
+            "practice's chats.",
+        )
     if rule == "direct_chat_disabled":
         return (
             Codes.DIRECT_CHAT_DISABLED,

@@ -6,8 +6,9 @@ policy. When it does not (a homeserver that cannot load modules), every client e
 through :meth:`PostHocRules.__call__` in the pipeline, in room order, inside the pipeline's
 transaction, and an event that breaks a rule is recorded there as a violation:
 
-- an over-limit message or edit, a message in a direct chat whose client may not send, an
-  encrypted message where a limit applies: the bot redacts it;
+- an event off the allow-list (an encrypted one included), an over-limit message, edit,
+  caption, reaction or redaction reason, a message in a direct chat whose client may not send:
+  the bot redacts it;
 - a state event other than the sender's own membership: the bot redacts it;
 - an invitation: the bot kicks the invited user (which withdraws the invitation);
 - a room the client created: the client leaves it (through the appservice) and forgets it.
@@ -53,7 +54,9 @@ log = logging.getLogger("practice.rules")
 
 RULE_KEY = "org.practicebridge.rule"
 REDACT_REASON = "Removed by the practice's rules"
-_REDACTED = frozenset({"message_too_long", "direct_chat_disabled", "encrypted", "state_event"})
+_REDACTED = frozenset(
+    {"event_not_allowed", "message_too_long", "direct_chat_disabled", "encrypted", "state_event"}
+)
 _MAX_ATTEMPTS = 12  # with the backoff below: about an hour and a half of retries
 _POLL_SECONDS = 1.0
 _RETENTION_MS = 14 * 24 * 3600 * 1000

@@ -15,6 +15,7 @@ homeserver.yaml (``practice-bridge generate-registration`` prints both entries):
             practices:
               # keyed by the practice as it appears in user ids
               sunrise: {max_size: 5242880, blocked_mimetypes: [...], blocked_extensions: [...]}
+          registration: /etc/synapse/practice-bridge-registration.yaml
 
 Who it applies to: portal users, whose user id names their practice (``practice_regex``). The
 bot, other local users and remote media pass untouched.
@@ -40,12 +41,20 @@ the bot and server admins, through the authenticated ``/_matrix/client/v1/media/
 unauthenticated legacy routes (``/_matrix/media/*/download``, ``/thumbnail``) and federation's
 media routes never serve it, whatever ``enable_authenticated_media`` says.
 
-How the downloads are guarded: Synapse's client API is one leaf resource at ``/_matrix/client``,
-so a module resource registered below it (``/_matrix/client/v1/media/download``) is never
-reached. This module registers a resource at ``/_matrix`` instead; when Synapse builds its
-resource tree it hands that resource every child it already built for ``/_matrix`` (``client``,
-``media``, ``federation``, ...), and the resource puts a gate in front of each: the gate checks
-the media routes above and passes every request, checked or not, to Synapse's own resource.
+**Profiles**: names and pictures come from the practice directory, so a portal user's own
+session writes no profile field (``PUT``/``DELETE /_matrix/client/*/profile/{user}/{field}``:
+``403 ORG.PRACTICEBRIDGE.PROFILE_FROM_DIRECTORY``, reported to the bridge for its audit log as
+the rules module reports its refusals). The bridge, through the appservice, and admins pass.
+Synapse has no module callback before a profile change; the gate below is the one place a
+module sees it.
+
+How the downloads (and profile writes) are guarded: Synapse's client API is one leaf resource
+at ``/_matrix/client``, so a module resource registered below it
+(``/_matrix/client/v1/media/download``) is never reached. This module registers a resource at
+``/_matrix`` instead; when Synapse builds its resource tree it hands that resource every child
+it already built for ``/_matrix`` (``client``, ``media``, ``federation``, ...), and the resource
+puts a gate in front of each: the gate checks the routes above and passes every request,
+checked or not, to Synapse's own resource.
 """
 
 from __future__ import annotations
@@ -64,8 +73,9 @@ from synapse.module_api.errors import SynapseError
 from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .content import MEDIA_MSGTYPES
 from .errors import Codes
-from .policy import MEDIA_MSGTYPES
+from .report import RefusalReporter, read_registration
 
 logger = logging.getLogger("practice.synapse_media")
 
@@ -92,6 +102,8 @@ _FEDERATION_READ = re.compile(
     rb"^/_matrix/federation/v1/media/(?:download|thumbnail)/(?P<media>[^/]*)$"
 )
 _UPLOAD = re.compile(rb"^/_matrix/media/(?:r0|v3|v1)/upload(?:/[^/]*/[^/]*)?$")
+# Writing a profile field (displayname, avatar_url, custom fields), stable or unstable.
+_PROFILE_WRITE = re.compile(rb"^/_matrix/client/(?:r0|v3|unstable/[^/]+)/profile/[^/]+/[^/]+$")
 
 
 class ModuleConfigError(Exception):
@@ -282,6 +294,10 @@ class PracticeMedia:
             for field, raw in (attachments.get("practices") or {}).items()
         }
         self._media: OrderedDict[str, StoredMedia] = OrderedDict()
+        registration = config.get("registration")
+        self._reporter = RefusalReporter(
+            api, read_registration(registration) if registration else None
+        )
         api.register_media_repository_callbacks(
             is_user_allowed_to_upload_media_of_size=self.is_user_allowed_to_upload_media_of_size,
             get_media_config_for_user=self.get_media_config_for_user,
@@ -425,6 +441,8 @@ class PracticeMedia:
     # -- routes in front of Synapse's resources ----------------------------------------------
 
     def _route_client(self, request: Request) -> Check | None:
+        if request.method in (b"PUT", b"DELETE") and _PROFILE_WRITE.match(request.path or b""):
+            return self._check_profile_write
         match = _CLIENT_READ.match(request.path or b"")
         if match is None or request.method not in (b"GET", b"HEAD"):
             return None
@@ -474,6 +492,23 @@ class PracticeMedia:
         if uploaded_in is None or uploaded_in == self.practice_of(user):
             return True
         return await self._api.is_user_admin(user)
+
+    async def _check_profile_write(self, request: Request) -> SynapseError | None:
+        """Names and pictures come from the practice directory: a portal user's own session
+        changes no profile field (the bridge, through the appservice, and admins still do)."""
+        try:
+            requester = await self._api.get_user_by_req(_AuthView(request))  # type: ignore
+        except SynapseError:
+            return None  # Synapse's own resource answers the missing or bad token.
+        user = requester.user.to_string()
+        if requester.app_service_id is not None or self.practice_of(user) is None:
+            return None
+        self._reporter.report("profile", user)
+        return SynapseError(
+            403,
+            "Names and pictures come from the practice's directory and cannot be changed here.",
+            str(Codes.PROFILE_FROM_DIRECTORY),
+        )
 
     async def _check_upload(self, request: Request) -> SynapseError | None:
         try:

@@ -15,3 +15,7 @@ POLICY_STATE: Final = "org.practicebridge.policy"
 # The rules module's self-description (which module, version, bot and rules).
 PROBE_PATH: Final = "/_synapse/client/org.practicebridge/module"
 MODULE_NAME: Final = "practice-bridge"
+
+# Where the modules report refusals to the bridge (``PUT`` + a refusal id, with the hs_token),
+# on the appservice's listener.
+REFUSALS_PATH: Final = "/_matrix/app/unstable/org.practicebridge/refusals/"

@@ -14,12 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# Media messages; their body is a caption only when a separate file name is given (spec: m.image
-# etc.).
-MEDIA_MSGTYPES = frozenset({"m.image", "m.file", "m.audio", "m.video"})
-_EDIT_FALLBACK = "* "
+from .content import REDACTION, off_the_list, written_length
 
 Rule = Literal[
+    "event_not_allowed",
     "message_too_long",
     "direct_chat_disabled",
     "encrypted",
@@ -53,46 +51,22 @@ def trusted_policy(sender: Any, content: Any, bot: str) -> Policy | None:
     return Policy.from_content(content) if sender == bot else None
 
 
-def _counted_body(content: Any) -> str:
-    """The text of a message the limit applies to ("" for file names and non-text)."""
-    if not isinstance(content, Mapping):
-        return ""
-    body = content.get("body")
-    if not isinstance(body, str):
-        return ""
-    if content.get("msgtype") in MEDIA_MSGTYPES:
-        filename = content.get("filename")
-        if not isinstance(filename, str) or filename == body:
-            return ""  # The body is the file's name, not a caption.
-    return body
-
-
-def message_length(content: Any) -> int:
-    """The longest text of a message in code points: its body, or for an edit the new body
-    (an edit's own ``body`` is the ``* <new text>`` fallback, counted without the marker)."""
-    if not isinstance(content, Mapping):
-        return 0
-    new_content = content.get("m.new_content")
-    if isinstance(new_content, Mapping):
-        fallback = _counted_body(content)
-        if fallback.startswith(_EDIT_FALLBACK):
-            fallback = fallback[len(_EDIT_FALLBACK) :]
-        return max(len(fallback), len(_counted_body(new_content)))
-    return len(_counted_body(content))
-
-
-def message_rule(event_type: str, content: Any, policy: Policy | None) -> Rule | None:
-    """The rule a client's non-state event breaks under ``policy``, if any."""
-    if policy is None or event_type == "m.room.redaction":
+def message_rule(
+    event_type: str, content: Any, policy: Policy | None, *, client: bool = True
+) -> Rule | None:
+    """The rule a portal user's non-state event breaks in a chat with ``policy`` (None: not a
+    practice chat, no rule): the allow-list holds for everyone, direct chat access and the
+    length limit for clients (``client``)."""
+    if policy is None:
         return None
-    if not policy.clients_may_send:
+    if off_the_list(event_type, content, staff=not client) is not None:
+        return "event_not_allowed"
+    if not client:
+        return None
+    if not policy.clients_may_send and event_type != REDACTION:
         return "direct_chat_disabled"
     limit = policy.client_message_limit
-    if limit is None:
-        return None
-    if event_type == "m.room.encrypted":
-        return "encrypted"
-    if event_type == "m.room.message" and message_length(content) > limit:
+    if limit is not None and written_length(event_type, content) > limit:
         return "message_too_long"
     return None
 
@@ -107,3 +81,31 @@ def state_rule(event_type: str, state_key: str, sender: str, content: Any) -> Ru
         if isinstance(content, Mapping) and content.get("membership") == "invite":
             return "invite"
     return "state_event"
+
+
+MembershipRule = Literal["leave", "join", "profile", "membership"]
+
+
+def membership_rule(
+    sender: str, state_key: str, membership: Any, previous: Any, *, from_session: bool
+) -> MembershipRule | None:
+    """The rule a portal user's member event in a practice chat breaks, if any.
+
+    Membership is the practice's: the bot invites and removes, and the bridge joins people and
+    takes them out as themselves through the appservice (as Synapse does when a chat is
+    deleted), never from their own session (``from_session``). From their session a user only
+    accepts an invitation: leaving, rejecting it, joining again after a removal, a name or
+    picture of their own in the chat (a join over their join) and anything for someone else
+    are refused.
+    """
+    if sender != state_key:
+        return "membership"
+    if not from_session:
+        return None
+    if membership == "join":
+        if previous == "invite":
+            return None
+        return "profile" if previous == "join" else "join"
+    if membership == "leave":
+        return "leave"
+    return "join"

@@ -1,9 +1,10 @@
 """The practice-bridge Synapse module: the practice rules, enforced before anything is stored.
 
-Runs inside Synapse, on Twisted. No asyncio libraries, no blocking I/O, no HTTP calls to the
-bridge and no bridge imports: everything it needs comes from its config (written by
-``practice-bridge generate-registration``), Synapse's module API and the pure rule code it shares
-with the bridge (:mod:`practice_bridge_synapse.policy`). Loaded through homeserver.yaml::
+Runs inside Synapse, on Twisted. No asyncio libraries, no blocking I/O and no bridge imports:
+everything it needs comes from its config (written by ``practice-bridge generate-registration``),
+Synapse's module API and the pure rule code it shares with the bridge
+(:mod:`practice_bridge_synapse.policy`, :mod:`practice_bridge_synapse.content`). Loaded through
+homeserver.yaml::
 
     modules:
       - module: practice_bridge_synapse.rules.PracticeRules
@@ -12,52 +13,67 @@ with the bridge (:mod:`practice_bridge_synapse.policy`). Loaded through homeserv
           user_regex: "@pb_(staff|client)_...:example\\\\.com$"
           client_regex: "@pb_client_...:example\\\\.com$"
           promote_bot_to_admin: true
+          registration: /etc/synapse/practice-bridge-registration.yaml
 
-The rules (docs/architecture.md#where-each-rule-is-enforced), for users matching ``client_regex``
-(portal clients); the bot, staff and everyone else pass untouched, without a single state lookup:
+The rules (docs/architecture.md#where-each-rule-is-enforced, docs/security.md#a-hostile-client)
+hold for portal users (``user_regex``: staff and clients); the bot and everyone else pass
+untouched, without a single state lookup. A *practice chat* is a room with a policy event
+(``org.practicebridge.policy``, state key ``""``) *sent by the bot*; a policy event from anyone
+else is ignored.
 
 - clients never create rooms or aliases, publish rooms, invite anyone (Matrix or third-party
   ids), or send state events other than their own membership;
-- in a room with a policy event (``org.practicebridge.policy``, state key ``""``) *sent by the
-  bot*, a client's text is at most ``client_message_limit`` code points: the ``body`` of an
-  ``m.room.message`` and of an edit's ``m.new_content`` (``ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG``
-  with ``max_length``); media bodies count only when they are captions, not file names;
+- in a practice chat, a portal user sends only what is on the allow-list
+  (``ORG.PRACTICEBRIDGE.EVENT_NOT_ALLOWED`` with ``event_type`` and ``msgtype``);
+- there a client's text is at most ``client_message_limit`` code points, counting what the
+  client wrote wherever it is written (:func:`~practice_bridge_synapse.content.written_length`;
+  ``ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG`` with ``max_length``); staff have no limit;
 - when that policy says ``clients_may_send: false`` (direct chat access is off), a client sends
   nothing there but redactions of their own messages (``ORG.PRACTICEBRIDGE.DIRECT_CHAT_DISABLED``);
-- a policy event from anyone but the bot is ignored; a room without a trusted policy has no
-  length limit, and the refusals above that need no policy still hold.
+- membership in a practice chat is the practice's (``check_event_allowed``, which sees every
+  event created here, joins and leaves included): from their own session a portal user only
+  accepts an invitation; leaving (``CANNOT_LEAVE_CHAT``), a name or picture of their own in the
+  chat (``PROFILE_FROM_DIRECTORY``), joining again after a removal and any member event for
+  someone else (``M_FORBIDDEN``) are refused. The bridge acting for them through the appservice,
+  and Synapse itself (a chat's deletion), have no session and pass.
 
 Refusals are raised as :class:`PracticeRuleError`, a ``SynapseError`` that Synapse renders as
 ``{"errcode": ..., "error": <a sentence a client can show>, ...fields}``, the same shape as the
 bridge's API errors. (A spam checker's documented ``(Codes, dict)`` answer cannot carry an errcode
-of our own, and Synapse replaces its message with a generic one.)
+of our own, and Synapse replaces its message with a generic one.) The ones that concern the
+practice (the allow-list, membership, names) are reported to the bridge for its audit log, in
+the background (:mod:`practice_bridge_synapse.report`, with the registration's ``url`` and
+``hs_token``; without ``registration`` nothing is reported).
 
 State is read through the module API: one current-state lookup of the policy event per client
 event (Synapse serves it from its caches); the parsed policy is kept per room, keyed by the
 policy event's id, in a bounded LRU, so a new policy event replaces it at once.
 
 It also makes the bridge bot a server admin once the bot is registered (the bridge needs the
-admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is set, checking with
-back-off up to ``retry_max_seconds`` (60 by default; :mod:`.bot`), and answers the bridge's
-probe at ``/_synapse/client/org.practicebridge/module`` (:mod:`.probe`) so the bridge can log at
-start-up whether the rules are enforced here or, after the fact, by the bridge.
+admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is set, and answers a
+probe at ``/_synapse/client/org.practicebridge/module`` so the bridge can log at start-up whether
+the rules are enforced here or, after the fact, by the bridge.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import SynapseError
+from twisted.web.resource import Resource
+from twisted.web.server import Request
 
-from .bot import MAX_RETRY_SECONDS, BotPromotion
+from .content import off_the_list
 from .errors import Codes
 from .names import MODULE_NAME, POLICY_STATE, PROBE_PATH
-from .policy import Policy, message_rule, trusted_policy
-from .probe import Probe
+from .policy import MembershipRule, Policy, membership_rule, message_rule, trusted_policy
+from .report import RefusalReporter, read_registration
 
 logger = logging.getLogger("practice.synapse_module")
 
@@ -70,6 +86,7 @@ RULES = (
     "clients_never_send_state",
 )
 
+_RETRY_MSEC = 250.0
 _CACHE_ROOMS = 10_000
 
 
@@ -97,6 +114,43 @@ def too_long(limit: int) -> PracticeRuleError:
     )
 
 
+def not_allowed(event_type: str, msgtype: str | None = None) -> PracticeRuleError:
+    fields = {"event_type": event_type} | ({"msgtype": msgtype} if msgtype else {})
+    return PracticeRuleError(
+        Codes.EVENT_NOT_ALLOWED,
+        "This kind of message cannot be sent in the practice's chats.",
+        403,
+        **fields,
+    )
+
+
+# A refused membership change: its errcode, its sentence, and the rule the audit log names.
+_MEMBERSHIP: dict[MembershipRule, tuple[str, str, str]] = {
+    "leave": (
+        Codes.CANNOT_LEAVE_CHAT,
+        "Chats are kept by the practice: you cannot leave one, but you can hide it.",
+        "leave",
+    ),
+    "profile": (
+        Codes.PROFILE_FROM_DIRECTORY,
+        "Names and pictures come from the practice's directory and cannot be changed here.",
+        "profile",
+    ),
+    "join": (Codes.FORBIDDEN, "Only the practice adds people to chats.", "membership"),
+    "membership": (
+        Codes.FORBIDDEN,
+        "Only the practice adds people to chats and takes them out.",
+        "membership",
+    ),
+}
+
+
+def _from_session(event: Any) -> bool:
+    """Whether the event comes from a user's own session (a device), not from the appservice
+    acting for them or from Synapse itself (a chat's deletion, an admin's change)."""
+    return getattr(event.internal_metadata, "device_id", None) is not None
+
+
 def direct_chat_disabled() -> PracticeRuleError:
     return PracticeRuleError(
         Codes.DIRECT_CHAT_DISABLED,
@@ -105,11 +159,31 @@ def direct_chat_disabled() -> PracticeRuleError:
     )
 
 
+class _Probe(Resource):
+    """``GET`` answers which module runs here and which rules it enforces; nothing else."""
+
+    isLeaf = True
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__()
+        self._body = json.dumps(answer).encode()
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return self._body
+
+
 class PracticeRules:
     def __init__(self, config: dict[str, Any], api: ModuleApi) -> None:
         self._api = api
         self._bot: str = config["bot_user_id"]
         self._client_re = re.compile(config["client_regex"])
+        self._user_re = re.compile(config["user_regex"])
+        registration = config.get("registration")
+        self._reporter = RefusalReporter(
+            api, read_registration(registration) if registration else None
+        )
         self._promote = bool(config.get("promote_bot_to_admin", False))
         # room id -> (policy event id, the trusted policy or None when it was forged)
         self._policies: OrderedDict[str, tuple[str, Policy | None]] = OrderedDict()
@@ -122,18 +196,20 @@ class PracticeRules:
             user_may_publish_room=self.user_may_publish_room,
             user_may_send_state_event=self.user_may_send_state_event,
         )
-        self._promotion = BotPromotion(
-            api, self._bot, float(config.get("retry_max_seconds", MAX_RETRY_SECONDS))
+        api.register_third_party_rules_callbacks(check_event_allowed=self.check_event_allowed)
+        api.register_web_resource(
+            PROBE_PATH,
+            _Probe(
+                {
+                    "module": MODULE_NAME,
+                    "version": MODULE_VERSION,
+                    "bot_user_id": self._bot,
+                    "rules": list(RULES),
+                }
+            ),
         )
-        answer = {
-            "module": MODULE_NAME,
-            "version": MODULE_VERSION,
-            "bot_user_id": self._bot,
-            "rules": list(RULES),
-        }
-        api.register_web_resource(PROBE_PATH, Probe(api, self._bot, answer, on_bot=self._bot_seen))
-        if self._promote:
-            self._promotion.start()
+        if self._promote and api.should_run_background_tasks():
+            api.delayed_background_call(0, self._ensure_bot_admin, desc="practice_bot_admin")
         logger.info("practice-bridge module loaded for bot %s: rules enforced", self._bot)
 
     @staticmethod
@@ -146,44 +222,65 @@ class PracticeRules:
                     re.compile(config[key])
                 except re.error as e:
                     raise ModuleConfigError(f"practice-bridge module: '{key}': {e}") from None
-        retry = config.get("retry_max_seconds", MAX_RETRY_SECONDS)
-        if not isinstance(retry, int | float) or isinstance(retry, bool) or retry <= 0:
-            raise ModuleConfigError(
-                "practice-bridge module: 'retry_max_seconds' must be a positive number"
-            )
         return config
-
-    def _bot_seen(self) -> None:
-        """The bridge probed the module as its bot: it has registered the bot by now."""
-        if self._promote:
-            self._promotion.check_now()
 
     def is_client(self, user_id: str) -> bool:
         return user_id != self._bot and bool(self._client_re.fullmatch(user_id))
 
+    def is_portal_user(self, user_id: str) -> bool:
+        return user_id != self._bot and bool(self._user_re.fullmatch(user_id))
+
     # -- events ----------------------------------------------------------------------------
 
     async def check_event_for_spam(self, event: Any) -> Literal["NOT_SPAM"]:
-        """Every event a local user sends (not membership: see the invite and state checks)."""
+        """Every event a local user sends (not membership: see check_event_allowed)."""
         sender = event.sender
-        if not self.is_client(sender):
+        if not self.is_portal_user(sender):
             return NOT_SPAM
+        client = self.is_client(sender)
         if event.is_state():
-            if event.type == "m.room.member" and event.state_key == sender:
+            if not client or (event.type == "m.room.member" and event.state_key == sender):
                 return NOT_SPAM
             raise _forbidden("Clients cannot change a chat's settings.")
-        if event.type == "m.room.redaction":
-            return NOT_SPAM  # Power levels let a client redact only their own messages.
         policy = await self._policy(event.room_id)
-        rule = message_rule(event.type, event.content, policy)
+        rule = message_rule(event.type, event.content, policy, client=client)
+        if rule == "event_not_allowed":
+            refused = off_the_list(event.type, event.content, staff=not client) or {}
+            self._reporter.report(
+                "event_type", sender, refusal_id=event.event_id, room_id=event.room_id, **refused
+            )
+            raise not_allowed(**refused)
         if rule == "direct_chat_disabled":
             raise direct_chat_disabled()
-        if rule == "encrypted":
-            # The chat is not encrypted; an encrypted body could not be held to the limit.
-            raise _forbidden("This chat does not take encrypted messages.")
         if rule == "message_too_long" and policy is not None:
             raise too_long(policy.client_message_limit or 0)
         return NOT_SPAM
+
+    async def check_event_allowed(
+        self, event: Any, state_events: Mapping[tuple[str, str], Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Every event created here, membership included: a portal user's membership in a
+        practice chat (one with the bot's policy) is the practice's."""
+        if event.type != "m.room.member" or not self.is_portal_user(event.sender):
+            return True, None
+        policy = state_events.get((POLICY_STATE, ""))
+        if policy is None or policy.sender != self._bot:
+            return True, None
+        previous = state_events.get(("m.room.member", event.state_key))
+        rule = membership_rule(
+            event.sender,
+            event.state_key,
+            event.content.get("membership"),
+            previous.content.get("membership") if previous is not None else None,
+            from_session=_from_session(event),
+        )
+        if rule is None:
+            return True, None
+        errcode, sentence, audited = _MEMBERSHIP[rule]
+        self._reporter.report(
+            audited, event.sender, refusal_id=event.event_id, room_id=event.room_id
+        )
+        raise PracticeRuleError(errcode, sentence, 403)
 
     async def _policy(self, room_id: str) -> Policy | None:
         state = await self._api.get_room_state(room_id, [(POLICY_STATE, "")])
@@ -245,3 +342,19 @@ class PracticeRules:
         if event_type == "m.room.member" and state_key == user_id:
             return NOT_SPAM  # Their own membership: leaving a chat.
         raise _forbidden("Clients cannot change a chat's settings.")
+
+    # -- the bot ---------------------------------------------------------------------------
+
+    async def _ensure_bot_admin(self) -> None:
+        """Promote the bot to server admin once it exists; retry until it does."""
+        try:
+            if await self._api.check_user_exists(self._bot):
+                if not await self._api.is_user_admin(self._bot):
+                    await self._api.set_user_admin(self._bot, True)
+                    logger.info("made %s a server admin for the practice bridge", self._bot)
+                return
+        except Exception:
+            logger.exception("could not check the admin status of %s", self._bot)
+        self._api.delayed_background_call(
+            _RETRY_MSEC, self._ensure_bot_admin, desc="practice_bot_admin"
+        )

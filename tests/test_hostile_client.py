@@ -1,0 +1,559 @@
+"""A hostile portal user: a real session doing raw Client-Server calls against the real Synapse.
+
+A portal session is a full Matrix login, so a client (or a team member) can try anything the
+API allows. Each case below is one such attempt: it asserts the refusal a portal can show
+(status, errcode, a sentence) and, reading the chat as another member, that nothing of the
+attempt was stored. The allow-list's positive side (what a chat takes) is held here too, so a
+refusal never comes from a rule that is too wide.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.clients import LIMIT, ApiClient, MatrixClient, Reply, chat_with_limit, eventually
+from tests.media import sample_png, upload
+
+pytestmark = pytest.mark.synapse_workers
+
+TOO_LONG = "ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG"
+NOT_ALLOWED = "ORG.PRACTICEBRIDGE.EVENT_NOT_ALLOWED"
+CANNOT_LEAVE = "ORG.PRACTICEBRIDGE.CANNOT_LEAVE_CHAT"
+PROFILE_LOCKED = "ORG.PRACTICEBRIDGE.PROFILE_FROM_DIRECTORY"
+# The owner's name in the directory (ApiClient.setup_practice names staff "Staff <id>").
+OWNER_NAME = "Staff own"
+CLIENT_NAME = "Client c1"
+
+
+def _mark(length: int = 12) -> str:
+    """A text of ``length`` code points that no other attempt sends."""
+    return (uuid.uuid4().hex + "x" * length)[:length]
+
+
+def _room(room: str, rest: str) -> str:
+    return f"/_matrix/client/v3/rooms/{quote(room)}/{rest}"
+
+
+def _refused(r: Reply, status: int, errcode: str) -> None:
+    assert (r.status, r.errcode) == (status, errcode), r.body
+    assert isinstance(r.body.get("error"), str) and r.body["error"].strip(), r.body
+
+
+async def _stored(reader: MatrixClient, room: str, mark: str) -> bool:
+    """Whether ``mark`` appears anywhere in the chat's latest events or its state."""
+    events = await reader.timeline(room, limit=100)
+    state = await reader.request("GET", _room(room, "state"))
+    assert state.status == 200, state.body
+    return mark in json.dumps(events) or mark in json.dumps(state.body)
+
+
+async def _refused_and_not_stored(
+    r: Reply, status: int, errcode: str, reader: MatrixClient, room: str, mark: str
+) -> None:
+    _refused(r, status, errcode)
+    assert not await _stored(reader, room, mark)
+
+
+async def _profile(reader: MatrixClient, user_id: str) -> Any:
+    r = await reader.request("GET", f"/_matrix/client/v3/profile/{quote(user_id)}")
+    assert r.status == 200, r.body
+    return r.body.get("displayname"), r.body.get("avatar_url")
+
+
+def _text(body: str) -> dict[str, Any]:
+    return {"msgtype": "m.text", "body": body}
+
+
+def _html(body: str, html: str) -> dict[str, Any]:
+    return {"msgtype": "m.text", "body": body, "format": "org.matrix.custom.html"} | {
+        "formatted_body": html
+    }
+
+
+def _reply_to(event_id: str) -> dict[str, Any]:
+    return {"m.relates_to": {"m.in_reply_to": {"event_id": event_id}}}
+
+
+def _edit(original: str, new_content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "msgtype": new_content.get("msgtype", "m.text"),
+        "body": "* " + str(new_content.get("body", "")),
+        "m.new_content": new_content,
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    }
+
+
+@pytest.fixture
+async def chat(api: ApiClient, practice_id: str) -> tuple[MatrixClient, MatrixClient, str]:
+    """The owner's 1:1 chat with client c1, client messages limited to LIMIT characters."""
+    return await chat_with_limit(api, practice_id)
+
+
+# -- names and pictures ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["client", "staff"])
+async def test_nobody_renames_themselves_as_staff(
+    chat: tuple[MatrixClient, MatrixClient, str], who: str
+) -> None:
+    owner, client, room = chat
+    me, other = (client, owner) if who == "client" else (owner, client)
+    before = await _profile(other, me.user_id)
+    assert before[0] in (CLIENT_NAME, OWNER_NAME)
+    r = await me.request(
+        "PUT",
+        f"/_matrix/client/v3/profile/{quote(me.user_id)}/displayname",
+        {"displayname": "Dana Whitfield (your practitioner)"},
+    )
+    _refused(r, 403, PROFILE_LOCKED)
+    for method, field, body in (
+        ("DELETE", "displayname", None),
+        ("PUT", "m.tz", {"m.tz": "Europe/Berlin"}),
+        ("PUT", "org.example.title", {"org.example.title": "Practitioner"}),
+    ):
+        r = await me.request(
+            method, f"/_matrix/client/v3/profile/{quote(me.user_id)}/{field}", body
+        )
+        _refused(r, 403, PROFILE_LOCKED)
+    assert await _profile(other, me.user_id) == before
+    assert (await other.state(room, "m.room.member", me.user_id)).get("displayname") == before[0]
+    assert not await _stored(other, room, "Dana Whitfield")
+
+
+@pytest.mark.parametrize("who", ["client", "staff"])
+async def test_nobody_sets_a_picture(
+    chat: tuple[MatrixClient, MatrixClient, str], who: str
+) -> None:
+    owner, client, room = chat
+    me, other = (client, owner) if who == "client" else (owner, client)
+    r = await upload(me, sample_png(), "image/png", "me.png")
+    assert r.status == 200, r.body
+    mxc = r.body["content_uri"]
+    r = await me.request(
+        "PUT",
+        f"/_matrix/client/v3/profile/{quote(me.user_id)}/avatar_url",
+        {"avatar_url": mxc},
+    )
+    _refused(r, 403, PROFILE_LOCKED)
+    assert (await _profile(other, me.user_id))[1] is None
+    assert not await _stored(other, room, mxc)
+
+
+@pytest.mark.parametrize("who", ["client", "staff"])
+async def test_no_name_or_picture_of_ones_own_in_a_chat(
+    chat: tuple[MatrixClient, MatrixClient, str], who: str
+) -> None:
+    owner, client, room = chat
+    me, other = (client, owner) if who == "client" else (owner, client)
+    path = _room(room, f"state/m.room.member/{quote(me.user_id)}")
+    fake = f"Dana Whitfield {_mark()}"
+    r = await me.request("PUT", path, {"membership": "join", "displayname": fake})
+    await _refused_and_not_stored(r, 403, PROFILE_LOCKED, other, room, fake)
+    r = await me.request(
+        "PUT", path, {"membership": "join", "avatar_url": "mxc://practice.test/" + _mark()}
+    )
+    _refused(r, 403, PROFILE_LOCKED)
+    # Joining again with a name of one's own is the same attempt.
+    r = await me.request("POST", _room(room, "join"), {"displayname": fake})
+    await _refused_and_not_stored(r, 403, PROFILE_LOCKED, other, room, fake)
+    member = await other.state(room, "m.room.member", me.user_id)
+    assert member["membership"] == "join"
+    assert member.get("displayname") in (CLIENT_NAME, OWNER_NAME)
+    assert member.get("avatar_url") is None
+
+
+# -- what a chat takes -----------------------------------------------------------------------
+
+
+async def test_everything_on_the_allow_list_passes(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    first = await client.say(room, "Hello")
+    r = await upload(client, sample_png(), "image/png", "scan.png")
+    assert r.status == 200, r.body
+    mxc = r.body["content_uri"]
+    media = {"url": mxc, "info": {"mimetype": "image/png", "size": 95}}
+    for content in (
+        _html("Hello **you**", "Hello <b>you</b>"),
+        media | {"msgtype": "m.image", "body": "scan.png"},
+        media | {"msgtype": "m.image", "body": "A short caption", "filename": "scan.png"},
+        media | {"msgtype": "m.file", "body": "scan.png", "filename": "scan.png"},
+        media | {"msgtype": "m.video", "body": "scan.png"},
+        media
+        | {
+            "msgtype": "m.audio",
+            "body": "Voice message",
+            "org.matrix.msc1767.audio": {"duration": 1500, "waveform": [0, 512, 1024]},
+            "org.matrix.msc3245.voice": {},
+        },
+        _text("Thanks, will do!") | _reply_to(first),
+        _edit(first, _text("Hello again")),
+    ):
+        r = await client.send(room, content)
+        assert r.status == 200, (content, r.body)
+    r = await client.send(
+        room,
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": first, "key": "👍"}},
+        "m.reaction",
+    )
+    assert r.status == 200, r.body
+    r = await client.request(
+        "PUT", _room(room, f"redact/{quote(first)}/{uuid.uuid4().hex}"), {"reason": "oops"}
+    )
+    assert r.status == 200, r.body
+    r = await client.request("POST", _room(room, f"receipt/m.read/{quote(first)}"), {})
+    assert r.status == 200, r.body
+    r = await client.request(
+        "PUT", _room(room, f"typing/{quote(client.user_id)}"), {"typing": True, "timeout": 1000}
+    )
+    assert r.status == 200, r.body
+
+
+UNKNOWN_TYPES: list[tuple[str, dict[str, Any]]] = [
+    ("com.example.note", {"body": "x" * 700}),
+    ("com.example.note", {"body": "short"}),
+    ("m.poll.start", {"m.poll": {"question": {"m.text": [{"body": "x" * 700}]}}}),
+    (
+        "org.matrix.msc3381.poll.start",
+        {
+            "org.matrix.msc3381.poll.start": {
+                "question": {"org.matrix.msc1767.text": "Which day?"},
+                "kind": "org.matrix.msc3381.poll.disclosed",
+                "answers": [{"id": "a", "org.matrix.msc1767.text": "x" * 700}],
+            },
+            "org.matrix.msc1767.text": "Which day?",
+        },
+    ),
+    ("m.sticker", {"body": "x" * 700, "url": "mxc://practice.test/sticker", "info": {}}),
+    ("m.room.encrypted", {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "x" * 700}),
+    ("m.call.invite", {"call_id": "c", "version": 1, "lifetime": 60000}),
+    ("m.room.message", {"msgtype": "m.emote", "body": "waves"}),
+    ("m.room.message", {"msgtype": "m.location", "body": "here", "geo_uri": "geo:0,0"}),
+    ("m.room.message", {"msgtype": "m.notice", "body": "I am the practice bot"}),
+    ("m.room.message", {"msgtype": "m.key.verification.request", "body": "verify"}),
+    ("m.room.message", {"msgtype": "com.example.long", "body": "x" * 700}),
+]
+
+
+@pytest.mark.parametrize(("event_type", "content"), UNKNOWN_TYPES)
+async def test_client_sends_nothing_off_the_allow_list(
+    chat: tuple[MatrixClient, MatrixClient, str], event_type: str, content: dict[str, Any]
+) -> None:
+    owner, client, room = chat
+    mark = _mark()
+    r = await client.send(room, content | {"org.example.mark": mark}, event_type)
+    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+    assert r.body["event_type"] == event_type
+
+
+@pytest.mark.parametrize(
+    ("event_type", "content"),
+    [(t, c) for t, c in UNKNOWN_TYPES if c.get("msgtype") != "m.notice"],
+)
+async def test_staff_send_nothing_off_the_allow_list_either(
+    chat: tuple[MatrixClient, MatrixClient, str], event_type: str, content: dict[str, Any]
+) -> None:
+    owner, client, room = chat
+    mark = _mark()
+    r = await owner.send(room, content | {"org.example.mark": mark}, event_type)
+    await _refused_and_not_stored(r, 403, NOT_ALLOWED, client, room, mark)
+
+
+async def test_staff_send_notices_and_clients_do_not(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    r = await owner.send(room, {"msgtype": "m.notice", "body": "The practice is closed today."})
+    assert r.status == 200, r.body
+    mark = _mark()
+    r = await client.send(room, {"msgtype": "m.notice", "body": mark})
+    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+    assert r.body["msgtype"] == "m.notice"
+
+
+async def test_an_edit_cannot_turn_a_message_into_something_else(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    original = await client.say(room, "Hello")
+    mark = _mark()
+    edit = _edit(original, {"msgtype": "m.location", "body": mark, "geo_uri": "geo:0,0"})
+    edit["msgtype"] = "m.text"
+    r = await client.send(room, edit)
+    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+
+
+# -- the length limit counts what the client wrote -------------------------------------------
+
+
+async def test_a_short_body_does_not_carry_a_long_formatted_body(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _html("hi", f"<b>{mark}</b>"))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    assert r.body["max_length"] == LIMIT
+    # Markup is not text: a formatted body of exactly LIMIT visible characters passes, and
+    # entities count as the one character they show.
+    at_limit = _mark(LIMIT - 1)
+    r = await client.send(
+        room,
+        _html(
+            at_limit + "&", f'<p><a href="https://example.org/{"y" * 200}">{at_limit}</a>&amp;</p>'
+        ),
+    )
+    assert r.status == 200, r.body
+
+
+async def test_a_caption_counts_plain_or_formatted(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    r = await upload(client, sample_png(), "image/png", "scan.png")
+    assert r.status == 200, r.body
+    media = {"msgtype": "m.image", "url": r.body["content_uri"], "filename": "scan.png"}
+    mark = _mark(LIMIT * 30)
+    r = await client.send(room, media | {"body": mark})
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    mark = _mark(LIMIT + 1)
+    r = await client.send(
+        room,
+        media
+        | {"body": "ok", "format": "org.matrix.custom.html", "formatted_body": f"<i>{mark}</i>"},
+    )
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+
+
+async def test_an_edit_counts_its_new_content_plain_or_formatted(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    original = await client.say(room, "Hello")
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _edit(original, _html("ok", f"<b>{mark}</b>")))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    edit = _edit(original, _text("ok"))
+    edit |= {"format": "org.matrix.custom.html", "formatted_body": f"* <b>{mark}</b>"}
+    r = await client.send(room, edit)
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+
+
+async def test_a_reply_counts_what_was_typed_not_what_it_quotes(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    long_original = "Please remember to drink enough water every day. " * 10
+    original = await owner.say(room, long_original)
+    typed = "Thanks, will do!"
+    quoted = "\n".join(f"> {line}" for line in [f"<{owner.user_id}> {long_original}", "more"])
+    html = (
+        f'<mx-reply><blockquote><a href="https://matrix.to/#/{room}/{original}">In reply to</a>'
+        f' <a href="https://matrix.to/#/{owner.user_id}">{owner.user_id}</a>'
+        f"<br>{long_original}</blockquote></mx-reply>{typed}"
+    )
+    r = await client.send(room, _text(f"{quoted}\n\n{typed}") | _reply_to(original))
+    assert r.status == 200, r.body
+    r = await client.send(room, _html(f"{quoted}\n\n{typed}", html) | _reply_to(original))
+    assert r.status == 200, r.body
+    # What follows the fallback is the client's own text, and counts.
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _text(f"{quoted}\n\n{mark}") | _reply_to(original))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _html(typed, html.replace(typed, mark)) | _reply_to(original))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    # A quote is a fallback only in a reply: elsewhere it is shown, and counts.
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _text(f"> {mark}\n\n{typed}"))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _html(typed, f"<mx-reply>{mark}</mx-reply>{typed}"))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+
+
+async def test_reaction_keys_and_redaction_reasons_are_text_too(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    mine = await client.say(room, "Hello")
+    mark = _mark(LIMIT + 1)
+    r = await client.send(
+        room,
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": mine, "key": mark}},
+        "m.reaction",
+    )
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    mark = _mark(LIMIT + 1)
+    r = await client.request(
+        "PUT", _room(room, f"redact/{quote(mine)}/{uuid.uuid4().hex}"), {"reason": mark}
+    )
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+
+
+async def test_staff_have_no_limit_anywhere(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    long_text = _mark(LIMIT * 50)
+    original = await owner.sent(room, _html("hi", f"<b>{long_text}</b>"))
+    await owner.sent(room, _edit(original, _text(long_text + "!")))
+    assert await _stored(client, room, long_text)
+
+
+# -- membership is the practice's ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["client", "staff"])
+async def test_nobody_leaves_a_chat_on_their_own(
+    chat: tuple[MatrixClient, MatrixClient, str], who: str
+) -> None:
+    owner, client, room = chat
+    me, other = (client, owner) if who == "client" else (owner, client)
+    r = await me.request("POST", _room(room, "leave"), {"reason": "bye"})
+    _refused(r, 403, CANNOT_LEAVE)
+    r = await me.request(
+        "PUT", _room(room, f"state/m.room.member/{quote(me.user_id)}"), {"membership": "leave"}
+    )
+    _refused(r, 403, CANNOT_LEAVE)
+    assert (await other.state(room, "m.room.member", me.user_id))["membership"] == "join"
+    # Still in it: the chat works both ways.
+    r = await me.send(room, _text("still here"))
+    assert r.status == 200, r.body
+
+
+@pytest.mark.parametrize("who", ["client", "staff"])
+async def test_nobody_sends_a_member_event_for_someone_else(
+    chat: tuple[MatrixClient, MatrixClient, str], who: str
+) -> None:
+    owner, client, room = chat
+    me, other = (client, owner) if who == "client" else (owner, client)
+    target = other.user_id
+    for method, path, body in (
+        ("POST", _room(room, "kick"), {"user_id": target, "reason": "go"}),
+        ("POST", _room(room, "ban"), {"user_id": target, "reason": "go"}),
+        ("PUT", _room(room, f"state/m.room.member/{quote(target)}"), {"membership": "leave"}),
+    ):
+        r = await me.request(method, path, body)
+        _refused(r, 403, "M_FORBIDDEN")
+    assert (await me.state(room, "m.room.member", target))["membership"] == "join"
+
+
+async def test_a_client_removed_by_the_practice_cannot_rejoin(
+    api: ApiClient, practice_id: str, chat: tuple[MatrixClient, MatrixClient, str]
+) -> None:
+    owner, client, room = chat
+    # The practice turns the client's direct chat off: the bridge takes them out of the chat.
+    path = f"/practices/{practice_id}/clients/c1/direct-chat"
+    r = await api.call("PUT", path, {"enabled": False}, token=owner.token)
+    assert r.status == 200, r.body
+
+    async def left() -> bool:
+        return (await owner.state(room, "m.room.member", client.user_id))["membership"] == "leave"
+
+    await eventually(left)
+    r = await client.request("POST", _room(room, "join"), {})
+    _refused(r, 403, "M_FORBIDDEN")
+    r = await client.request(
+        "PUT",
+        _room(room, f"state/m.room.member/{quote(client.user_id)}"),
+        {"membership": "join"},
+    )
+    _refused(r, 403, "M_FORBIDDEN")
+    assert (await owner.state(room, "m.room.member", client.user_id))["membership"] == "leave"
+    # The practice brings them back: the bridge's own membership changes still work.
+    r = await api.call("PUT", path, {"enabled": True}, token=owner.token)
+    assert r.status == 200, r.body
+
+    async def back() -> bool:
+        return (await owner.state(room, "m.room.member", client.user_id))["membership"] == "join"
+
+    await eventually(back)
+
+
+async def test_deleting_a_chat_still_takes_everyone_out(
+    api: ApiClient, chat: tuple[MatrixClient, MatrixClient, str]
+) -> None:
+    owner, client, room = chat
+    r = await api.call("DELETE", f"/chats/{quote(room)}", token=owner.token)
+    assert r.status in (200, 204), r.body
+
+    async def gone() -> bool:
+        r = await client.request("GET", "/_matrix/client/v3/joined_rooms")
+        return room not in r.body.get("joined_rooms", [])
+
+    await eventually(gone)
+
+
+# -- the practice's record of it ------------------------------------------------------------
+
+
+async def _refusals(api: ApiClient, practice_id: str) -> list[dict[str, Any]]:
+    body = await api.ok("GET", "/audit", params={"practice_id": practice_id, "limit": "1000"})
+    return [e for e in body["entries"] if e["action"] == "rule.refused"]
+
+
+async def test_refusals_that_concern_the_practice_are_audited_once(
+    api: ApiClient, practice_id: str, chat: tuple[MatrixClient, MatrixClient, str]
+) -> None:
+    owner, client, room = chat
+    r = await client.request("POST", _room(room, "leave"), {})
+    _refused(r, 403, CANNOT_LEAVE)
+    r = await client.request(
+        "PUT",
+        f"/_matrix/client/v3/profile/{quote(client.user_id)}/displayname",
+        {"displayname": OWNER_NAME},
+    )
+    _refused(r, 403, PROFILE_LOCKED)
+    r = await client.send(room, {"body": "Which day?"}, "m.poll.start")
+    _refused(r, 403, NOT_ALLOWED)
+    # Too long is the client's own business: refused, not audited.
+    r = await client.send(room, _text(_mark(LIMIT + 1)))
+    _refused(r, 400, TOO_LONG)
+
+    async def three() -> list[dict[str, Any]]:
+        found = await _refusals(api, practice_id)
+        return found if len(found) >= 3 else []
+
+    entries = await eventually(three)
+    assert len(entries) == 3, entries
+    assert {e["actor"] for e in entries} == {client.user_id}
+    by_rule = {e["details"]["rule"]: e for e in entries}
+    assert set(by_rule) == {"leave", "profile", "event_type"}
+    assert by_rule["leave"]["target"] == room
+    assert by_rule["event_type"]["details"]["event_type"] == "m.poll.start"
+    assert "Which day?" not in json.dumps(entries)
+
+
+async def test_a_refusal_report_is_recorded_once_and_only_with_the_hs_token(
+    api: ApiClient, practice_id: str, chat: tuple[MatrixClient, MatrixClient, str]
+) -> None:
+    owner, client, room = chat
+    cfg = api.homeserver.config
+    url = (
+        str(cfg.appservice.address).rstrip("/")
+        + "/_matrix/app/unstable/org.practicebridge/refusals/"
+    )
+    report = {"user_id": client.user_id, "rule": "leave", "room_id": room}
+    refusal = "$" + uuid.uuid4().hex
+    for token in ("wrong", None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with api.session.put(url + quote(refusal), json=report, headers=headers) as resp:
+            assert resp.status == 403
+    headers = {"Authorization": f"Bearer {cfg.appservice.hs_token}"}
+    for _ in range(2):  # The module sends a report again until the bridge answers.
+        async with api.session.put(url + quote(refusal), json=report, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+    async with api.session.put(
+        url + "x", json={"user_id": client.user_id, "rule": "eat"}, headers=headers
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errcode"] == "M_BAD_JSON"
+    entries = [e for e in await _refusals(api, practice_id) if e["target"] == room]
+    assert len(entries) == 1, entries
