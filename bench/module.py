@@ -34,6 +34,7 @@ from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from bench._product import call  # noqa: E402
 from bench.table import latency_rows, script_main  # noqa: E402
 from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
@@ -74,18 +75,12 @@ async def _call(
     token: str,
     user_id: str | None = None,
 ) -> dict[str, Any]:
+    """A client-server API call on one side's Synapse (as ``user_id``, for the appservice)."""
     params = {"user_id": user_id} if user_id else None
-    async with session.request(
-        method,
-        side.url + path,
-        json=body,
-        params=params,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as resp:
-        data: dict[str, Any] = await resp.json(content_type=None)
-        if resp.status >= 400 and data.get("errcode") != "M_USER_IN_USE":
-            raise RuntimeError(f"{method} {path} on {side.name}: {resp.status} {data}")
-        return data
+    data: dict[str, Any] = await call(
+        session, method, side.url + path, body, token=token, params=params, ok=(200,)
+    )
+    return data
 
 
 def _start(root: Path, with_module: bool) -> tuple[Side, str, IdentityMapper]:
@@ -119,10 +114,9 @@ async def _prepare(
     session: aiohttp.ClientSession, side: Side, as_token: str, mapper: IdentityMapper
 ) -> None:
     """The bot, a practitioner and a client; the bot's chat with its policy; a client session."""
-    bot = mapper.bot_mxid
     staff = mapper.user_id("staff", PRACTICE, "s1")
     client = mapper.user_id("client", PRACTICE, "c1")
-    for user in (bot, staff, client):
+    for user in (staff, client):  # the bot, the appservice's sender, is there already
         await _call(
             session,
             side,

@@ -261,15 +261,10 @@ class Run:
         )
         await self.processed(p, len(rooms) + len(answered))
         for flag, picked in marked(rooms).items():
+            paths = [f"{self.api}/chats/{quote(room)}/{flag}" for room in picked]
             await each(
-                picked,
-                lambda room, flag=flag: call(  # type: ignore[misc]
-                    self.session,
-                    "PUT",
-                    f"{self.api}/chats/{quote(room)}/{flag}",
-                    {},
-                    token=practice.staff_token,
-                ),
+                paths,
+                lambda path: call(self.session, "PUT", path, {}, token=practice.staff_token),
             )
 
     async def processed(self, practice_id: str, messages: int, timeout: float = 600) -> None:

@@ -219,15 +219,20 @@ class LocalSynapse(ProcessGroup):
     ``stop`` ends it. It may be started again after a stop, on the same data."""
 
     def __init__(
-        self, config_path: str | os.PathLike[str], log_path: str | os.PathLike[str]
+        self,
+        config_path: str | os.PathLike[str],
+        log_path: str | os.PathLike[str],
+        python: str | os.PathLike[str] = sys.executable,
     ) -> None:
+        """``python``: the interpreter of the environment Synapse is installed in (this one by
+        default)."""
         self.config_path = Path(config_path).resolve()
         settings = read_homeserver_config(self.config_path)
         self.url = settings["public_baseurl"].rstrip("/")
         self.registration_shared_secret = str(settings["registration_shared_secret"])
         synapse = ChildProcess(
             "Synapse",
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+            [str(python), "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
             Path(log_path),
             ready_url=f"{self.url}/_matrix/client/versions",
         )
@@ -241,6 +246,7 @@ class LocalSynapse(ProcessGroup):
         *,
         log_path: str | os.PathLike[str],
         settings: Mapping[str, Any] | None = None,
+        python: str | os.PathLike[str] = sys.executable,
     ) -> LocalSynapse:
         """Write a fresh ``homeserver.yaml`` for ``spec`` into ``data_dir``."""
-        return cls(spec.write(data_dir, settings), log_path)
+        return cls(spec.write(data_dir, settings), log_path, python)

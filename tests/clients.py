@@ -138,6 +138,14 @@ class ApiClient:
             "PUT", f"/practices/{practice_id}/clients/{client_id}", body | fields
         )
 
+    async def staff_and_client(
+        self, practice_id: str, **setup: Any
+    ) -> tuple[MatrixClient, MatrixClient]:
+        """The practice (``setup_practice``), and its staff member s1 and client c1 signed in."""
+        await self.setup_practice(practice_id, **setup)
+        staff = await self.session_for(practice_id, staff_id="s1")
+        return staff, await self.session_for(practice_id, client_id="c1")
+
     async def direct_chat(self, who: MatrixClient, **body: Any) -> str:
         """``POST /chats/direct`` as ``who``: the chat's id, new or existing."""
         r = await self.call("POST", "/chats/direct", body, token=who.token)

@@ -53,10 +53,13 @@ def synapse_process(
     extra: dict[str, Any] | None = None,
     backing: Backing | None = None,
     domain: str = "practice.test",
+    module_settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[HomeserverInfo]:
     """A Synapse on free ports with our registration (and, if asked, our modules), tuned for
     speed; with ``backing``, as a deployment with workers on a database of its own (dropped
-    afterwards). Stopped on exit."""
+    afterwards). Stopped on exit. ``module_settings`` are laid over the rules module's config,
+    ``settings`` over homeserver.yaml (one process only)."""
     hs_port, as_port = free_port(), free_port()
     config = generate_config(
         root / "config.yaml",
@@ -70,20 +73,21 @@ def synapse_process(
         },
     )
     generate_registration(config, root / "registration.yaml")
-    spec = SynapseSpec(
-        domain,
-        hs_port,
-        root / "registration.yaml",
+    modules = (
         module_entries(config, registration_path=root / "registration.yaml")
         if with_modules
-        else None,
-        fast=True,
+        else None
     )
+    if modules and module_settings:
+        modules[0]["config"].update(module_settings)
+    spec = SynapseSpec(domain, hs_port, root / "registration.yaml", modules, fast=True)
     with ExitStack() as stack:
         synapse: ProcessGroup
         workers = None
         if backing is None:
-            synapse = LocalSynapse.create(root / "synapse", spec, log_path=root / "synapse.log")
+            synapse = LocalSynapse.create(
+                root / "synapse", spec, log_path=root / "synapse.log", settings=settings
+            )
         else:
             database = stack.enter_context(backing.fresh_database())
             synapse = workers = SynapseWorkers.create(
@@ -137,9 +141,11 @@ def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hom
 def homeserver(request: pytest.FixtureRequest) -> HomeserverInfo:
     """The session's Synapse: one process, or, for the second run of a module marked
     ``synapse_workers``, the deployment with workers."""
-    if getattr(request, "param", ONE_PROCESS) == WORKERS:
-        return request.getfixturevalue("workers_homeserver")  # type: ignore[no-any-return]
-    return request.getfixturevalue("one_process_homeserver")  # type: ignore[no-any-return]
+    workers = getattr(request, "param", ONE_PROCESS) == WORKERS
+    homeserver: HomeserverInfo = request.getfixturevalue(
+        "workers_homeserver" if workers else "one_process_homeserver"
+    )
+    return homeserver
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -29,9 +29,7 @@ DEFAULT_MAX = 26214400
 
 
 async def _chat(api: ApiClient, practice_id: str) -> tuple[MatrixClient, MatrixClient, str]:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
     assert r.status in (200, 201), r.body
     return staff, client, r.body["chat_id"]

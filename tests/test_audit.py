@@ -153,9 +153,9 @@ async def test_owner_reads_their_practices_log_and_nobody_else_does(
 
 
 async def test_audit_never_holds_message_content(api: ApiClient, practice_id: str) -> None:
-    await api.setup_practice(practice_id, staff=(("own", "owner"), ("s1", "practitioner")))
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(
+        practice_id, staff=(("own", "owner"), ("s1", "practitioner"))
+    )
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
     assert r.status == 201, r.body
     room = r.body["chat_id"]

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pytest
 from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
@@ -25,9 +26,7 @@ AWAY = "I am away until Monday; for emergencies call 112."
 async def _setup(
     api: ApiClient, practice_id: str, periods: list[dict[str, str]] | None = None
 ) -> tuple[MatrixClient, MatrixClient, str]:
-    await api.setup_practice(practice_id, clients=("c1", "c2"))
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id, clients=("c1", "c2"))
     auto = {"enabled": True, "message": AWAY, "periods": periods or []}
     r = await api.call("PUT", "/settings", {"autoresponder": auto}, token=staff.token)
     assert r.status == 200, r.body
@@ -151,6 +150,7 @@ async def test_crash_between_send_and_record_gives_one_reply(
     homeserver: HomeserverInfo,
     database_factory: Callable[[], Database],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, client, room = await _setup(api, practice_id)
     await bridge.autoresponses.stop()  # so that this test drives the sender by hand
@@ -158,7 +158,7 @@ async def test_crash_between_send_and_record_gives_one_reply(
     async def crash(*_: Any) -> None:
         raise SystemExit("the bridge died before recording the reply")
 
-    bridge.autoresponses.mark_sent = crash  # type: ignore[method-assign]
+    monkeypatch.setattr(bridge.autoresponses, "mark_sent", crash)
     sent = await client.send(room, {"msgtype": "m.text", "body": "Hello?"})
     await _processed(bridge, sent.body["event_id"])
     try:

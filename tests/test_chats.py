@@ -23,9 +23,7 @@ async def _chats(api: ApiClient, who: MatrixClient, **params: str) -> list[dict[
 async def test_direct_chat_appears_in_both_syncs_with_power_levels_and_state(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
     assert (r.status, r.body["created"]) == (201, True)
     room = r.body["chat_id"]
@@ -72,9 +70,7 @@ async def test_direct_chat_appears_in_both_syncs_with_power_levels_and_state(
 
 
 async def test_client_cannot_invite_or_rename(api: ApiClient, practice_id: str) -> None:
-    await api.setup_practice(practice_id, clients=("c1", "c2"))
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id, clients=("c1", "c2"))
     other = await api.session_for(practice_id, client_id="c2")
     room = await api.direct_chat(staff, client_id="c1")
     r = await client.request(
@@ -150,9 +146,7 @@ async def test_pin_through_api_shows_in_matrix_tags_and_matrix_tags_show_in_list
 async def test_hidden_chat_comes_back_on_new_message_and_from_contacts(
     api: ApiClient, practice_id: str
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     room = await api.direct_chat(staff, client_id="c1")
     r = await api.call("PUT", f"/chats/{quote(room)}/hide", token=staff.token)
     assert r.status == 200
@@ -202,9 +196,9 @@ async def test_chat_list_orders_by_latest_message(api: ApiClient, practice_id: s
 
 
 async def test_delete_leaves_no_trace(api: ApiClient, practice_id: str, bridge: Bridge) -> None:
-    await api.setup_practice(practice_id, staff=(("own", "owner"), ("s1", "practitioner")))
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(
+        practice_id, staff=(("own", "owner"), ("s1", "practitioner"))
+    )
     room = await api.direct_chat(staff, client_id="c1")
     await client.send(room, {"msgtype": "m.text", "body": "private things"})
     r = await api.call("DELETE", f"/chats/{quote(room)}", token=client.token)
@@ -403,9 +397,7 @@ async def test_family_chats_go_through_the_primary(
 
 
 async def test_staff_see_when_the_client_last_read(api: ApiClient, practice_id: str) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     room = await api.direct_chat(staff, client_id="c1")
     sent = await staff.send(room, {"msgtype": "m.text", "body": "Your plan is ready"})
     (item,) = await _chats(api, staff)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 from mautrix.api import Method, PathBuilder
-from mautrix.types import UserID
+from mautrix.types import EventID, RoomID, UserID
 from mautrix.util.async_db import Scheme
 
 from bridge.app import Bridge
@@ -121,7 +121,7 @@ async def redact(who: MatrixClient, room: str, event_id: str) -> str:
 
 
 async def ts_of(bridge: Bridge, room: str, event_id: str) -> int:
-    ev = await bridge.rooms.get_event(room, event_id)  # type: ignore[arg-type]
+    ev = await bridge.rooms.get_event(RoomID(room), EventID(event_id))
     assert ev is not None
     return int(ev["origin_server_ts"])
 
@@ -158,9 +158,7 @@ async def audit_exports(api: ApiClient, practice_id: str) -> list[dict[str, Any]
 async def test_every_kind_of_message_exports_to_xlsx_and_csv_cell_by_cell(
     api: ApiClient, practice_id: str, bridge: Bridge, homeserver: HomeserverInfo
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     room = await api.direct_chat(staff, client_id="c1")
 
     hello = await client.sent(room, {"msgtype": "m.text", "body": "Hello 👋 Grüße — こんにちは"})
@@ -529,15 +527,13 @@ async def test_family_member_rows_days_in_practice_time_and_the_command_line_agr
 async def test_bot_export_command_sends_the_file_to_the_private_room_only(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     room = await api.direct_chat(staff, client_id="c1")
     await client.sent(room, {"msgtype": "m.text", "body": "Can I get our chat history?"})
     await staff.sent(room, {"msgtype": "m.text", "body": "!pb export csv"})
 
     async def delivered() -> dict[str, Any] | None:
-        private = await bridge.commands.store.private_room(staff.user_id)  # type: ignore[arg-type]
+        private = await bridge.commands.store.private_room(UserID(staff.user_id))
         if private is None:
             return None
         r = await staff.request(

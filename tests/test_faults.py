@@ -364,8 +364,11 @@ async def test_synapse_restart_under_the_bridge(tmp_path: Path) -> None:
         synapse.stop()
         bridge.autoresponses.start()
 
+        db = bridge.db
+        assert db is not None
+
         async def tried() -> bool:
-            attempts = await bridge.db.fetchval(  # type: ignore[union-attr]
+            attempts = await db.fetchval(
                 "SELECT attempts FROM autoresponse_job WHERE trigger_event_id=$1", due
             )
             return bool(attempts)

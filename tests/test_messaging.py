@@ -37,9 +37,7 @@ async def _chat(
     api: ApiClient, practice_id: str, **setup: Any
 ) -> tuple[MatrixClient, MatrixClient, str]:
     """Practitioner s1 and client c1 with their portal sessions, and their 1:1 chat."""
-    await api.setup_practice(practice_id, **setup)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id, **setup)
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
     assert r.status in (200, 201), r.body
     return staff, client, str(r.body["chat_id"])

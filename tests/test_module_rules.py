@@ -74,15 +74,27 @@ def _refused_as_too_long(r: Reply, limit: int = LIMIT) -> None:
 
 
 async def test_the_bridge_knows_the_module_is_active_from_its_probe(
-    bridge: Bridge, api: ApiClient
+    bridge: Bridge, api: ApiClient, practice_id: str
 ) -> None:
     assert bridge.module_active is True
     assert bridge.rules.enforcing is False
+    url = api.homeserver.url + "/_synapse/client/org.practicebridge/module"
+    as_token = api.homeserver.config.appservice.as_token
     async with aiohttp.ClientSession() as session:
-        url = api.homeserver.url + "/_synapse/client/org.practicebridge/module"
-        async with session.get(url) as resp:
+        async with session.get(url, headers={"Authorization": f"Bearer {as_token}"}) as resp:
             assert resp.status == 200
             answer = await resp.json()
+        # Nobody else learns which bot and rules run here.
+        async with session.get(url) as resp:
+            assert resp.status == 401
+            assert "bot_user_id" not in await resp.json()
+        await api.setup_practice(practice_id, clients=("c1",))
+        client = await api.session_for(practice_id, client_id="c1")
+        headers = {"Authorization": f"Bearer {client.token}"}
+        async with session.get(url, headers=headers) as resp:
+            assert resp.status == 403
+            body = await resp.json()
+            assert body["errcode"] == "M_FORBIDDEN" and "bot_user_id" not in body
     assert answer["module"] == "practice-bridge"
     assert answer["bot_user_id"] == bridge.mapper.bot_mxid
     assert "client_message_limit" in answer["rules"]
@@ -247,9 +259,7 @@ async def test_client_never_invites_creates_rooms_or_sends_state(
 async def test_policy_is_trusted_only_from_the_bot(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     # A room where a practitioner may write any state, the policy included.
     levels = layout.power_levels([])
     levels["users"][staff.user_id] = 100

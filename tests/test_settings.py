@@ -20,9 +20,7 @@ async def _settings(api: ApiClient, who: MatrixClient, patch: Any = None) -> Any
 async def test_defaults_and_user_preferences_reach_account_data(
     api: ApiClient, practice_id: str
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     r = await _settings(api, staff)
     assert r.status == 200
     assert r.body["enter_key"] == "send" and r.body["open_recent_chat"] is True
@@ -102,9 +100,7 @@ async def test_invalid_settings_are_refused_and_change_nothing(
 
 
 async def test_practice_settings_are_owner_only(api: ApiClient, practice_id: str) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     for who in (staff, client):
         r = await _settings(api, who, {"practice": {"clients_may_export": True}})
         assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.OWNER_ONLY")
@@ -185,9 +181,7 @@ async def test_policy_propagation_resumes_after_a_restart(
 async def test_direct_chat_access_off_hides_history_and_on_brings_it_back(
     api: ApiClient, practice_id: str
 ) -> None:
-    await api.setup_practice(practice_id)
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
+    staff, client = await api.staff_and_client(practice_id)
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
     room = r.body["chat_id"]
     await client.send(room, {"msgtype": "m.text", "body": "my question"})

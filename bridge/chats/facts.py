@@ -48,9 +48,10 @@ def messages(events: Iterable[QueuedEvent], bot: str) -> tuple[Message, ...]:
     Derived once per batch: every batch handler asks for them."""
     memo = _memo(events)
     key = ("messages", bot)
-    if key not in memo:
-        memo[key] = tuple(_messages(events, bot))
-    return memo[key]  # type: ignore[no-any-return]
+    found: tuple[Message, ...] | None = memo.get(key)
+    if found is None:
+        found = memo[key] = tuple(_messages(events, bot))
+    return found
 
 
 def _messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
@@ -75,9 +76,10 @@ def _messages(events: Iterable[QueuedEvent], bot: str) -> list[Message]:
 def receipts(events: Iterable[QueuedEvent]) -> tuple[Read, ...]:
     """Read receipts (public, and private where the homeserver sends them) as reads."""
     memo = _memo(events)
-    if "receipts" not in memo:
-        memo["receipts"] = tuple(_receipts(events))
-    return memo["receipts"]  # type: ignore[no-any-return]
+    found: tuple[Read, ...] | None = memo.get("receipts")
+    if found is None:
+        found = memo["receipts"] = tuple(_receipts(events))
+    return found
 
 
 def _receipts(events: Iterable[QueuedEvent]) -> list[Read]:

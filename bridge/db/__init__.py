@@ -34,7 +34,8 @@ def create_database(url: str, opts: dict[str, Any] | None = None) -> Database:
 @asynccontextmanager
 async def transaction(db: Database) -> AsyncIterator[Connection]:
     """A connection inside a database transaction: committed on success, rolled back on error."""
-    async with db.acquire() as conn, conn.transaction():  # type: ignore[var-annotated]
+    conn: Connection
+    async with db.acquire() as conn, conn.transaction():
         yield conn
 
 

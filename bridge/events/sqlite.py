@@ -77,7 +77,8 @@ async def write_transaction(db: Database) -> AsyncIterator[Connection]:
         async with transaction(db) as conn:
             yield conn
         return
-    async with db.acquire() as pooled:  # type: ignore[var-annotated]
+    pooled: Connection
+    async with db.acquire() as pooled:
         raw = _sqlite_connection(pooled)
         if raw is None:  # Not the aiosqlite connection this was written for: the slow way.
             async with pooled.transaction():

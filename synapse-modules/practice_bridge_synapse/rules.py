@@ -50,14 +50,14 @@ event (Synapse serves it from its caches); the parsed policy is kept per room, k
 policy event's id, in a bounded LRU, so a new policy event replaces it at once.
 
 It also makes the bridge bot a server admin once the bot is registered (the bridge needs the
-admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is set, and answers a
-probe at ``/_synapse/client/org.practicebridge/module`` so the bridge can log at start-up whether
-the rules are enforced here or, after the fact, by the bridge.
+admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is set, checking with
+back-off up to ``retry_max_seconds`` (60 by default; :mod:`.bot`), and answers the bridge's
+probe at ``/_synapse/client/org.practicebridge/module`` (:mod:`.probe`) so the bridge can log at
+start-up whether the rules are enforced here or, after the fact, by the bridge.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import OrderedDict
@@ -66,13 +66,13 @@ from typing import Any, Literal
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import SynapseError
-from twisted.web.resource import Resource
-from twisted.web.server import Request
 
+from .bot import MAX_RETRY_SECONDS, BotPromotion
 from .content import off_the_list
 from .errors import Codes
 from .names import MODULE_NAME, POLICY_STATE, PROBE_PATH
 from .policy import MembershipRule, Policy, membership_rule, message_rule, trusted_policy
+from .probe import Probe
 from .report import RefusalReporter, read_registration
 
 logger = logging.getLogger("practice.synapse_module")
@@ -86,7 +86,6 @@ RULES = (
     "clients_never_send_state",
 )
 
-_RETRY_MSEC = 250.0
 _CACHE_ROOMS = 10_000
 
 
@@ -159,21 +158,6 @@ def direct_chat_disabled() -> PracticeRuleError:
     )
 
 
-class _Probe(Resource):
-    """``GET`` answers which module runs here and which rules it enforces; nothing else."""
-
-    isLeaf = True
-
-    def __init__(self, answer: dict[str, Any]) -> None:
-        super().__init__()
-        self._body = json.dumps(answer).encode()
-
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
-        return self._body
-
-
 class PracticeRules:
     def __init__(self, config: dict[str, Any], api: ModuleApi) -> None:
         self._api = api
@@ -197,19 +181,18 @@ class PracticeRules:
             user_may_send_state_event=self.user_may_send_state_event,
         )
         api.register_third_party_rules_callbacks(check_event_allowed=self.check_event_allowed)
-        api.register_web_resource(
-            PROBE_PATH,
-            _Probe(
-                {
-                    "module": MODULE_NAME,
-                    "version": MODULE_VERSION,
-                    "bot_user_id": self._bot,
-                    "rules": list(RULES),
-                }
-            ),
+        self._promotion = BotPromotion(
+            api, self._bot, float(config.get("retry_max_seconds", MAX_RETRY_SECONDS))
         )
-        if self._promote and api.should_run_background_tasks():
-            api.delayed_background_call(0, self._ensure_bot_admin, desc="practice_bot_admin")
+        answer = {
+            "module": MODULE_NAME,
+            "version": MODULE_VERSION,
+            "bot_user_id": self._bot,
+            "rules": list(RULES),
+        }
+        api.register_web_resource(PROBE_PATH, Probe(api, self._bot, answer, on_bot=self._bot_seen))
+        if self._promote:
+            self._promotion.start()
         logger.info("practice-bridge module loaded for bot %s: rules enforced", self._bot)
 
     @staticmethod
@@ -222,7 +205,17 @@ class PracticeRules:
                     re.compile(config[key])
                 except re.error as e:
                     raise ModuleConfigError(f"practice-bridge module: '{key}': {e}") from None
+        retry = config.get("retry_max_seconds", MAX_RETRY_SECONDS)
+        if not isinstance(retry, int | float) or isinstance(retry, bool) or retry <= 0:
+            raise ModuleConfigError(
+                "practice-bridge module: 'retry_max_seconds' must be a positive number"
+            )
         return config
+
+    def _bot_seen(self) -> None:
+        """The bridge probed the module as its bot: it has registered the bot by now."""
+        if self._promote:
+            self._promotion.check_now()
 
     def is_client(self, user_id: str) -> bool:
         return user_id != self._bot and bool(self._client_re.fullmatch(user_id))
@@ -342,19 +335,3 @@ class PracticeRules:
         if event_type == "m.room.member" and state_key == user_id:
             return NOT_SPAM  # Their own membership: leaving a chat.
         raise _forbidden("Clients cannot change a chat's settings.")
-
-    # -- the bot ---------------------------------------------------------------------------
-
-    async def _ensure_bot_admin(self) -> None:
-        """Promote the bot to server admin once it exists; retry until it does."""
-        try:
-            if await self._api.check_user_exists(self._bot):
-                if not await self._api.is_user_admin(self._bot):
-                    await self._api.set_user_admin(self._bot, True)
-                    logger.info("made %s a server admin for the practice bridge", self._bot)
-                return
-        except Exception:
-            logger.exception("could not check the admin status of %s", self._bot)
-        self._api.delayed_background_call(
-            _RETRY_MSEC, self._ensure_bot_admin, desc="practice_bot_admin"
-        )
