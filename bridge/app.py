@@ -26,6 +26,7 @@ from appservice.intake import PracticeAppService
 from appservice.messenger import install_messenger
 from appservice.metrics import MetricsServer, api_metrics
 from appservice.rooms import SynapseRooms
+from appservice.userstate import SynapseUserState
 from bridge.audit import AuditLog
 from bridge.autoresponder import Autoresponder, AutoresponseSender
 from bridge.chats.activity import ChatActivity
@@ -105,7 +106,9 @@ class Bridge:
         )
         self.directory.client_listeners.append(self.chats.client_changed)
         self.app_logins = AppLoginService(self.directory, self.audit)
-        self.user_state = UserStateMirror(self.chat_store, self.rooms)
+        self.user_state = UserStateMirror(
+            self.chat_store, self.rooms, SynapseUserState(self.az, config.homeserver.address)
+        )
         self.notifications = Notifications(
             config.notifications,
             self.db,
@@ -289,6 +292,7 @@ class Bridge:
         await self.policy.stop()
         await self.autoresponses.stop()
         await self.notifications.stop()
+        await self.user_state.stop()
         await self.commands.stop()
         await self.rules.stop()
         await self.pipeline.stop()

@@ -123,3 +123,21 @@ class Rooms(Protocol):
     async def token_at(self, room_id: RoomID, ts: int) -> str | None:
         """A token to page forwards from, just before the first event at or after ``ts`` (ms);
         None if no event is that late."""
+
+
+class UserStateSource(Protocol):
+    """Where a user's chat flags and read marks are read from (their Matrix account data and
+    receipts), without a full /sync over every room they are in."""
+
+    async def sync(
+        self, user_id: UserID, since: str | None, sync_filter: dict[str, Any], wait_ms: int = 0
+    ) -> dict[str, Any]:
+        """GET /sync as the user; ``wait_ms`` > 0 long-polls until something matches."""
+
+    async def tagged_rooms(self, user_id: UserID, tags: list[str]) -> dict[str, dict[str, Any]]:
+        """{room_id: its m.tag ``tags``} for every room with one of these tags."""
+
+    async def room_account_data(self, user_id: UserID) -> dict[str, dict[str, Any]]:
+        """{room_id: {type: content}}: the user's room account data (tags aside)."""
+
+    async def close(self) -> None: ...

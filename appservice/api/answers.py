@@ -190,6 +190,8 @@ class ChatListItem(Shape):
 class ChatList(Shape):
     chats: list[ChatListItem]
     """Pinned first, then the latest message first."""
+    next_batch: str | None = None
+    """Present when more chats follow: pass it as `from` for the next page."""
 
 
 class ChatRef(Shape):

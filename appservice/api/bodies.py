@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from bridge.chats.listing import FILTERS, ChatFilter
+from bridge.chats.listing import CHATS_PAGE, CHATS_PAGE_MAX, FILTERS, ChatFilter
 from bridge.constants import EXPORT_FORMATS, ExportFormat
 from bridge.directory.models import ROLES, Role
 from bridge.errors import Codes, PracticeError, invalid_param
@@ -156,6 +156,11 @@ class ChatsQuery(Query):
     """`unread`: only unread chats; `pinned`: only pinned chats."""
     include_hidden: Annotated[Literal["true", "false"], choice("true", "false")] = "false"
     """`true` lists hidden chats too (with `hidden: true`)."""
+    limit: Annotated[int, integer(1, CHATS_PAGE_MAX)] = CHATS_PAGE
+    """At most this many chats (a screenful by default); `next_batch` says where the rest
+    starts."""
+    start: str | None = Field(None, alias="from", max_length=512)
+    """The `next_batch` of the previous page (the same `filter` and `include_hidden`)."""
 
 
 class ExportQuery(Query):

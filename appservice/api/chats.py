@@ -3,6 +3,8 @@ converting, pinning, hiding, marking unread and deleting chats."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from mautrix.types import RoomID
 
@@ -30,10 +32,13 @@ class ChatRoutes:
 
     async def get_chats(self, call: Call[None, ChatsQuery]) -> web.Response:
         query = call.query
-        chats = await self.listing.list_chats(
-            call.user, query.filter, query.include_hidden == "true"
+        page = await self.listing.list_chats(
+            call.user, query.filter, query.include_hidden == "true", query.limit, query.start
         )
-        return json_response({"chats": chats})
+        answer: dict[str, Any] = {"chats": page.chats}
+        if page.next_batch is not None:
+            answer["next_batch"] = page.next_batch
+        return json_response(answer)
 
     async def post_direct(self, call: Call[DirectChatRequest, None]) -> web.Response:
         actor, body = call.user, call.body

@@ -89,6 +89,12 @@ _ALL = [
         "`filter` or `include_hidden` has another value.",
     ),
     Refusal(
+        "InvalidCursor",
+        chats.bad_cursor(),
+        "`from` is not the `next_batch` of an earlier page of this list (with the same "
+        "`filter` and `include_hidden`).",
+    ),
+    Refusal(
         "UnknownParameter",
         unknown_parameter("filters"),
         "A query parameter the route does not take (a misspelt one would otherwise do nothing).",

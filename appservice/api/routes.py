@@ -288,9 +288,13 @@ ROUTES: list[Route] = [
         "in any Matrix client shows here. A chat is unread when it is marked unread or someone "
         "else wrote after the caller last read it. A hidden chat is left out unless "
         "`include_hidden=true`, and comes back by itself when a new message arrives in it. A "
-        "direct chat has no name of its own: `name` is the other side's.",
+        "direct chat has no name of its own: `name` is the other side's. The list comes a page "
+        "at a time (`limit`, 50 by default): while more follow, the answer has `next_batch`, "
+        "to pass as `from` for the next page. The first page fixes the pass's chats and order: "
+        "a chat that gets a message while the caller pages stays where it was in this pass "
+        "(listed once) and is on top of the next one.",
         query=ChatsQuery,
-        errors=("InvalidFilter",),
+        errors=("InvalidFilter", "InvalidCursor"),
     ),
     Route(
         "POST",

@@ -6,21 +6,34 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from mautrix.types import RoomID
 
 from bridge.directory import Client, DirectoryStore, Staff
 
 from .actors import Actor
 from .models import Chat, UserChatState
-from .store import ChatStore
-from .userstate import UserStateMirror
+from .pages import Cursor, Passes, SortKey
+from .refusals import bad_cursor
+from .store import ChatStore, ListKey
+from .userstate import UserStateMirror, hidden, unread
 
 log = logging.getLogger("practice.chatlist")
 ChatFilter = Literal["all", "unread", "pinned"]
 FILTERS: tuple[ChatFilter, ...] = ("all", "unread", "pinned")
+CHATS_PAGE = 50  # chats on a page unless the caller asks for another number
+CHATS_PAGE_MAX = 1000
 # (user, {chat: read mark}) -> {chat: messages from others after the mark}
 UnreadCounter = Callable[[str, dict[str, int]], Awaitable[dict[str, int]]]
 Reads = dict[tuple[str, str], int]  # {(room_id, user_id): when the user last read it}
+
+
+@dataclass
+class ChatPage:
+    chats: list[dict[str, Any]]
+    next_batch: str | None  # where the next page starts; None on the last page
 
 
 class ChatDirectory:
@@ -39,31 +52,122 @@ class ChatDirectory:
         self.bot = bot
         self.unread_counts = unread_counts
         self._background: set[asyncio.Task[None]] = set()
+        self.passes = Passes()
 
     async def chats_of(self, actor: Actor) -> list[Chat]:
         chats = await self.chats.for_member(actor.practice_id, actor.member_kind, actor.member_ids)
         return [c for c in chats if actor.sees(c.kind, c.staff_ids, c.client_ids)]
 
     async def list_chats(
-        self, actor: Actor, chat_filter: ChatFilter, include_hidden: bool
+        self,
+        actor: Actor,
+        chat_filter: ChatFilter,
+        include_hidden: bool,
+        limit: int | None = None,
+        start: str | None = None,
+    ) -> ChatPage:
+        """A page of the caller's chats: ``limit`` of them (all when None), from the start or
+        after the page whose ``next_batch`` is ``start`` (bridge/chats/pages.py)."""
+        view = f"{chat_filter}:{int(include_hidden)}"
+        cursor = Cursor.decode(start) if start is not None else None
+        if cursor is not None and cursor.view != view:
+            raise bad_cursor()
+        found = cursor and self.passes.get(cursor.pass_id, actor.user_id, view)
+        if cursor is not None and found:
+            # A pass goes on with the state its first page caught up with, as mirrored since.
+            pass_id, order, offset = cursor.pass_id, found.order, cursor.offset
+            states = await self.chats.user_states(actor.user_id)
+        else:
+            # The user's sync (their account data and receipts) runs while the chats are read.
+            states, keys = await asyncio.gather(
+                self.mirror.current(actor.user_id),
+                self.chats.list_keys(actor.practice_id, actor.member_kind, actor.member_ids),
+            )
+            order = self._order(actor, keys, chat_filter, include_hidden, states)
+            offset = 0
+            if cursor is not None:  # the pass is gone: on after the last chat it listed
+                order = [item for item in order if item[0] > cursor.last]
+            pass_id = ""
+        end = len(order) if limit is None else min(len(order), offset + limit)
+        page = [room_id for _, room_id in order[offset:end]]
+        items = await self._items(actor, page, chat_filter, include_hidden, states)
+        next_batch = None
+        if end < len(order):
+            if not pass_id:
+                pass_id = self.passes.add(actor.user_id, view, order)
+            next_batch = Cursor(pass_id, end, order[end - 1][0], view).encode()
+        return ChatPage(items, next_batch)
+
+    def _order(
+        self,
+        actor: Actor,
+        keys: dict[str, ListKey],
+        chat_filter: ChatFilter,
+        include_hidden: bool,
+        states: dict[str, UserChatState],
+    ) -> list[tuple[SortKey, str]]:
+        """Every chat of the caller that fits the view, sorted: pinned first, then the latest
+        message first. One short row per chat; the chats' details wait for their page."""
+        user_id, bot, none = actor.user_id, self.bot, UserChatState()
+        order: list[tuple[SortKey, str]] = []
+        for room_id, (kind, ts, sender, mine) in keys.items():
+            if not actor.sees(kind, mine, mine):
+                continue
+            state = states.get(room_id) or none
+            is_hidden = hidden(state, ts)
+            if state.hidden_at is not None and not is_hidden:
+                self._unhide_later(actor, room_id)
+            if is_hidden and not include_hidden:
+                continue
+            if chat_filter == "unread" and not unread(state, ts, sender, user_id, bot):
+                continue
+            if chat_filter == "pinned" and not state.favourite:
+                continue
+            order.append(((not state.favourite, -ts, room_id), room_id))
+        order.sort()
+        return order
+
+    async def _items(
+        self,
+        actor: Actor,
+        page: list[str],
+        chat_filter: ChatFilter,
+        include_hidden: bool,
+        states: dict[str, UserChatState],
     ) -> list[dict[str, Any]]:
-        # The user's /sync (their account data and receipts) runs while the chats are read.
-        states, (chats, people, reads) = await asyncio.gather(
-            self.mirror.refresh(actor.user_id), self._chats_and_people(actor)
+        """The page's chats as they are now, in the pass's order; a chat deleted since, or
+        that no longer fits the view, is left out."""
+        if not page:
+            return []
+        chats, staff = await asyncio.gather(
+            self.chats.get_many(page), self.directory.list_staff(actor.practice_id)
         )
-        counts = await self._unread_counts(actor, chats, states)
-        is_hidden, is_unread = self.mirror.is_hidden, self.mirror.is_unread
+        ids = sorted({cid for chat in chats.values() for cid in chat.client_ids})
+        clients = await self.directory.get_clients(actor.practice_id, ids)
+        primaries = {c.family_primary_id for c in clients.values() if c.family_primary_id}
+        missing = sorted(p for p in primaries if p not in clients)
+        if missing:
+            clients.update(await self.directory.get_clients(actor.practice_id, missing))
+        reads = None
+        if actor.is_staff:  # when each client account last read each chat of the page
+            accounts = {
+                clients[c.family_primary_id or c.client_id].user_id
+                for c in clients.values()
+                if (c.family_primary_id or c.client_id) in clients
+            }
+            reads = await self.chats.read_marks_of(sorted(accounts))
+        people = ({s.staff_id: s for s in staff}, clients)
+        listed = [chats[r] for r in page if r in chats]
+        counts = await self._unread_counts(actor, listed, states)
         user_id, bot, none = actor.user_id, self.bot, UserChatState()
         items: list[dict[str, Any]] = []
-        for chat in chats:
-            state = states.get(chat.room_id) or none
-            hidden = is_hidden(state, chat)
-            if state.hidden_at is not None and not hidden:
-                self._unhide_later(actor, chat)
-            if hidden and not include_hidden:
+        for chat in listed:
+            if not actor.sees(chat.kind, chat.staff_ids, chat.client_ids):
                 continue
-            unread = is_unread(state, chat, user_id, bot)
-            if chat_filter == "unread" and not unread:
+            state = states.get(chat.room_id) or none
+            is_hidden = hidden(state, chat.last_message_ts)
+            is_unread = unread(state, chat.last_message_ts, chat.last_sender, user_id, bot)
+            if (is_hidden and not include_hidden) or (chat_filter == "unread" and not is_unread):
                 continue
             if chat_filter == "pinned" and not state.favourite:
                 continue
@@ -73,8 +177,8 @@ class ChatDirectory:
                     "kind": chat.kind,
                     "name": chat.name or self._direct_name(chat, actor, people),
                     "pinned": state.favourite,
-                    "unread": unread,
-                    "hidden": hidden,
+                    "unread": is_unread,
+                    "hidden": is_hidden,
                     "last_message_ts": chat.last_message_ts,
                     "owner_staff_id": chat.owner_staff_id,
                     "shared_with_staff_ids": chat.shared_staff_ids,
@@ -83,32 +187,13 @@ class ChatDirectory:
                     "unread_count": counts.get(chat.room_id, 0),
                 }
             )
-        items.sort(key=lambda i: (not i["pinned"], -i["last_message_ts"], i["chat_id"]))
         return items
-
-    async def _chats_and_people(
-        self, actor: Actor
-    ) -> tuple[list[Chat], tuple[dict[str, Staff], dict[str, Client]], Reads | None]:
-        """The caller's chats, the people in them, and for staff when each client account
-        last read each chat (clients are not shown anyone's read marks)."""
-        practice_id, kind, ids = actor.practice_id, actor.member_kind, actor.member_ids
-        chats, staff, clients, reads = await asyncio.gather(
-            self.chats_of(actor),
-            self.directory.list_staff(practice_id),
-            self.chats.clients_in_chats(practice_id, kind, ids),
-            self.chats.client_read_marks(practice_id, kind, ids) if actor.is_staff else _none(),
-        )
-        primaries = {c.family_primary_id for c in clients.values() if c.family_primary_id}
-        missing = sorted(p for p in primaries if p not in clients)
-        if missing:
-            clients.update(await self.directory.get_clients(practice_id, missing))
-        return chats, ({s.staff_id: s for s in staff}, clients), reads
 
     async def _unread_counts(
         self, actor: Actor, chats: list[Chat], states: dict[str, UserChatState]
     ) -> dict[str, int]:
         """Messages from others since the user's read mark, for a badge; asked only for the
-        chats with something newer than the mark, so a long list stays one quick query."""
+        chats with something newer than the mark, so a long page stays one quick query."""
         if self.unread_counts is None:
             return {}
         marks: dict[str, int] = {}
@@ -118,14 +203,14 @@ class ChatDirectory:
                 marks[chat.room_id] = read_ts
         return await self.unread_counts(actor.user_id, marks) if marks else {}
 
-    def _unhide_later(self, actor: Actor, chat: Chat) -> None:
+    def _unhide_later(self, actor: Actor, room_id: str) -> None:
         """A new message arrived after the user hid the chat: drop the hidden tag."""
 
         async def unhide() -> None:
             try:
-                await self.mirror.set_hidden(actor.user_id, chat.room_id, False)
+                await self.mirror.set_hidden(actor.user_id, RoomID(room_id), False)
             except Exception:
-                log.warning("Could not unhide %s for %s", chat.room_id, actor.user_id)
+                log.warning("Could not unhide %s for %s", room_id, actor.user_id)
 
         task = asyncio.create_task(unhide())
         self._background.add(task)

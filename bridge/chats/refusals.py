@@ -26,6 +26,10 @@ def staff_only() -> PracticeError:
     return forbidden("Only the practice's team may do this.", Codes.STAFF_ONLY)
 
 
+def bad_cursor() -> PracticeError:
+    return invalid_param("from", "'from' must be the next_batch of an earlier page of this list.")
+
+
 def direct_needs_client() -> PracticeError:
     return invalid_param("client_id", "Staff start direct chats with a 'client_id'.")
 

@@ -8,11 +8,12 @@ from typing import Any
 from mautrix.types import RoomID
 from mautrix.util.async_db import Connection, Database
 
-from bridge.db import fetch_in, transaction
-from bridge.directory.models import Client
+from bridge.db import fetch_each, transaction
 
 from .models import Chat, UserChatState
 
+# (kind, last_message_ts, last_sender, the caller's records in the chat)
+ListKey = tuple[str, int, str | None, list[str]]
 _CHAT_COLUMNS = (
     "c.room_id, c.practice_id, c.kind, c.name, c.owner_staff_id, c.created_at, "
     "c.last_message_ts, c.last_sender, c.deleted"
@@ -91,7 +92,7 @@ class ChatStore:
         return chat
 
     async def _fetch_in(self, query: str, values: list[str], *args: Any) -> list[Any]:
-        return await fetch_in(self.db, query, values, *args)
+        return await fetch_each(self.db, query, values, *args)
 
     async def for_member(
         self, practice_id: str, kind: str, member_ids: Iterable[str]
@@ -110,28 +111,44 @@ class ChatStore:
             practice_id,
             kind,
         )
-        chats: dict[str, Chat] = {}
-        for r in rows:  # by position: a chat's columns, then one member's (kind, id, shared)
-            chat = chats.get(r[0])
-            if chat is None:
-                chat = chats[r[0]] = Chat(
-                    RoomID(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])
-                )
-            if r[9] == "staff":
-                chat.staff_ids.append(r[10])
-                if r[11]:
-                    chat.shared_staff_ids.append(r[10])
+        return list(_chats_from_rows(rows, dedupe=len(ids) > 1).values())
+
+    async def list_keys(
+        self, practice_id: str, kind: str, member_ids: Iterable[str]
+    ) -> dict[str, ListKey]:
+        """What the chat list sorts and filters by, for every live chat of these staff or client
+        records: (kind, last message time, last sender, which of the records are in it)."""
+        ids = list(member_ids)
+        if not ids:
+            return {}
+        rows = await self._fetch_in(
+            "SELECT c.room_id, c.kind, c.last_message_ts, c.last_sender, m.member_id "
+            "FROM chat_member m JOIN chat c ON c.room_id=m.room_id "
+            "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND m.member_id IN ({})",
+            ids,
+            practice_id,
+            kind,
+        )
+        keys: dict[str, ListKey] = {}
+        for r in rows:
+            key = keys.get(r[0])
+            if key is None:
+                keys[r[0]] = (r[1], int(r[2]), r[3], [r[4]])
             else:
-                chat.client_ids.append(r[10])
-        for chat in chats.values():
-            if len(ids) > 1:  # a chat reached through several of the ids came once per id
-                chat.staff_ids[:] = set(chat.staff_ids)
-                chat.shared_staff_ids[:] = set(chat.shared_staff_ids)
-                chat.client_ids[:] = set(chat.client_ids)
-            chat.staff_ids.sort()
-            chat.shared_staff_ids.sort()
-            chat.client_ids.sort()
-        return list(chats.values())
+                key[3].append(r[4])
+        return keys
+
+    async def get_many(self, room_ids: list[str]) -> dict[str, Chat]:
+        """These live chats with all their members, by room id (deleted ones left out)."""
+        if not room_ids:
+            return {}
+        rows = await self._fetch_in(
+            f"SELECT {_CHAT_COLUMNS}, o.kind AS member_kind, o.member_id, o.shared "
+            "FROM chat c JOIN chat_member o ON o.room_id=c.room_id "
+            "WHERE NOT c.deleted AND c.room_id IN ({})",
+            room_ids,
+        )
+        return _chats_from_rows(rows, dedupe=False)
 
     async def live_rooms(self, conn: Connection, room_ids: set[str]) -> set[str]:
         """Which of these rooms are live chats."""
@@ -165,6 +182,19 @@ class ChatStore:
             for r in rows
         }
 
+    async def user_state(self, user_id: str, room_id: str) -> UserChatState | None:
+        r = await self.db.fetchrow(
+            "SELECT favourite, marked_unread, hidden_at, read_ts FROM user_chat_state "
+            "WHERE user_id=$1 AND room_id=$2",
+            user_id,
+            room_id,
+        )
+        if r is None:
+            return None
+        return UserChatState(
+            bool(r["favourite"]), bool(r["marked_unread"]), r["hidden_at"], r["read_ts"]
+        )
+
     async def save_user_states(
         self, user_id: str, states: dict[str, UserChatState], next_batch: str | None = None
     ) -> None:
@@ -174,7 +204,9 @@ class ChatStore:
                 "hidden_at, read_ts) VALUES ($1,$2,$3,$4,$5,$6) "
                 "ON CONFLICT (user_id, room_id) DO UPDATE SET favourite=excluded.favourite, "
                 "marked_unread=excluded.marked_unread, hidden_at=excluded.hidden_at, "
-                "read_ts=excluded.read_ts",
+                # A read mark only moves forward, whoever writes it meanwhile.
+                "read_ts=CASE WHEN excluded.read_ts > user_chat_state.read_ts "
+                "THEN excluded.read_ts ELSE user_chat_state.read_ts END",
                 [
                     (user_id, room, s.favourite, s.marked_unread, s.hidden_at, s.read_ts)
                     for room, s in states.items()
@@ -188,44 +220,17 @@ class ChatStore:
                     next_batch,
                 )
 
-    async def client_read_marks(
-        self, practice_id: str, kind: str, member_ids: Iterable[str]
-    ) -> dict[tuple[str, str], int]:
-        """In every chat of these staff or client records, when each client account (a family
-        member's is their primary's) last read it: {(room_id, user_id): ts}. Looked up by
-        (user, room), the primary key: the cost follows these chats, not the table."""
+    async def read_marks_of(self, user_ids: list[str]) -> dict[tuple[str, str], int]:
+        """When each of these users last read each chat they read: {(room_id, user_id): ts}
+        (by the primary key: the cost follows these users' chats, not the table)."""
         return {
             (r[0], r[1]): int(r[2])
             for r in await self._fetch_in(
-                "SELECT s.room_id, s.user_id, s.read_ts FROM chat_member m "
-                "JOIN chat c ON c.room_id=m.room_id "
-                "JOIN chat_member o ON o.room_id=m.room_id AND o.kind<>'staff' "
-                "JOIN client cl ON cl.practice_id=c.practice_id AND cl.client_id=o.member_id "
-                "JOIN client a ON a.practice_id=c.practice_id "
-                "AND a.client_id=COALESCE(cl.family_primary_id, cl.client_id) "
-                "JOIN user_chat_state s ON s.user_id=a.user_id AND s.room_id=m.room_id "
-                "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND s.read_ts > 0 "
-                "AND m.member_id IN ({})",
-                list(member_ids),
-                practice_id,
-                kind,
+                "SELECT room_id, user_id, read_ts FROM user_chat_state "
+                "WHERE read_ts > 0 AND user_id IN ({})",
+                user_ids,
             )
         }
-
-    async def clients_in_chats(
-        self, practice_id: str, kind: str, member_ids: Iterable[str]
-    ) -> dict[str, Client]:
-        """The client records in every chat of these staff or client records."""
-        rows = await self._fetch_in(
-            "SELECT cl.* FROM client cl WHERE cl.practice_id=$1 AND cl.client_id IN "
-            "(SELECT o.member_id FROM chat_member m JOIN chat c ON c.room_id=m.room_id "
-            "JOIN chat_member o ON o.room_id=m.room_id AND o.kind<>'staff' "
-            "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND m.member_id IN ({}))",
-            list(member_ids),
-            practice_id,
-            kind,
-        )
-        return {r["client_id"]: Client.from_row(r) for r in rows}
 
     async def sync_token(self, user_id: str) -> str | None:
         value = await self.db.fetchval(
@@ -244,6 +249,33 @@ class ChatStore:
                 "WHERE user_chat_state.read_ts < excluded.read_ts",
                 [(r.user_id, r.room_id, r.ts) for r in reads],
             )
+
+
+def _chats_from_rows(rows: list[Any], *, dedupe: bool) -> dict[str, Chat]:
+    """Chats from rows of a chat's columns then one member's (kind, id, shared), by position;
+    ``dedupe`` when a chat may come once per id it was reached through."""
+    chats: dict[str, Chat] = {}
+    for r in rows:
+        chat = chats.get(r[0])
+        if chat is None:
+            chat = chats[r[0]] = Chat(
+                RoomID(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])
+            )
+        if r[9] == "staff":
+            chat.staff_ids.append(r[10])
+            if r[11]:
+                chat.shared_staff_ids.append(r[10])
+        else:
+            chat.client_ids.append(r[10])
+    for chat in chats.values():
+        if dedupe:
+            chat.staff_ids[:] = set(chat.staff_ids)
+            chat.shared_staff_ids[:] = set(chat.shared_staff_ids)
+            chat.client_ids[:] = set(chat.client_ids)
+        chat.staff_ids.sort()
+        chat.shared_staff_ids.sort()
+        chat.client_ids.sort()
+    return chats
 
 
 def _add_members(chat: Chat, rows: list[Any]) -> None:

@@ -1,23 +1,37 @@
 """Per-user chat state: pinned, marked unread, hidden, read up to when.
 
 Matrix account data is the truth (docs/chats.md#pin-unread-hide): the API writes it as the user,
-and any Matrix client may change it. The bridge mirrors it by an incremental /sync as the user
-(account data and receipts only, no timelines), so reading the chat list costs one small request,
-not one per room.
+and any Matrix client may change it. The bridge mirrors it in its database:
+
+- what the bridge writes itself (pin, hide, mark unread through the API) at once, and the reads
+  the event pipeline sees (public receipts, the user's own messages);
+- the first time it needs a user's state for their chat list, a snapshot that looks at no more
+  rooms than needed: the tagged rooms (simplified sliding sync filtered by tag) and the room
+  account data (one admin read), taken after a sync position, so nothing changed afterwards is
+  missed. Receipts sent before it (private ones reach the bridge no other way) come from the
+  user's full first sync, run once in the background; until it is done, such a chat may show
+  unread;
+- from then on, an incremental /sync as the user (account data and receipts only, no
+  timelines) each time their list starts, so a change made in any Matrix client shows on the
+  next list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
+from collections.abc import Coroutine
 from typing import Any
 
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import now_ms
 from bridge.constants import FAVOURITE_TAG, HIDDEN_TAG, MARKED_UNREAD, MARKED_UNREAD_UNSTABLE
-from bridge.ports import Rooms
+from bridge.db import transaction
+from bridge.ports import Rooms, UserStateSource
 
+from .facts import Read
 from .models import Chat, UserChatState
 from .store import ChatStore
 
@@ -33,36 +47,142 @@ SYNC_FILTER: dict[str, Any] = {
         "account_data": {"types": ["m.tag", MARKED_UNREAD, MARKED_UNREAD_UNSTABLE]},
     },
 }
+# A sync position and nothing else: no room is looked at.
+POSITION_FILTER: dict[str, Any] = {
+    "presence": {"types": []},
+    "account_data": {"types": []},
+    "room": {"rooms": []},
+}
+# The user's read receipts in every room, nothing else.
+RECEIPTS_FILTER: dict[str, Any] = {
+    "presence": {"types": []},
+    "account_data": {"types": []},
+    "room": {
+        "timeline": {"limit": 0},
+        "state": {"types": []},
+        "ephemeral": {"types": ["m.receipt"]},
+        "account_data": {"types": []},
+    },
+}
+UNREAD_TYPES = (MARKED_UNREAD, MARKED_UNREAD_UNSTABLE)
 
 
 class UserStateMirror:
-    def __init__(self, chats: ChatStore, rooms: Rooms) -> None:
+    def __init__(
+        self,
+        chats: ChatStore,
+        rooms: Rooms,
+        source: UserStateSource,
+    ) -> None:
         self.chats = chats
         self.rooms = rooms
+        self.source = source
+        # Per user: a lock over each read-change-write of their mirror, and how many changes
+        # the API made, so that a sync answer computed before such a change is not applied
+        # over it (it is asked again from the same position instead, and comes back current).
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._writes: defaultdict[str, int] = defaultdict(int)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def current(self, user_id: UserID) -> dict[str, UserChatState]:
+        """Every chat's state for the user, as Matrix has it now (for their chat list)."""
+        if await self.chats.sync_token(user_id) is not None:
+            return await self.refresh(user_id)
+        states = await self._snapshot(user_id)
+        self._later(self._backfill_reads(user_id))
+        return states
 
     async def refresh(self, user_id: UserID) -> dict[str, UserChatState]:
         """Catch up with the user's account data and receipts; return every chat's state."""
-        since = await self.chats.sync_token(user_id)
-        # What is mirrored already is read while Synapse answers.
-        states, resp = await asyncio.gather(
-            self.chats.user_states(user_id), self.rooms.sync(user_id, since, SYNC_FILTER)
-        )
+        for _ in range(3):
+            since = await self.chats.sync_token(user_id)
+            writes = self._writes[user_id]
+            resp = await self.source.sync(user_id, since, SYNC_FILTER)
+            states = await self._absorb(user_id, since, resp, writes)
+            if states is not None:
+                return states
+        return await self.chats.user_states(user_id)
+
+    async def _absorb(
+        self, user_id: UserID, since: str | None, resp: dict[str, Any], writes: int | None
+    ) -> dict[str, UserChatState] | None:
+        """Mirror a sync answer; None (nothing done) if the API changed the user's state
+        since the answer was asked for."""
+        async with self._locks[user_id]:
+            if writes is not None and writes != self._writes[user_id]:
+                return None
+            return await self._save(user_id, since, resp)
+
+    async def _save(
+        self, user_id: UserID, since: str | None, resp: dict[str, Any]
+    ) -> dict[str, UserChatState]:
+        states = await self.chats.user_states(user_id)
         changed: dict[str, UserChatState] = {}
         if since is None:
             # A first sync lists only what is set: anything else mirrored before is gone.
-            for room_id, old in states.items():
-                fresh = UserChatState(read_ts=old.read_ts)
-                if fresh != old:
-                    states[room_id] = changed[room_id] = fresh
+            changed.update(_reset(states))
         for room_id, room in (resp.get("rooms", {}).get("join") or {}).items():
             state = states.get(room_id) or UserChatState()
             if _apply(state, room, user_id):
-                changed[room_id] = state
-                states[room_id] = state
+                changed[room_id] = states[room_id] = state
         next_batch = resp.get("next_batch")
         if changed or next_batch != since:
             await self.chats.save_user_states(user_id, changed, next_batch)
         return states
+
+    async def _backfill_reads(self, user_id: UserID) -> None:
+        """After a snapshot: the user's read receipts from before it (private ones reach the
+        bridge no other way), from the full first sync, in the background. Read marks only
+        move forward, so this never undoes a newer one."""
+        resp = await self.source.sync(user_id, None, RECEIPTS_FILTER)
+        reads = []
+        for room_id, room in (resp.get("rooms", {}).get("join") or {}).items():
+            state = UserChatState()
+            if _apply(state, room, user_id) and state.read_ts:
+                reads.append(Read(user_id, room_id, state.read_ts))
+        async with transaction(self.chats.db) as conn:
+            await self.chats.record_reads(conn, reads)
+
+    def _later(self, job: Coroutine[Any, Any, None]) -> None:
+        async def run() -> None:
+            try:
+                await job
+            except Exception as e:
+                log.warning("Could not read earlier receipts (%s)", type(e).__name__)
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _snapshot(self, user_id: UserID) -> dict[str, UserChatState]:
+        """A user the bridge has never read: their state without a sync over every room."""
+        writes = self._writes[user_id]
+        position = await self.source.sync(user_id, None, POSITION_FILTER)
+        try:
+            tagged = await self.source.tagged_rooms(user_id, [FAVOURITE_TAG, HIDDEN_TAG])
+            data = await self.source.room_account_data(user_id)
+        except Exception as e:
+            # An older Synapse, no admin rights, too many tags: the full first sync, as before.
+            log.warning("Reading %s's chat state in one sync (%s)", user_id, type(e).__name__)
+            first = await self.source.sync(user_id, None, SYNC_FILTER)
+            return await self._absorb(user_id, None, first, None) or {}
+        rooms: dict[str, dict[str, Any]] = {}
+        for room_id, tags in tagged.items():
+            rooms[room_id] = {"account_data": {"events": [_event("m.tag", {"tags": tags})]}}
+        for room_id, by_type in data.items():
+            events = [_event(t, c) for t, c in by_type.items() if t in UNREAD_TYPES]
+            if events:
+                room = rooms.setdefault(room_id, {"account_data": {"events": []}})
+                room["account_data"]["events"] += events
+        resp = {"rooms": {"join": rooms}, "next_batch": position.get("next_batch")}
+        states = await self._absorb(user_id, None, resp, writes)
+        return states if states is not None else await self._snapshot(user_id)
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.source.close()
 
     async def set_pinned(self, user_id: UserID, room_id: RoomID, pinned: bool) -> None:
         if pinned:
@@ -81,7 +201,7 @@ class UserStateMirror:
             await self._update(user_id, room_id, hidden_at=None)
 
     async def set_unread(self, user_id: UserID, room_id: RoomID, unread: bool) -> None:
-        for event_type in (MARKED_UNREAD, MARKED_UNREAD_UNSTABLE):
+        for event_type in UNREAD_TYPES:
             await self.rooms.set_room_account_data(
                 user_id, room_id, event_type, {"unread": unread}
             )
@@ -91,26 +211,48 @@ class UserStateMirror:
         await self._update(user_id, room_id, **fields)
 
     async def _update(self, user_id: UserID, room_id: RoomID, **fields: Any) -> None:
-        states = await self.chats.user_states(user_id)
-        state = states.get(room_id) or UserChatState()
-        for name, value in fields.items():
-            if name == "read_ts":
-                value = max(state.read_ts, value)
-            setattr(state, name, value)
-        await self.chats.save_user_states(user_id, {room_id: state})
+        async with self._locks[user_id]:
+            self._writes[user_id] += 1
+            state = await self.chats.user_state(user_id, room_id) or UserChatState()
+            for name, value in fields.items():
+                if name == "read_ts":
+                    value = max(state.read_ts, value)
+                setattr(state, name, value)
+            await self.chats.save_user_states(user_id, {room_id: state})
 
     @staticmethod
     def is_hidden(state: UserChatState, chat: Chat) -> bool:
         """Hidden until a new message arrives after the user hid it."""
-        return state.hidden_at is not None and state.hidden_at >= chat.last_message_ts
+        return hidden(state, chat.last_message_ts)
 
     @staticmethod
     def is_unread(state: UserChatState, chat: Chat, user_id: str, bot: str) -> bool:
-        if state.marked_unread:
-            return True
-        return (
-            chat.last_sender not in (None, user_id, bot) and chat.last_message_ts > state.read_ts
-        )
+        return unread(state, chat.last_message_ts, chat.last_sender, user_id, bot)
+
+
+def hidden(state: UserChatState, last_message_ts: int) -> bool:
+    return state.hidden_at is not None and state.hidden_at >= last_message_ts
+
+
+def unread(
+    state: UserChatState, last_message_ts: int, last_sender: str | None, user_id: str, bot: str
+) -> bool:
+    if state.marked_unread:
+        return True
+    return last_sender not in (None, user_id, bot) and last_message_ts > state.read_ts
+
+
+def _event(event_type: str, content: Any) -> dict[str, Any]:
+    return {"type": event_type, "content": content}
+
+
+def _reset(states: dict[str, UserChatState]) -> dict[str, UserChatState]:
+    changed = {}
+    for room_id, old in states.items():
+        fresh = UserChatState(read_ts=old.read_ts)
+        if fresh != old:
+            states[room_id] = changed[room_id] = fresh
+    return changed
 
 
 def _apply(state: UserChatState, room: dict[str, Any], user_id: str) -> bool:
@@ -126,7 +268,7 @@ def _apply(state: UserChatState, room: dict[str, Any], user_id: str) -> bool:
                 state.hidden_at = ts if isinstance(ts, int) else (state.hidden_at or now_ms())
             else:
                 state.hidden_at = None
-        elif ev.get("type") in (MARKED_UNREAD, MARKED_UNREAD_UNSTABLE):
+        elif ev.get("type") in UNREAD_TYPES:
             state.marked_unread = content.get("unread") is True
     for ev in (room.get("ephemeral") or {}).get("events") or []:
         if ev.get("type") != "m.receipt":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from mautrix.util.async_db import Connection, Database
+from mautrix.util.async_db import Connection, Database, Scheme
 
 from .upgrade import upgrade_table
 
@@ -53,6 +54,22 @@ async def fetch_in(
         marks = ",".join(f"${len(args) + i + 1}" for i in range(len(chunk)))
         rows += await q.fetch(query.format(marks), *args, *chunk)
     return rows
+
+
+async def fetch_each(
+    q: Connection | Database, query: str, values: list[str], *args: Any
+) -> list[Any]:
+    """Run ``query`` whose ``{}`` is an ``IN (...)`` list of the texts ``values``, bound as one
+    parameter after ``args`` (a JSON array read by ``json_each`` on SQLite, an array on
+    PostgreSQL): one statement however long the list, and no placeholder per value to write."""
+    mark = f"${len(args) + 1}"
+    if q.scheme == Scheme.SQLITE:
+        return list(
+            await q.fetch(
+                query.format(f"SELECT value FROM json_each({mark})"), *args, json.dumps(values)
+            )
+        )
+    return list(await q.fetch(query.format(f"SELECT unnest({mark}::text[])"), *args, values))
 
 
 # SQLite's primary result codes that describe the database's state, not the statement:

@@ -7,6 +7,7 @@ import json
 from mautrix.util.async_db import Database
 
 from bridge.clock import now_ms
+from bridge.db import fetch_each
 
 from .models import Client, Practice, Staff
 
@@ -97,17 +98,13 @@ class DirectoryStore:
     async def get_clients(self, practice_id: str, client_ids: list[str]) -> dict[str, Client]:
         if not client_ids:
             return {}
-        found: dict[str, Client] = {}
-        for start in range(0, len(client_ids), 500):
-            chunk = client_ids[start : start + 500]
-            marks = ",".join(f"${i + 2}" for i in range(len(chunk)))
-            rows = await self.db.fetch(
-                f"SELECT * FROM client WHERE practice_id=$1 AND client_id IN ({marks})",
-                practice_id,
-                *chunk,
-            )
-            found.update((r["client_id"], Client.from_row(r)) for r in rows)
-        return found
+        rows = await fetch_each(
+            self.db,
+            "SELECT * FROM client WHERE practice_id=$1 AND client_id IN ({})",
+            client_ids,
+            practice_id,
+        )
+        return {r["client_id"]: Client.from_row(r) for r in rows}
 
     async def list_family(self, practice_id: str, primary_id: str) -> list[Client]:
         rows = await self.db.fetch(

@@ -8,6 +8,7 @@ import { encode as q } from "./api.js";
 
 const FIRST_SLICE = 60;
 const SLICE = 400;
+const REST_PAGE = 1000;
 
 export class ChatList {
   constructor(app, el) {
@@ -51,6 +52,8 @@ export class ChatList {
       let from = null;
       do {
         const params = this.query();
+        // A screenful first, then the rest in large pages.
+        params.set("limit", String(from ? REST_PAGE : FIRST_SLICE));
         if (from) params.set("from", from);
         performance.mark("messenger:chats-requested");
         const body = await this.app.session.provision("GET", `/chats?${params}`);
@@ -75,8 +78,16 @@ export class ChatList {
   }
 
   async fetchOne(chatId) {
-    const body = await this.app.session.provision("GET", "/chats?filter=all&include_hidden=true");
-    return body.chats.find((c) => c.chat_id === chatId) || null;
+    let from = null;
+    do {
+      const params = new URLSearchParams({ filter: "all", include_hidden: "true", limit: String(REST_PAGE) });
+      if (from) params.set("from", from);
+      const body = await this.app.session.provision("GET", `/chats?${params}`);
+      const found = body.chats.find((c) => c.chat_id === chatId);
+      if (found) return found;
+      from = body.next_batch || null;
+    } while (from);
+    return null;
   }
 
   byId(chatId) {
@@ -92,6 +103,7 @@ export class ChatList {
   }
 
   render(chats) {
+    chats = chats.slice(); // later pages are drawn by renderMore, not by drawRest
     this.chats = chats;
     const first = chats.slice(0, FIRST_SLICE).map((c) => this.row(c));
     this.rows.replaceChildren(...first);
