@@ -22,13 +22,21 @@ What is measured, per bridge database:
   every message (chat activity, unread index, outbox) before any list is timed.
 - **GET /chats** and **GET /contacts** as the practitioner, with their own minted Matrix
   session as a portal frontend calls them, one at a time, the body read to its last byte:
-  median and p99. Every ``GET /chats`` makes its incremental ``/sync`` as the user (account
-  data and receipts) on a Synapse where that user is in 2,000 rooms. Baseline: the same
-  request for the practitioner of a small practice (100 clients, 10 chats) on the same bridge,
-  interleaved, so the ratio is what size costs. That ``/sync`` alone (same filter, as the bridge
-  makes it), interleaved too, is reported as the floor under every ``GET /chats``.
+  median and p99. ``GET /chats`` is timed as the Messages page asks for it: the first screen
+  (``limit=60``), and the whole list (that screen, then ``next_batch`` pages of 1,000 until the
+  last, summed). Each list starts with the user's incremental ``/sync`` (account data and
+  receipts) on a Synapse where that user is in 2,000 rooms; that ``/sync`` alone (same filter,
+  as the bridge makes it), interleaved, is reported as the floor under every first screen.
+  Baseline: the same requests for the practitioner of a small practice (100 clients, 10 chats)
+  on the same bridge, interleaved, so the ratio is what size costs.
+- **first list**: the first screen of each practitioner's very first ``GET /chats`` (the bridge
+  has never read their flags), against the small practice's first one. The bridge reads the
+  tagged rooms and the room account data instead of a first ``/sync`` over 2,000 rooms, and
+  runs that ``/sync`` afterwards in the background for earlier receipts: the timed requests
+  wait until it has finished (``BACKFILL_WAIT_S``), as they would not share the machine with it.
 
-Target: ``GET /chats`` p99 <= 50 ms at this size.
+Targets at this size: first screen p99 <= 25 ms, whole list p99 <= 60 ms, ``GET /contacts``
+p99 <= 50 ms, first list <= 500 ms.
 
     python bench/scale.py [--clients N] [--chats N] [--requests N] [--postgres DSN] [--smoke]
 
@@ -75,7 +83,12 @@ from config import Config  # noqa: E402
 from tests.postgres import postgres_schema  # noqa: E402
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
-TARGET_CHATS_P99_MS = 50.0
+TARGET_FIRST_SCREEN_P99_MS = 25.0
+TARGET_WHOLE_LIST_P99_MS = 60.0
+TARGET_CONTACTS_P99_MS = 50.0
+TARGET_FIRST_LIST_MS = 500.0
+FIRST_SCREEN, REST_PAGE = 60, 1000  # as the Messenger asks (appservice/messenger/static/js)
+BACKFILL_WAIT_S = 30.0
 CONCURRENCY = 8
 SMALL_CLIENTS, SMALL_CHATS = 100, 10
 _SYNC_FILTER_JSON = json.dumps(SYNC_FILTER)
@@ -299,6 +312,19 @@ class Run:
             raise RuntimeError(f"GET {path}: {status} {body[:300]!r}")
         return elapsed, body
 
+    async def timed_list(self, token: str) -> tuple[float, float, int]:
+        """The first screen, then every next page: (first screen s, whole list s, chats)."""
+        first, body = await self.timed_get(f"/chats?limit={FIRST_SCREEN}", token)
+        page = json.loads(body)
+        total, count = first, len(page["chats"])
+        while page.get("next_batch"):
+            path = f"/chats?limit={REST_PAGE}&from={quote(page['next_batch'])}"
+            elapsed, body = await self.timed_get(path, token)
+            page = json.loads(body)
+            total += elapsed
+            count += len(page["chats"])
+        return first, total, count
+
     async def timed_sync(self, user: str, since: str | None) -> tuple[float, str]:
         params = {"filter": _SYNC_FILTER_JSON, "timeout": "0", "user_id": user}
         if since:
@@ -372,30 +398,43 @@ async def measure(
         bare_rate = bare / await run.bare_registrations(bare)
         await build(run, small, verbose=False)
 
-        # The first list (no sync token yet: a full /sync of every room), then warm.
-        first, body = await run.timed_get("/chats", big.staff_token)
-        listed = len(json.loads(body)["chats"])
+        # The first list of each practitioner (the bridge has never read their flags).
+        first, _, listed = await run.timed_list(big.staff_token)
+        first_small, _, _ = await run.timed_list(small.staff_token)
         expected = chats - len(marked(big.rooms)["hide"])  # the hidden ones are left out
         if listed != expected:
             raise RuntimeError(f"GET /chats listed {listed} chats, not {expected}")
-        await run.timed_get("/chats", small.staff_token)
+        # The earlier receipts' first /sync runs in the background: let it finish.
+        await asyncio.sleep(BACKFILL_WAIT_S if clients > 200 else 1)
         _, since = await run.timed_sync(big.staff_user, None)
         for _ in range(5):
-            await run.timed_get("/chats", big.staff_token)
+            await run.timed_list(big.staff_token)
             await run.timed_get("/contacts", big.staff_token)
 
-        steps: list[tuple[str, str, str]] = [
-            ("chats", "/chats", big.staff_token),
-            ("chats_small", "/chats", small.staff_token),
-            ("contacts", "/contacts", big.staff_token),
-            ("contacts_small", "/contacts", small.staff_token),
+        times: dict[str, list[float]] = {
+            key: []
+            for key in ("screen", "whole", "screen_small", "whole_small", "contacts")
+            + ("contacts_small", "sync")
+        }
+
+        async def lists(size: str, token: str) -> None:
+            screen, whole, _ = await run.timed_list(token)
+            times["screen" + size].append(screen)
+            times["whole" + size].append(whole)
+
+        async def contacts(size: str, token: str) -> None:
+            times["contacts" + size].append((await run.timed_get("/contacts", token))[0])
+
+        steps: list[Callable[[], Awaitable[None]]] = [
+            lambda: lists("", big.staff_token),
+            lambda: lists("_small", small.staff_token),
+            lambda: contacts("", big.staff_token),
+            lambda: contacts("_small", small.staff_token),
         ]
-        times: dict[str, list[float]] = {key: [] for key, _, _ in steps}
-        times["sync"] = []
         print(f"scale, {label}: {requests} timed GETs of each kind ...", file=sys.stderr)
         for n in range(requests):
-            for key, path, token in steps if n % 2 == 0 else reversed(steps):
-                times[key].append((await run.timed_get(path, token))[0])
+            for step in steps if n % 2 == 0 else reversed(steps):
+                await step()
             elapsed, since = await run.timed_sync(big.staff_user, since)
             times["sync"].append(elapsed)
         if bridge.poll() is not None:
@@ -404,7 +443,11 @@ async def measure(
         await session.close()
         await db.stop()
         stop_process(bridge)
-    return _rows(label, big, built, bare_rate, first, times)
+    return _rows(label, big, built, bare_rate, (first, first_small), times)
+
+
+def _vs(figure: float, target: float) -> str:
+    return f"<= {target:g} ms " + ("(met)" if figure <= target else "(MISSED)")
 
 
 def _rows(
@@ -412,13 +455,26 @@ def _rows(
     big: Practice,
     built: dict[str, float],
     bare_rate: float,
-    first: float,
+    first: tuple[float, float],
     times: dict[str, list[float]],
 ) -> list[dict[str, Any]]:
     size = f"{big.clients:,} clients, {big.chats:,} chats"
     ms = {k: [v * 1000 for v in vs] for k, vs in times.items()}
-    chats_p99 = p99(ms["chats"])
-    small = f"{SMALL_CLIENTS} clients, {SMALL_CHATS} chats"
+    small = f"baseline: {SMALL_CLIENTS} clients, {SMALL_CHATS} chats"
+
+    def latency(name: str, key: str, target: float) -> dict[str, Any]:
+        ours, theirs = p99(ms[key]), p99(ms[key + "_small"])
+        return {
+            "name": f"scale, {label}: {name} p99 ({size})",
+            "figure": ours,
+            "unit": "ms",
+            "baseline": theirs,
+            "ratio": ours / theirs,
+            "target": f"{_vs(ours, target)}; median {statistics.median(ms[key]):,.1f} ms; {small}",
+        }
+
+    first_ms, first_small_ms = first[0] * 1000, first[1] * 1000
+    screen_p99 = p99(ms["screen"])
     return [
         {
             "name": f"scale, {label}: PUT client, activated (a Matrix account registered)",
@@ -444,41 +500,26 @@ def _rows(
             "ratio": None,
             "target": f"{big.chats:,} real rooms took {built['chats_seconds']:,.0f} s",
         },
+        latency(f"GET /chats first screen ({FIRST_SCREEN})", "screen", TARGET_FIRST_SCREEN_P99_MS),
+        latency("GET /chats whole list (every page)", "whole", TARGET_WHOLE_LIST_P99_MS),
         {
-            "name": f"scale, {label}: GET /chats p99 ({size})",
-            "figure": chats_p99,
+            "name": f"scale, {label}: first GET /chats of a person never seen, first screen",
+            "figure": first_ms,
             "unit": "ms",
-            "baseline": p99(ms["chats_small"]),
-            "ratio": chats_p99 / p99(ms["chats_small"]),
-            "target": f"<= {TARGET_CHATS_P99_MS:g} ms "
-            + ("(met)" if chats_p99 <= TARGET_CHATS_P99_MS else "(MISSED)")
-            + f"; baseline: {small}",
-        },
-        {
-            "name": f"scale, {label}: GET /chats median",
-            "figure": statistics.median(ms["chats"]),
-            "unit": "ms",
-            "baseline": statistics.median(ms["chats_small"]),
-            "ratio": statistics.median(ms["chats"]) / statistics.median(ms["chats_small"]),
-            "target": f"(first list, no sync token yet: {first * 1000:,.0f} ms)",
+            "baseline": first_small_ms,
+            "ratio": first_ms / first_small_ms,
+            "target": f"{_vs(first_ms, TARGET_FIRST_LIST_MS)}; {small}",
         },
         {
             "name": f"scale, {label}: its Synapse /sync as the user alone, p99",
             "figure": p99(ms["sync"]),
             "unit": "ms",
-            "baseline": chats_p99,
-            "ratio": p99(ms["sync"]) / chats_p99,
-            "target": f"(baseline: GET /chats p99) median {statistics.median(ms['sync']):.1f} ms",
+            "baseline": screen_p99,
+            "ratio": p99(ms["sync"]) / screen_p99,
+            "target": "(baseline: the first screen's p99, which includes it) median "
+            f"{statistics.median(ms['sync']):.1f} ms",
         },
-        {
-            "name": f"scale, {label}: GET /contacts p99 ({size})",
-            "figure": p99(ms["contacts"]),
-            "unit": "ms",
-            "baseline": p99(ms["contacts_small"]),
-            "ratio": p99(ms["contacts"]) / p99(ms["contacts_small"]),
-            "target": f"(reported) median {statistics.median(ms['contacts']):,.1f} ms; "
-            f"baseline: {small}",
-        },
+        latency("GET /contacts", "contacts", TARGET_CONTACTS_P99_MS),
     ]
 
 
