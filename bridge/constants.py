@@ -31,3 +31,9 @@ EXPORT_FORMATS: Final[tuple[ExportFormat, ...]] = get_args(ExportFormat)
 
 def is_export_format(value: str) -> TypeGuard[ExportFormat]:
     return value in EXPORT_FORMATS
+
+
+# Opening direct chats in bulk (POST /chats/direct/bulk): clients per request, and chats made
+# at once (Synapse creates one room at a time per process; a few at once keep it busy).
+BULK_DIRECT_MAX: Final = 100
+BULK_DIRECT_CONCURRENCY: Final = 4

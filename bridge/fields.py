@@ -131,7 +131,8 @@ def _flag(value: Any) -> bool:
     return value
 
 
-def _ids(value: Any) -> list[str]:
+def check_ids(value: Any) -> list[str]:
+    """A list of portal ids."""
     if not isinstance(value, list):
         raise refuse("'{path}' must be a list of ids.")
     for item in value:
@@ -159,7 +160,8 @@ _CHAT_ID_SENTENCE = "'{path}' must be a chat id such as '!abc123'."
 
 Id = Annotated[str, _ID]
 """A portal id: 1-64 ASCII letters, digits, '.', '_' or '-'."""
-Ids = Annotated[list[str], Checked(_ids, {"type": "array", "items": _ID.schema})]
+IDS_SCHEMA: Mapping[str, Any] = {"type": "array", "items": _ID.schema}
+Ids = Annotated[list[str], Checked(check_ids, IDS_SCHEMA)]
 ChatId = Annotated[
     str, pattern(CHAT_ID_PATTERN, _CHAT_ID_SENTENCE, {"minLength": 2, "maxLength": 255})
 ]

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from bridge.app import Bridge
+from bridge.constants import BULK_DIRECT_MAX
 from tests.clients import ApiClient, Reply
 from tests.test_openapi import contract
 
@@ -105,6 +106,7 @@ AUDIT = Endpoint("GET", "/audit", backend_only=False, query={"practice_id": "{pr
 CONTACTS = user_route("GET", "/contacts")
 LIST_CHATS = user_route("GET", "/chats")
 DIRECT = user_route("POST", "/chats/direct", {"client_id": "c1"})
+DIRECT_BULK = user_route("POST", "/chats/direct/bulk", {"client_ids": ["c1"]})
 GROUP = user_route("POST", "/chats/group", {"name": "Group", "client_ids": ["c1"]})
 CONVERT = user_route(
     "POST", "/chats/{chat_id}/convert", {"name": "Group", "client_ids": [], "staff_ids": ["t1"]}
@@ -139,6 +141,7 @@ ENDPOINTS = [
     CONTACTS,
     LIST_CHATS,
     DIRECT,
+    DIRECT_BULK,
     GROUP,
     CONVERT,
     SHARE,
@@ -682,6 +685,15 @@ FIELDS: dict[str, dict[str, list[Bad]]] = {
         "staff_id": _ident(),
         "chat_id": CHAT_ID_FIELD,
         "create_new": OPTIONAL_BOOL,
+    },
+    DIRECT_BULK.name: {
+        "client_ids": ID_LIST
+        + [
+            Bad([]),
+            Bad([f"c{i}" for i in range(BULK_DIRECT_MAX + 1)]),
+            Bad(MISSING, "M_MISSING_PARAM"),
+            Bad(None, "M_MISSING_PARAM"),
+        ]
     },
     GROUP.name: {"name": _text(256), "client_ids": ID_LIST, "staff_ids": ID_LIST},
     CONVERT.name: {"name": _text(256), "client_ids": ID_LIST, "staff_ids": ID_LIST},

@@ -204,6 +204,17 @@ USER_ROUTES = [
     row(Op("GET", "/chats"), NO_USER, OK, OK, OK, OK, OK, OK, OWN),
     row(Op("POST", "/chats/direct", _direct_body), NO_USER, OK, OK, OK, OK, OK, OK, NO_CLIENT),
     row(
+        Op("POST", "/chats/direct/bulk", {"client_ids": ["c1"]}),
+        NO_USER,
+        OK,
+        OK,
+        OK,
+        OK,
+        STAFF_ONLY,
+        STAFF_ONLY,
+        OWN,
+    ),
+    row(
         Op("POST", "/chats/group", {"name": "Group", "client_ids": ["c1"]}),
         NO_USER,
         OK,

@@ -14,10 +14,11 @@ sys.path.insert(0, str(ROOT))
 from bench.run_all import benchmarks, name_of  # noqa: E402
 from bench.table import SUMMARY_COLUMNS  # noqa: E402
 
-EVERY_BENCH = {"api", "e2e", "export", "intake", "messenger", "module", "scale"}
+EVERY_BENCH = {"api", "creation", "e2e", "export", "intake", "messenger", "module", "scale"}
 # A row each bench always prints, by the start of its name.
 ROW_OF = {
     "api": "API a client's message (Synapse, then the bridge), SQLite",
+    "creation": "POST /chats/direct, one after another",
     "e2e": "end to end, client send -> staff /sync sees it",
     "export": "export 240, xlsx: peak memory",
     "intake": "intake, SQLite",
@@ -28,6 +29,7 @@ ROW_OF = {
 }
 # And what else a bench's table must hold (anywhere in a row).
 ALSO = {
+    "creation": "POST /chats/direct/bulk",
     "export": "export 240: spreadsheet writing side",
     "module": "median with the module",
 }

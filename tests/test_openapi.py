@@ -392,6 +392,7 @@ async def test_documented_chat_and_settings_examples_are_what_the_api_answers(
     await exchange("tom", "POST", direct, 409, "staff", "ChooseChat", unordered={"candidates"})
     await exchange("tom", "POST", direct, 200, "choose", "existing")
     await exchange("maria", "POST", direct, 200, "client", "existing")
+    await exchange("anna", "POST", direct + "/bulk", 200, "clients", "results")
 
     await exchange("anna", "PUT", chat + "/pin", 200, None, "pinned", maria_chat)
     await exchange("maria", "DELETE", chat + "/unread", 200, None, "read", maria_chat)

@@ -145,6 +145,24 @@ class ChatCreated(Shape):
     """Whether this request created it."""
 
 
+class BulkItem(Shape):
+    """One client of a bulk request: its chat, or the refusal it met."""
+
+    model_config = ConfigDict(extra="allow")
+    client_id: Id
+    chat_id: ChatId | Omitted = None
+    created: bool | Omitted = None
+    """Whether this request created the chat."""
+    errcode: str | Omitted = None
+    """Why this client's chat was not opened, as `POST /chats/direct` would answer."""
+    error: str | Omitted = None
+
+
+class BulkOpened(Shape):
+    results: list[BulkItem]
+    """One per client named, in the order of the request."""
+
+
 class StaffMember(Shape):
     kind: Literal["staff"]
     staff_id: Id

@@ -12,11 +12,26 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from bridge.chats.listing import CHATS_PAGE, CHATS_PAGE_MAX, FILTERS, ChatFilter
-from bridge.constants import EXPORT_FORMATS, ExportFormat
+from bridge.constants import BULK_DIRECT_MAX, EXPORT_FORMATS, ExportFormat
 from bridge.directory.models import ROLES, Role
 from bridge.errors import Codes, PracticeError, invalid_param
 from bridge.export import Window
-from bridge.fields import ChatId, Email, Flag, Id, Ids, Name, Timezone, choice, integer, text
+from bridge.fields import (
+    IDS_SCHEMA,
+    ChatId,
+    Checked,
+    Email,
+    Flag,
+    Id,
+    Ids,
+    Name,
+    Timezone,
+    check_ids,
+    choice,
+    integer,
+    refuse,
+    text,
+)
 
 
 def _document(schema: dict[str, Any], cls: type[Any]) -> None:
@@ -137,6 +152,24 @@ class DirectChatRequest(Body):
     staff_id: Id | None = None
     create_new: Flag = False
     """Start a new chat even if one fits."""
+
+
+def _bulk_ids(value: Any) -> list[str]:
+    ids = check_ids(value)
+    if not 1 <= len(ids) <= BULK_DIRECT_MAX:
+        raise refuse(f"'{{path}}' must list 1 to {BULK_DIRECT_MAX} client ids.")
+    return ids
+
+
+class BulkDirectRequest(Body):
+    client_ids: Annotated[
+        list[str],
+        Checked(
+            _bulk_ids,
+            {**IDS_SCHEMA, "minItems": 1, "maxItems": BULK_DIRECT_MAX},
+        ),
+    ]
+    """The clients to open a 1:1 chat with; a client named twice is opened once."""
 
 
 class GroupChatRequest(Body):

@@ -8,11 +8,18 @@ from typing import Any
 from aiohttp import web
 from mautrix.types import RoomID
 
+from bridge.chats.bulk import open_direct_chats
 from bridge.chats.listing import ChatDirectory
 from bridge.chats.service import ChatService
 from bridge.chats.userstate import UserStateMirror
 
-from .bodies import ChatsQuery, DirectChatRequest, GroupChatRequest, ShareRequest
+from .bodies import (
+    BulkDirectRequest,
+    ChatsQuery,
+    DirectChatRequest,
+    GroupChatRequest,
+    ShareRequest,
+)
 from .http import json_response
 from .routing import Call
 
@@ -58,6 +65,10 @@ class ChatRoutes:
         return json_response(
             {"chat_id": chat.room_id, "created": created}, 201 if created else 200
         )
+
+    async def post_direct_bulk(self, call: Call[BulkDirectRequest, None]) -> web.Response:
+        results = await open_direct_chats(self.service, call.user, call.body.client_ids)
+        return json_response({"results": results})
 
     async def post_group(self, call: Call[GroupChatRequest, None]) -> web.Response:
         body = call.body

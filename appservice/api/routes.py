@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from bridge.constants import BULK_DIRECT_MAX
 from bridge.settings.model import Settings
 
 from . import answers as a
@@ -18,6 +19,7 @@ from .applogin import AppLoginRoutes
 from .bodies import (
     AppLoginQuery,
     AuditQuery,
+    BulkDirectRequest,
     ChatsQuery,
     ClientWrite,
     DirectChatAccess,
@@ -328,6 +330,26 @@ ROUTES: list[Route] = [
             "UnknownChat",
             "ChooseChat",
         ),
+    ),
+    Route(
+        "POST",
+        "/chats/direct/bulk",
+        "openDirectChats",
+        ChatRoutes.post_direct_bulk,
+        Auth.USER,
+        "chats",
+        "Open (or start) the caller's 1:1 chats with many clients at once",
+        {200: Answer("One result per client, each a chat or a refusal.", a.BulkOpened)},
+        "Staff only: a practice's first contact with its clients, or an import. Each client "
+        f"(1 to {BULK_DIRECT_MAX} in a request) is opened as `POST /chats/direct` with its "
+        "`client_id` would: the one 1:1 chat that fits is opened, or one is created. The "
+        "chats are made a few at a time. Each result has the `chat_id` and `created`, or the "
+        "`errcode` and `error` that client met (`UNKNOWN_CLIENT`, `DIRECT_CHAT_DISABLED`, "
+        "`CLIENT_NOT_ACTIVATED`, `NO_PORTAL_ACCESS`, `CHOOSE_CHAT` without its candidates, or "
+        "`M_UNKNOWN` when the homeserver failed for that chat: ask again for it); the others "
+        "are not held up by it. Asking again for the same clients opens the same chats.",
+        body=BulkDirectRequest,
+        errors=("StaffOnly",),
     ),
     Route(
         "POST",

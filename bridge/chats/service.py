@@ -26,6 +26,7 @@ from bridge.settings.model import PracticeSettings
 from . import layout
 from . import refusals as refuse
 from .actors import Actor
+from .direct import DirectRooms
 from .models import Chat, ChatKind
 from .store import ChatStore
 
@@ -48,6 +49,7 @@ class ChatService:
         self.audit = audit
         self.bot = bot
         self.plans = plans
+        self.direct = DirectRooms(rooms)
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -103,8 +105,12 @@ class ChatService:
         staff_id: str | None,
         chat_id: str | None,
         create_new: bool,
+        staff_direct: dict[RoomID, UserID] | None = None,
     ) -> tuple[Chat, bool]:
-        """Open the caller's 1:1 chat with a client (staff) or a staff member (client)."""
+        """Open the caller's 1:1 chat with a client (staff) or a staff member (client).
+
+        ``staff_direct``: a new chat goes there (room -> client account) instead of into the
+        staff member's ``m.direct``, for the caller to write once for many chats."""
         if actor.staff is not None:
             if client_id is None:
                 raise refuse.direct_needs_client()
@@ -145,7 +151,7 @@ class ChatService:
                 staff_ids=[owner_id],
                 client_ids=[client.client_id],
             )
-            await self._create(chat, actor)
+            await self._create(chat, actor, staff_direct)
             return chat, True
 
     async def _direct_candidates(self, actor: Actor, client: Client, staff: Staff) -> list[Chat]:
@@ -198,7 +204,7 @@ class ChatService:
             await self._sync_room(chat, old_users)
             await self.chats.update(chat)
             for user in old_users:
-                await self._forget_direct(user, chat.room_id)
+                await self.direct.forget(user, chat.room_id)
         await self.audit.record(
             actor.practice_id,
             actor.user_id,
@@ -278,8 +284,9 @@ class ChatService:
             chat.shared_staff_ids.append(target.staff_id)
             await self._sync_room(chat, old_users)
             await self.chats.update(chat)
-            for client_user in await self._client_users(chat):
-                await self._remember_direct(target.user_id, client_user, chat.room_id)
+            await self.direct.remember(
+                target.user_id, {c: [chat.room_id] for c in await self._client_users(chat)}
+            )
         await self.audit.record(
             actor.practice_id, actor.user_id, "chat.shared", chat.room_id, {"staff_id": staff_id}
         )
@@ -304,7 +311,7 @@ class ChatService:
             await self.chats.mark_deleted(chat.room_id)
         for user in users:
             try:
-                await self._forget_direct(user, chat.room_id)
+                await self.direct.forget(user, chat.room_id)
             except Exception:
                 log.warning("Could not clean m.direct of %s", user, exc_info=True)
         await self.audit.record(
@@ -422,7 +429,9 @@ class ChatService:
         policy = layout.policy_state(chat, practice, client_users, may_send)
         return chat_content, policy, staff_users, client_users
 
-    async def _create(self, chat: Chat, actor: Actor) -> None:
+    async def _create(
+        self, chat: Chat, actor: Actor, staff_direct: dict[RoomID, UserID] | None = None
+    ) -> None:
         chat_content, policy, staff_users, client_users = await self._states(chat)
         users = staff_users + client_users
         room_id = await self.rooms.create_room(
@@ -433,16 +442,13 @@ class ChatService:
             power_levels=layout.power_levels(staff_users),
             invitees=users,
         )
-        for user in users:
-            await self.rooms.join(room_id, user)
+        # Synapse orders the joins of one room itself; asking at once saves the round trips.
+        await asyncio.gather(*(self.rooms.join(room_id, user) for user in users))
         chat.room_id = room_id
         chat.created_at = chat.last_message_ts = now_ms()
         await self.chats.insert(chat)
         if chat.kind == "direct":
-            for staff_user in staff_users:
-                for client_user in client_users:
-                    await self._remember_direct(staff_user, client_user, room_id)
-                    await self._remember_direct(client_user, staff_user, room_id)
+            await self._remember_new_direct(room_id, staff_users, client_users, staff_direct)
         log.info("Created %s chat %s in %s", chat.kind, room_id, chat.practice_id)
         await self.audit.record(
             chat.practice_id,
@@ -469,26 +475,23 @@ class ChatService:
         await self.rooms.send_state(chat.room_id, CHAT_STATE, chat_content)
         await self.rooms.send_state(chat.room_id, POLICY_STATE, policy)
 
-    async def _remember_direct(self, user: UserID, other: UserID, room_id: RoomID) -> None:
-        """Add the room to the user's m.direct (spec: Direct Messaging)."""
-        content = await self.rooms.get_account_data(user, "m.direct")
-        rooms = content.get(other)
-        rooms = list(rooms) if isinstance(rooms, list) else []
-        if room_id not in rooms:
-            content[other] = rooms + [room_id]
-            await self.rooms.set_account_data(user, "m.direct", content)
-
-    async def _forget_direct(self, user: UserID, room_id: RoomID) -> None:
-        content = await self.rooms.get_account_data(user, "m.direct")
-        changed = False
-        for other, rooms in list(content.items()):
-            if isinstance(rooms, list) and room_id in rooms:
-                content[other] = [r for r in rooms if r != room_id]
-                if not content[other]:
-                    del content[other]
-                changed = True
-        if changed:
-            await self.rooms.set_account_data(user, "m.direct", content)
+    async def _remember_new_direct(
+        self,
+        room_id: RoomID,
+        staff_users: list[UserID],
+        client_users: list[UserID],
+        staff_direct: dict[RoomID, UserID] | None,
+    ) -> None:
+        """A new 1:1 chat in every member's ``m.direct``, all of them at once."""
+        writes = [
+            self.direct.remember(c, {s: [room_id] for s in staff_users}) for c in client_users
+        ]
+        if staff_direct is None:
+            by_client = {c: [room_id] for c in client_users}
+            writes += [self.direct.remember(s, by_client) for s in staff_users]
+        elif client_users:
+            staff_direct[room_id] = client_users[0]
+        await asyncio.gather(*writes)
 
 
 def _unique(values: list[str]) -> list[str]:

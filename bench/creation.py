@@ -1,0 +1,250 @@
+"""Starting chats: ``POST /chats/direct`` one after another, against Synapse's own cost for the
+same room, and ``POST /chats/direct/bulk`` for a practice's first contact with many clients.
+
+Everything runs for real, as deployed: one Synapse with our registration and modules (rate
+limits off) and the bridge as its own process (``practice-bridge run``, SQLite). A practice
+with a practitioner and activated clients is put through the API first.
+
+What is measured, on the same Synapse, interleaved one for one (so both see the same machine):
+
+- **POST /chats/direct**: the practitioner opens a direct chat with a client who has none
+  yet, one after another, each answer read before the next request: chats per second.
+- **Synapse alone** (the baseline): what such a chat is in Synapse, asked directly with the
+  appservice token: ``createRoom`` as the bot with the same body the bridge sends (the same
+  initial state, power levels and invites, copied from a chat the bridge made in this run),
+  then the practitioner's and the client's joins (``?user_id=``). The bridge hears of these
+  rooms too (every event goes to it), as it does of its own.
+- **POST /chats/direct/bulk**: the practitioner opens chats with many clients in a few
+  requests of ``--batch`` clients each: chats per second, against the one-by-one figure.
+
+Target: one by one, at most 1.2 times Synapse's time per room.
+
+    python bench/creation.py [--chats N] [--batch N] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from bench._product import (  # noqa: E402
+    V3,
+    Homeserver,
+    call,
+    product_config,
+    start_bridge,
+    start_homeserver,
+    stop_process,
+)
+from bench.table import script_main  # noqa: E402
+from bridge.constants import CHAT_STATE, POLICY_STATE  # noqa: E402
+
+TARGET_RATIO = 1.2
+PRACTICE = "creation"
+_INITIAL = (
+    "m.room.join_rules",
+    "m.room.history_visibility",
+    "m.room.guest_access",
+    CHAT_STATE,
+    POLICY_STATE,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chats", type=int, default=300, help="chats one by one (and rooms)")
+    parser.add_argument("--bulk", type=int, default=500, help="chats opened in bulk")
+    parser.add_argument("--batch", type=int, default=100, help="clients per bulk request")
+
+
+class Bench:
+    def __init__(self, config: Any, hs: Homeserver, session: aiohttp.ClientSession) -> None:
+        self.hs = hs
+        self.session = session
+        self.api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
+        self.secret = config.provisioning.shared_secret
+        self.as_token = config.appservice.as_token
+        self.mapper = config.identity_mapper()
+        self.staff_token = ""
+        self.staff_user = ""
+
+    async def setup(self, clients: int) -> None:
+        p = PRACTICE
+        put = self.put
+        await put(f"/practices/{p}", {"name": "Sunrise", "plan": "team", "timezone": "UTC"})
+        await put(
+            f"/practices/{p}/staff/s1",
+            {"name": "Dr. Lee", "email": "lee@example.org", "role": "practitioner"},
+        )
+        queue = iter(range(clients))
+
+        async def worker() -> None:
+            for i in queue:
+                await put(
+                    f"/practices/{p}/clients/c{i}",
+                    {
+                        "name": f"Client {i:05d}",
+                        "email": f"c{i}@example.org",
+                        "activated": True,
+                        "portal_access": True,
+                        "family_primary_id": None,
+                    },
+                )
+
+        await asyncio.gather(*(worker() for _ in range(8)))
+        session = await call(
+            self.session,
+            "POST",
+            f"{self.api}/practices/{p}/sessions",
+            {"staff_id": "s1"},
+            token=self.secret,
+        )
+        self.staff_token, self.staff_user = session["access_token"], session["user_id"]
+
+    async def put(self, path: str, body: Any) -> Any:
+        return await call(self.session, "PUT", self.api + path, body, token=self.secret)
+
+    async def direct(self, client: int) -> tuple[float, str]:
+        start = time.perf_counter()
+        created = await call(
+            self.session,
+            "POST",
+            f"{self.api}/chats/direct",
+            {"client_id": f"c{client}"},
+            token=self.staff_token,
+        )
+        return time.perf_counter() - start, str(created["chat_id"])
+
+    async def as_bot(self, method: str, path: str, body: Any = None, user: str = "") -> Any:
+        params = {"user_id": user} if user else None
+        return await call(
+            self.session, method, self.hs.url + path, body, token=self.as_token, params=params
+        )
+
+    async def model(self, room: str) -> dict[str, Any]:
+        """The createRoom body the bridge sent for ``room``, read back from the room's state."""
+        state = await self.as_bot("GET", f"{V3}/rooms/{quote(room)}/state")
+        by_type = {ev["type"]: ev for ev in state if ev.get("state_key") == ""}
+        return {
+            "visibility": "private",
+            "room_version": by_type["m.room.create"]["content"].get("room_version", "12"),
+            "preset": "private_chat",
+            "is_direct": True,
+            "initial_state": [
+                {"type": t, "state_key": "", "content": by_type[t]["content"]} for t in _INITIAL
+            ],
+            "power_level_content_override": by_type["m.room.power_levels"]["content"],
+        }
+
+    async def bare(self, model: dict[str, Any], client: int) -> float:
+        """The same room in Synapse alone: createRoom as the bot, then the two joins."""
+        user = self.mapper.user_id("client", PRACTICE, f"c{client}")
+        body = {**model, "invite": [self.staff_user, user]}
+        start = time.perf_counter()
+        room = (await self.as_bot("POST", f"{V3}/createRoom", body))["room_id"]
+        for member in (self.staff_user, user):
+            await self.as_bot("POST", f"{V3}/rooms/{quote(room)}/join", {}, member)
+        return time.perf_counter() - start
+
+    async def bulk(self, clients: list[int], batch: int) -> float:
+        start = time.perf_counter()
+        for first in range(0, len(clients), batch):
+            ids = [f"c{i}" for i in clients[first : first + batch]]
+            answer = await call(
+                self.session,
+                "POST",
+                f"{self.api}/chats/direct/bulk",
+                {"client_ids": ids},
+                token=self.staff_token,
+            )
+            failed = [r for r in answer["results"] if "chat_id" not in r]
+            if failed:
+                raise RuntimeError(f"bulk: {len(failed)} failed, e.g. {failed[0]}")
+        return time.perf_counter() - start
+
+
+async def measure(chats: int, bulk: int, batch: int) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="bench-creation-") as tmp_name:
+        root = Path(tmp_name)
+        config = product_config(root, **{"appservice.database": f"sqlite:{root / 'bridge.db'}"})
+        hs = start_homeserver(root, config, product=True)
+        bridge = None
+        try:
+            bridge = await start_bridge(config, root / "bridge.log")
+            async with aiohttp.ClientSession() as session:
+                bench = Bench(config, hs, session)
+                # Clients 0..chats-1 get a chat from the bridge, chats..2*chats-1 a bare room,
+                # the rest are opened in bulk.
+                await bench.setup(2 * chats + bulk + 1)
+                _, first = await bench.direct(2 * chats + bulk)  # warm, and the model room
+                model = await bench.model(first)
+                ours: list[float] = []
+                theirs: list[float] = []
+                for n in range(chats):
+                    pair = [("ours", n), ("theirs", chats + n)]
+                    for which, client in pair if n % 2 == 0 else reversed(pair):
+                        if which == "ours":
+                            ours.append((await bench.direct(client))[0])
+                        else:
+                            theirs.append(await bench.bare(model, client))
+                clients = list(range(2 * chats, 2 * chats + bulk))
+                bulk_seconds = await bench.bulk(clients, batch) if bulk else 0.0
+            if bridge.poll() is not None:
+                raise RuntimeError("the bridge stopped during the run")
+        finally:
+            if bridge is not None:
+                stop_process(bridge)
+            hs.stop()
+    per_chat, per_room = sum(ours) / len(ours), sum(theirs) / len(theirs)
+    ratio = per_chat / per_room
+    one_by_one = 1 / per_chat
+    rows = [
+        {
+            "name": f"POST /chats/direct, one after another ({chats} chats)",
+            "figure": one_by_one,
+            "unit": "chats/s",
+            "baseline": 1 / per_room,
+            "ratio": ratio,
+            "target": f"time per chat <= {TARGET_RATIO} x Synapse's createRoom + 2 joins "
+            f"({per_chat * 1000:.0f} vs {per_room * 1000:.0f} ms)",
+            "met": ratio <= TARGET_RATIO,
+        }
+    ]
+    if bulk:
+        bulk_rate = bulk / bulk_seconds
+        rows.append(
+            {
+                "name": f"POST /chats/direct/bulk ({bulk} chats, {batch} a request)",
+                "figure": bulk_rate,
+                "unit": "chats/s",
+                "baseline": one_by_one,
+                "ratio": bulk_rate / one_by_one,
+                "target": "(baseline: POST /chats/direct one after another)",
+            }
+        )
+    return rows
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if getattr(args, "smoke", False):
+        return await measure(3, 4, 2)
+    return await measure(
+        getattr(args, "chats", 300), getattr(args, "bulk", 500), getattr(args, "batch", 100)
+    )
+
+
+def main() -> None:
+    script_main(__doc__, add_arguments, run)
+
+
+if __name__ == "__main__":
+    main()
