@@ -75,7 +75,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .content import MEDIA_MSGTYPES
 from .errors import Codes
-from .report import RefusalReporter, read_registration
+from .policy import MEMBERSHIP_REFUSALS
+from .report import RefusalReporter
 
 logger = logging.getLogger("practice.synapse_media")
 
@@ -294,10 +295,7 @@ class PracticeMedia:
             for field, raw in (attachments.get("practices") or {}).items()
         }
         self._media: OrderedDict[str, StoredMedia] = OrderedDict()
-        registration = config.get("registration")
-        self._reporter = RefusalReporter(
-            api, read_registration(registration) if registration else None
-        )
+        self._reporter = RefusalReporter.from_config(api, config)
         api.register_media_repository_callbacks(
             is_user_allowed_to_upload_media_of_size=self.is_user_allowed_to_upload_media_of_size,
             get_media_config_for_user=self.get_media_config_for_user,
@@ -504,11 +502,8 @@ class PracticeMedia:
         if requester.app_service_id is not None or self.practice_of(user) is None:
             return None
         self._reporter.report("profile", user)
-        return SynapseError(
-            403,
-            "Names and pictures come from the practice's directory and cannot be changed here.",
-            str(Codes.PROFILE_FROM_DIRECTORY),
-        )
+        errcode, sentence, _ = MEMBERSHIP_REFUSALS["profile"]
+        return SynapseError(403, sentence, str(errcode))
 
     async def _check_upload(self, request: Request) -> SynapseError | None:
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .content import REDACTION, off_the_list, written_length
+from .errors import Codes
 
 Rule = Literal[
     "event_not_allowed",
@@ -109,3 +110,25 @@ def membership_rule(
     if membership == "leave":
         return "leave"
     return "join"
+
+
+# A refused membership or profile change: its errcode, the sentence a portal shows, and the
+# rule the audit log names.
+MEMBERSHIP_REFUSALS: dict[MembershipRule, tuple[Codes, str, str]] = {
+    "leave": (
+        Codes.CANNOT_LEAVE_CHAT,
+        "Chats are kept by the practice: you cannot leave one, but you can hide it.",
+        "leave",
+    ),
+    "profile": (
+        Codes.PROFILE_FROM_DIRECTORY,
+        "Names and pictures come from the practice's directory and cannot be changed here.",
+        "profile",
+    ),
+    "join": (Codes.FORBIDDEN, "Only the practice adds people to chats.", "membership"),
+    "membership": (
+        Codes.FORBIDDEN,
+        "Only the practice adds people to chats and takes them out.",
+        "membership",
+    ),
+}

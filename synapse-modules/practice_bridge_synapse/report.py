@@ -59,6 +59,12 @@ class RefusalReporter:
         self._auth = [f"Bearer {target[1]}".encode()] if target else []
         self._waiting = 0
 
+    @classmethod
+    def from_config(cls, api: ModuleApi, config: Mapping[str, Any]) -> RefusalReporter:
+        """Reporting to the appservice of the module config's ``registration`` file, if any."""
+        registration = config.get("registration")
+        return cls(api, read_registration(registration) if registration else None)
+
     def report(
         self,
         rule: str,

@@ -71,9 +71,15 @@ from .bot import MAX_RETRY_SECONDS, BotPromotion
 from .content import off_the_list
 from .errors import Codes
 from .names import MODULE_NAME, POLICY_STATE, PROBE_PATH
-from .policy import MembershipRule, Policy, membership_rule, message_rule, trusted_policy
+from .policy import (
+    MEMBERSHIP_REFUSALS,
+    Policy,
+    membership_rule,
+    message_rule,
+    trusted_policy,
+)
 from .probe import Probe
-from .report import RefusalReporter, read_registration
+from .report import RefusalReporter
 
 logger = logging.getLogger("practice.synapse_module")
 
@@ -123,27 +129,6 @@ def not_allowed(event_type: str, msgtype: str | None = None) -> PracticeRuleErro
     )
 
 
-# A refused membership change: its errcode, its sentence, and the rule the audit log names.
-_MEMBERSHIP: dict[MembershipRule, tuple[str, str, str]] = {
-    "leave": (
-        Codes.CANNOT_LEAVE_CHAT,
-        "Chats are kept by the practice: you cannot leave one, but you can hide it.",
-        "leave",
-    ),
-    "profile": (
-        Codes.PROFILE_FROM_DIRECTORY,
-        "Names and pictures come from the practice's directory and cannot be changed here.",
-        "profile",
-    ),
-    "join": (Codes.FORBIDDEN, "Only the practice adds people to chats.", "membership"),
-    "membership": (
-        Codes.FORBIDDEN,
-        "Only the practice adds people to chats and takes them out.",
-        "membership",
-    ),
-}
-
-
 def _from_session(event: Any) -> bool:
     """Whether the event comes from a user's own session (a device), not from the appservice
     acting for them or from Synapse itself (a chat's deletion, an admin's change)."""
@@ -164,10 +149,7 @@ class PracticeRules:
         self._bot: str = config["bot_user_id"]
         self._client_re = re.compile(config["client_regex"])
         self._user_re = re.compile(config["user_regex"])
-        registration = config.get("registration")
-        self._reporter = RefusalReporter(
-            api, read_registration(registration) if registration else None
-        )
+        self._reporter = RefusalReporter.from_config(api, config)
         self._promote = bool(config.get("promote_bot_to_admin", False))
         # room id -> (policy event id, the trusted policy or None when it was forged)
         self._policies: OrderedDict[str, tuple[str, Policy | None]] = OrderedDict()
@@ -269,7 +251,7 @@ class PracticeRules:
         )
         if rule is None:
             return True, None
-        errcode, sentence, audited = _MEMBERSHIP[rule]
+        errcode, sentence, audited = MEMBERSHIP_REFUSALS[rule]
         self._reporter.report(
             audited, event.sender, refusal_id=event.event_id, room_id=event.room_id
         )
