@@ -460,6 +460,7 @@ async def test_a_client_removed_by_the_practice_cannot_rejoin(
     await eventually(left)
     r = await client.request("POST", _room(room, "join"), {})
     _refused(r, 403, "M_FORBIDDEN")
+    assert r.body["error"] == "Only the practice adds people to chats."
     r = await client.request(
         "PUT",
         _room(room, f"state/m.room.member/{quote(client.user_id)}"),

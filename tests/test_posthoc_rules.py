@@ -141,6 +141,31 @@ async def test_over_limit_client_message_is_redacted_and_explained(
     assert await _notices(client, room, over)
 
 
+async def test_off_the_allow_list_or_long_formatted_text_is_redacted_and_explained(
+    api: ApiClient, practice_id: str, bridge: Bridge
+) -> None:
+    """The same shared rules as the module's: the allow-list, and what a client wrote."""
+    owner, client, room = await chat_with_limit(api, practice_id, staff=STAFF)
+    poll = await client.sent(room, {"body": "Which day?"}, "m.poll.start")
+    hidden = _marked(LIMIT + 1)
+    formatted = await client.sent(
+        room,
+        {"msgtype": "m.text", "body": "hi", "format": "org.matrix.custom.html"}
+        | {"formatted_body": f"<b>{hidden}</b>"},
+    )
+    notice = await _explained(owner, room, poll)
+    _assert_notice(
+        notice, bridge.mapper.bot_mxid, client.user_id, "ORG.PRACTICEBRIDGE.EVENT_NOT_ALLOWED"
+    )
+    assert await _redacted(owner, room, poll)
+    notice = await _explained(owner, room, formatted)
+    _assert_notice(
+        notice, bridge.mapper.bot_mxid, client.user_id, "ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG"
+    )
+    assert hidden not in str(notice["content"])
+    assert await _redacted(owner, room, formatted)
+
+
 async def test_over_limit_edit_is_redacted_and_the_original_stays(
     api: ApiClient, practice_id: str, bridge: Bridge
 ) -> None:
