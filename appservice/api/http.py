@@ -30,7 +30,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(data, status=status, headers=headers)
+    return web.json_response(data, status=status, headers=headers, dumps=_compact)
+
+
+def _compact(data: Any) -> str:
+    """JSON without the spaces after separators: long lists are a sixth smaller and quicker."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 def error_response(err: PracticeError) -> web.Response:

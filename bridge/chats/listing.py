@@ -320,31 +320,33 @@ class ChatDirectory:
         listed; each with its chats in list order. One pass over each: a practice of ten
         thousand clients is as quick to list as its JSON is to write."""
 
-        def entry(client: Client) -> dict[str, Any]:
+        def entry(c: Client, sub: bool) -> dict[str, Any]:
             return {
-                "client_id": client.client_id,
-                "user_id": None if client.is_sub_record else client.user_id,
-                "name": client.name,
-                "can_message": client.is_sub_record or client.has_account,
-                "direct_chat_access": client.direct_chat_access,
-                "chats": list(chats_of.get(client.client_id, ())),
+                "client_id": c.client_id,
+                "user_id": None if sub else c.user_id,
+                "name": c.name,
+                "can_message": sub or (c.active and c.activated and c.portal_access),
+                "direct_chat_access": c.direct_chat_access,
+                "chats": list(chats_of.get(c.client_id, ())),
             }
 
-        primaries = [c for c in clients if not c.is_sub_record]
-        known = {c.client_id for c in primaries}
-        family: dict[str, list[Client]] = defaultdict(list)
+        family: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        result: list[dict[str, Any]] = []
+        orphans: list[Client] = []
         for c in clients:
-            if c.family_primary_id is not None:
-                family[c.family_primary_id].append(c)
-        result = []
-        for primary in primaries:
-            item = entry(primary)
-            item["family_members"] = [entry(c) for c in family.get(primary.client_id, ())]
-            result.append(item)
+            primary = c.family_primary_id
+            if primary is None:
+                item = entry(c, False)
+                item["family_members"] = family[c.client_id]
+                result.append(item)
+            else:
+                family[primary].append(entry(c, True))
+                orphans.append(c)
         # Family members whose primary is not listed (a client's own family view).
-        for orphan in clients:
-            if orphan.is_sub_record and orphan.family_primary_id not in known:
-                result.append(entry(orphan) | {"family_members": []})
+        known = {item["client_id"] for item in result}
+        for c in orphans:
+            if c.family_primary_id not in known:
+                result.append(entry(c, True) | {"family_members": []})
         return result
 
 
