@@ -26,6 +26,7 @@ from appservice.intake import PracticeAppService
 from appservice.messenger import install_messenger
 from appservice.metrics import MetricsServer, api_metrics
 from appservice.rooms import SynapseRooms
+from appservice.synapse_check import SynapseMismatch, check_synapse
 from appservice.userstate import SynapseUserState
 from bridge.audit import AuditLog
 from bridge.autoresponder import Autoresponder, AutoresponseSender
@@ -211,6 +212,15 @@ class Bridge:
         return who is not None and who.kind == "staff" and parse_command(content) is not None
 
     async def start(self) -> None:
+        """Start everything; :class:`SynapseMismatch` when Synapse is not the one the config
+        describes (nothing else started then)."""
+        findings = await check_synapse(self.config)
+        for finding in findings:
+            if not finding.problem:
+                log.warning("%s", finding.text)
+        problems = [finding for finding in findings if finding.problem]
+        if problems:
+            raise SynapseMismatch(problems)
         self._started = True
         await self.db.start()
         if self.metrics_server is not None:

@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--config", default="config.yaml", help="the bridge config file")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bridge (the default)")
+    check = sub.add_parser(
+        "check",
+        help="compare the running Synapse with the config and registration: one line per "
+        "difference; exit 1 for a problem that stops the bridge, 2 for a recommended setting "
+        "that is off, 0 when all is as expected",
+    )
+    check.add_argument("-r", "--registration", default="registration.yaml")
     gen = sub.add_parser("generate-config", help="write a config with fresh secrets")
     gen.add_argument("--force", action="store_true", help="overwrite an existing config")
     gen.add_argument(
@@ -170,6 +177,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _load(args.config)
     config.require_tokens()
     setup_logging(config)
+    if args.command == "check":
+        return asyncio.run(check_command(config, args.registration))
     if args.command == "export":
         from bridge.export.command import export_command
 
@@ -272,7 +281,33 @@ def setup_logging(config: Config) -> None:
         ) from None
 
 
+def _registration_lines(config: Config, registration: str) -> list[str]:
+    from registration import read_registration, registration_mismatches
+
+    if not os.path.exists(registration):
+        return []
+    mismatches = registration_mismatches(config, read_registration(registration))
+    return [f"error: {registration}: {mismatch}" for mismatch in mismatches]
+
+
+async def check_command(config: Config, registration: str) -> int:
+    from appservice.synapse_check import check_synapse
+
+    lines = _registration_lines(config, registration)
+    findings = await check_synapse(config)
+    lines += [str(finding) for finding in findings]
+    for line in lines:
+        print(line)
+    if any(line.startswith("error:") for line in lines):
+        return 1
+    if lines:
+        return 2
+    print(f"Synapse at {config.homeserver.address} is as the config describes")
+    return 0
+
+
 async def run_bridge(config: Config) -> int:
+    from appservice.synapse_check import SynapseMismatch
     from bridge.app import Bridge
 
     bridge = Bridge(config)
@@ -282,6 +317,12 @@ async def run_bridge(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await bridge.start()
+    except SynapseMismatch as e:
+        for problem in e.problems:
+            log.error("%s", problem.text)
+        log.error("Not starting: Synapse is not as the config describes (practice-bridge check)")
+        await bridge.stop()
+        return 1
     except Exception as e:
         log.error("Start-up failed: %s", e)
         await bridge.stop()

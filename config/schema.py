@@ -74,6 +74,13 @@ class Homeserver(Section):
     verify_ssl: Flag = key(
         "Whether to verify TLS certificates when talking to the homeserver.", True
     )
+    modules: Flag = key(
+        "Whether Synapse loads the practice-bridge modules (the modules entries of "
+        "`practice-bridge snippet`): start-up stops when they are missing. false: for a "
+        "homeserver that cannot load modules; the bridge then enforces the practice rules "
+        "after the fact, and the bot must be made a server admin by hand (docs/admin.md).",
+        True,
+    )
 
 
 class Appservice(Section):

@@ -32,7 +32,7 @@ from bridge.app import Bridge
 from bridge.db import create_database
 from config import Config, generate_config, load_config
 from registration import generate_registration, module_entries
-from registration.homeserver import LocalSynapse, SynapseSpec, free_port
+from registration.homeserver import LocalSynapse, SynapseSpec, client_listener, free_port
 from registration.processes import ProcessGroup
 from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 from tests.clients import ApiClient, HomeserverInfo
@@ -55,11 +55,13 @@ def synapse_process(
     domain: str = "practice.test",
     module_settings: dict[str, Any] | None = None,
     settings: dict[str, Any] | None = None,
+    federation: bool = False,
 ) -> Iterator[HomeserverInfo]:
     """A Synapse on free ports with our registration (and, if asked, our modules), tuned for
     speed; with ``backing``, as a deployment with workers on a database of its own (dropped
     afterwards). Stopped on exit. ``module_settings`` are laid over the rules module's config,
-    ``settings`` over homeserver.yaml (one process only)."""
+    ``settings`` over homeserver.yaml (one process only); ``federation`` serves federation on
+    the client listener."""
     hs_port, as_port = free_port(), free_port()
     config = generate_config(
         root / "config.yaml",
@@ -69,6 +71,7 @@ def synapse_process(
             "appservice.address": f"http://127.0.0.1:{as_port}",
             "appservice.port": as_port,
             "provisioning.token_cache_seconds": 0,
+            "homeserver.modules": with_modules,
             **(extra or {}),
         },
     )
@@ -81,6 +84,10 @@ def synapse_process(
     if modules and module_settings:
         modules[0]["config"].update(module_settings)
     spec = SynapseSpec(domain, hs_port, root / "registration.yaml", modules, fast=True)
+    if federation:
+        listener = client_listener(hs_port)
+        listener["resources"][0]["names"].append("federation")
+        settings = {**(settings or {}), "listeners": [listener]}
     with ExitStack() as stack:
         synapse: ProcessGroup
         workers = None

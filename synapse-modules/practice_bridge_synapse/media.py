@@ -75,7 +75,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .content import MEDIA_MSGTYPES
 from .errors import Codes
+from .names import MEDIA_PROBE_PATH, MODULE_NAME
 from .policy import MEMBERSHIP_REFUSALS
+from .probe import Probe
 from .report import RefusalReporter
 
 logger = logging.getLogger("practice.synapse_media")
@@ -310,6 +312,10 @@ class PracticeMedia:
                     b"federation": self._route_federation,
                 }
             ),
+        )
+        answer = {"module": MODULE_NAME, "bot_user_id": self._bot}
+        api.register_web_resource(
+            MEDIA_PROBE_PATH, Probe(api, self._bot, answer, on_bot=lambda: None)
         )
         logger.info(
             "practice-bridge media module loaded: attachment policy for %d practice(s) of "

@@ -12,8 +12,9 @@ from typing import Final
 CHAT_STATE: Final = "org.practicebridge.chat"
 POLICY_STATE: Final = "org.practicebridge.policy"
 
-# The rules module's self-description (which module, version, bot and rules).
+# The modules' self-descriptions (which module, version, bot; the rules module's rules).
 PROBE_PATH: Final = "/_synapse/client/org.practicebridge/module"
+MEDIA_PROBE_PATH: Final = "/_synapse/client/org.practicebridge/media"
 MODULE_NAME: Final = "practice-bridge"
 
 # Where the modules report refusals to the bridge (``PUT`` + a refusal id, with the hs_token),

@@ -1,6 +1,6 @@
-"""``GET /_synapse/client/org.practicebridge/module``: which module runs here, for which bot,
-enforcing which rules; for the bridge, which probes it at start-up and in ``practice-bridge
-check``.
+"""``GET /_synapse/client/org.practicebridge/module`` (the rules module) and ``.../media`` (the
+media module): which module runs here, for which bot (and which rules); for the bridge, which
+probes them at start-up and in ``practice-bridge check``.
 
 Only the bridge (its appservice token, which Synapse authenticates as the bot), another
 appservice of this server or a server admin gets the answer: a missing or unknown token gets
