@@ -193,5 +193,12 @@ async def test_a_page_cursor_is_checked(api: ApiClient, practice_id: str) -> Non
         assert r.status == 400 and r.body["param"] == "limit", r.body
     # Another session of the same person goes on with the same pass.
     other = await api.session_for(practice_id, staff_id="s1")
-    chats, _ = await _page(api, other, limit="2", **{"from": start})
+    chats, last = await _page(api, other, limit="2", **{"from": start})
+    assert [c["chat_id"] for c in chats] == rooms[2:4]
+    assert last is not None
+    chats, end = await _page(api, staff, limit="2", **{"from": last})
+    assert [c["chat_id"] for c in chats] == rooms[4:] and end is None
+    # The pass ended with its last page; its cursors still go on after the chat they last
+    # listed, in the order of now.
+    chats, _ = await _page(api, staff, limit="2", **{"from": start})
     assert [c["chat_id"] for c in chats] == rooms[2:4]

@@ -86,16 +86,18 @@ class ChatDirectory:
             order = self._order(actor, keys, chat_filter, include_hidden, states)
             offset = 0
             if cursor is not None:  # the pass is gone: on after the last chat it listed
-                order = [item for item in order if item[0] > cursor.last]
+                order = [key for key in order if key > cursor.last]
             pass_id = ""
         end = len(order) if limit is None else min(len(order), offset + limit)
-        page = [room_id for _, room_id in order[offset:end]]
+        page = [key[2] for key in order[offset:end]]
         items = await self._items(actor, page, chat_filter, include_hidden, states)
         next_batch = None
         if end < len(order):
             if not pass_id:
                 pass_id = self.passes.add(actor.user_id, view, order)
-            next_batch = Cursor(pass_id, end, order[end - 1][0], view).encode()
+            next_batch = Cursor(pass_id, end, order[end - 1], view).encode()
+        elif pass_id:
+            self.passes.drop(pass_id)  # its last page
         return ChatPage(items, next_batch)
 
     def _order(
@@ -105,11 +107,11 @@ class ChatDirectory:
         chat_filter: ChatFilter,
         include_hidden: bool,
         states: dict[str, UserChatState],
-    ) -> list[tuple[SortKey, str]]:
+    ) -> list[SortKey]:
         """Every chat of the caller that fits the view, sorted: pinned first, then the latest
         message first. One short row per chat; the chats' details wait for their page."""
         user_id, bot, none = actor.user_id, self.bot, UserChatState()
-        order: list[tuple[SortKey, str]] = []
+        order: list[SortKey] = []
         for room_id, (kind, ts, sender, mine) in keys.items():
             if not actor.sees(kind, mine, mine):
                 continue
@@ -123,7 +125,7 @@ class ChatDirectory:
                 continue
             if chat_filter == "pinned" and not state.favourite:
                 continue
-            order.append(((not state.favourite, -ts, room_id), room_id))
+            order.append((not state.favourite, -ts, room_id))
         order.sort()
         return order
 

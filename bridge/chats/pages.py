@@ -7,10 +7,10 @@ stays where the pass had it (neither lost nor listed twice) and is on top of the
 chat deleted meanwhile, or that no longer fits the filter (hidden since, read since), is left
 out.
 
-Passes are kept in the bridge process for ``ttl_s`` (at most ``size`` of them). A cursor whose
-pass is gone (expired, or handed to another bridge process) goes on after the chat it last
-listed, in the order of now: a chat that moved above that point meanwhile is then not listed
-again in this pass.
+Passes are kept in the bridge process until their last page or for ``ttl_s`` (at most ``size``
+of them, a sort key per chat each). A cursor whose pass is gone (expired, or handed to another
+bridge process) goes on after the chat it last listed, in the order of now: a chat that moved
+above that point meanwhile is then not listed again in this pass.
 """
 
 from __future__ import annotations
@@ -65,19 +65,19 @@ class Cursor:
 class Pass:
     user_id: str
     view: str
-    order: list[tuple[SortKey, str]]  # every chat of the pass after its first page
+    order: list[SortKey]  # every chat of the pass, in order (the chat id last in each)
     made: float
 
 
 class Passes:
     """The passes handed out by this process, oldest dropped first."""
 
-    def __init__(self, *, size: int = 256, ttl_s: float = 300) -> None:
+    def __init__(self, *, size: int = 128, ttl_s: float = 300) -> None:
         self.size = size
         self.ttl_s = ttl_s
         self._passes: OrderedDict[str, Pass] = OrderedDict()
 
-    def add(self, user_id: str, view: str, order: list[tuple[SortKey, str]]) -> str:
+    def add(self, user_id: str, view: str, order: list[SortKey]) -> str:
         self._expire()
         pass_id = secrets.token_urlsafe(9)
         self._passes[pass_id] = Pass(user_id, view, order, time.monotonic())
@@ -91,6 +91,9 @@ class Passes:
         if found is None or found.user_id != user_id or found.view != view:
             return None
         return found
+
+    def drop(self, pass_id: str) -> None:
+        self._passes.pop(pass_id, None)
 
     def _expire(self) -> None:
         limit = time.monotonic() - self.ttl_s
