@@ -23,9 +23,11 @@ from mautrix.appservice import AppService
 from mautrix.errors import MatrixRequestError
 from mautrix.types import UserID
 
+from bridge.constants import CHAT_LIST_DEVICE
+
 _V3 = "/_matrix/client/v3"
 _SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
-DEVICE_ID = "PRACTICEBRIDGE"
+DEVICE_ID = CHAT_LIST_DEVICE
 DEVICE_NAME = "practice-bridge chat list"
 # More tagged rooms than this and the caller reads the user's state another way.
 TAGGED_MAX = 5000

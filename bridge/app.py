@@ -157,6 +157,8 @@ class Bridge:
             metrics=self.metrics,
         )
         self.pipeline.add_handler(self.commands.intake)
+        # A Matrix app's first look: the private room with the bot, the commands listed.
+        self.app_logins.issued_listeners.append(self.commands.private.open_with_welcome)
         self.export = ExportService(
             self.directory_store,
             self.chat_store,
@@ -205,6 +207,7 @@ class Bridge:
                 self.metrics, sampler, config.metrics.listen_address, config.metrics.listen_port
             )
         self._prune_task: asyncio.Task[None] | None = None
+        self._names_task: asyncio.Task[int] | None = None
         self._started = False
 
     def _is_staff_command(self, sender: str, content: dict[str, Any]) -> bool:
@@ -241,6 +244,8 @@ class Bridge:
         self.notifications.start()
         self.commands.start()
         self._prune_task = asyncio.create_task(self._prune_loop())
+        # Chats from before the bridge named rooms get their names (once; in the background).
+        self._names_task = asyncio.create_task(self.chats.names.catch_up())
         self.az.ready = True
 
     async def _prepare_bot(self) -> None:
@@ -295,8 +300,9 @@ class Bridge:
             return
         self._started = False
         self.az.ready = False
-        if self._prune_task:
-            self._prune_task.cancel()
+        for task in (self._prune_task, self._names_task):
+            if task:
+                task.cancel()
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         await self.policy.stop()

@@ -19,6 +19,10 @@ ID_PATTERN: Final = r"[A-Za-z0-9._-]{1,64}"
 PREFERENCES_EVENT: Final = "org.practicebridge.preferences"
 FAVOURITE_TAG: Final = "m.favourite"
 HIDDEN_TAG: Final = "org.practicebridge.hidden"
+LOW_PRIORITY_TAG: Final = "m.lowpriority"
+
+# The device the bridge keeps in each user's account to read their tags (not an app session).
+CHAT_LIST_DEVICE: Final = "PRACTICEBRIDGE"
 MARKED_UNREAD: Final = "m.marked_unread"
 MARKED_UNREAD_UNSTABLE: Final = "com.famedly.marked_unread"
 

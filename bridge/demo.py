@@ -2,7 +2,9 @@
 
 Seeding goes through :class:`DirectoryService`, as the provisioning API does, so a second run
 updates the same records instead of failing; every run mints a fresh session for each person
-with an account. The family's sub-record gets no account: its primary answers for it.
+with an account, and issues each team member a fresh Matrix app password (the previous run's
+stops working), for Element and the other standard Matrix apps. The family's sub-record gets no
+account: its primary answers for it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.directory import DirectoryService, Role, SessionGrant
+from bridge.directory.applogin import AppLogin, AppLoginService
 
 PRACTICE_ID = "demo"
 PRACTICE_NAME = "Demo Wellness Studio"
@@ -40,6 +43,8 @@ class DemoLogin:
     grant: SessionGrant
     #: Mints another fresh session for the same person (the Messenger's demo page).
     mint: Callable[[], Awaitable[dict[str, Any]]]
+    #: A team member's Matrix app sign-in (None for clients, who never get one).
+    app: AppLogin | None = None
 
 
 def _role_of_client(client_id: str) -> str:
@@ -47,8 +52,11 @@ def _role_of_client(client_id: str) -> str:
     return f"client, family primary of {', '.join(members)}" if members else "client"
 
 
-async def seed_demo(directory: DirectoryService) -> list[DemoLogin]:
-    """Create or update the demo practice and return a fresh session for each of its accounts."""
+async def seed_demo(
+    directory: DirectoryService, app_logins: AppLoginService | None = None
+) -> list[DemoLogin]:
+    """Create or update the demo practice and return a fresh session for each of its accounts
+    (with ``app_logins``, and a Matrix app password for each team member)."""
     await directory.put_practice(PRACTICE_ID, PRACTICE_NAME, PLAN, TIMEZONE, ACTOR)
     for staff_id, name, role in STAFF:
         await directory.put_staff(
@@ -69,7 +77,10 @@ async def seed_demo(directory: DirectoryService) -> list[DemoLogin]:
     for staff_id, name, role in STAFF:
         grant = await directory.mint_staff_session(PRACTICE_ID, staff_id, ACTOR)
         mint = _minter(directory.mint_staff_session, staff_id)
-        logins.append(DemoLogin(name, role.replace("_", " "), grant, mint))
+        app = None
+        if app_logins is not None:
+            app = await app_logins.issue(PRACTICE_ID, staff_id, logout=False, actor=ACTOR)
+        logins.append(DemoLogin(name, role.replace("_", " "), grant, mint, app))
     for client_id, name, primary in CLIENTS:
         if primary is None:
             grant = await directory.mint_client_session(PRACTICE_ID, client_id, ACTOR)
@@ -90,8 +101,8 @@ def _minter(
 def format_logins(
     logins: list[DemoLogin], homeserver_url: str, messenger_links: list[str] | None = None
 ) -> str:
-    """The sessions as text a person can copy into a Matrix client (tokens included), and for
-    each person the link that opens the Messenger as them."""
+    """The sessions as text a person can copy into a Matrix client (tokens included), for each
+    person the link that opens the Messenger as them, and the team's Matrix app sign-in."""
     names = {client_id: name for client_id, name, _ in CLIENTS}
     members = ", ".join(
         f"{name} (through {names[primary]})" for _, name, primary in CLIENTS if primary
@@ -103,6 +114,22 @@ def format_logins(
         f"Log in with any Matrix client that accepts an access token; homeserver {homeserver_url}",
         "",
     ]
+    apps = [login for login in logins if login.app is not None]
+    if apps:
+        lines += [
+            "Sign in to Element (or another Matrix app) as a team member: homeserver, username,",
+            "password as below (docs/admin.md#staff-in-element; a new password every run):",
+            "",
+        ]
+        for login in apps:
+            assert login.app is not None
+            lines += [
+                f"  {login.name} ({login.role})",
+                f"    homeserver:   {login.app.homeserver}",
+                f"    username:     {login.app.username}",
+                f"    password:     {login.app.password}",
+                "",
+            ]
     if messenger_links:
         lines += [
             "Open the portal Messenger as a demo person in a browser on this machine (the part",

@@ -489,7 +489,8 @@ async def _serve(
             from bridge.demo import format_logins, seed_demo
 
             try:
-                _, logins = await _unless_stopped(seed_demo(bridge.directory), stop)
+                seeding = seed_demo(bridge.directory, bridge.app_logins)
+                _, logins = await _unless_stopped(seeding, stop)
             except Exception as e:
                 log.error("Seeding the demo practice failed: %s", e, exc_info=True)
                 return 1

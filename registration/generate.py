@@ -19,6 +19,8 @@ from ruamel.yaml import YAML
 from bridge.identity import IdentityMapper, escape
 from config import Config
 
+from .homeserver import LOGIN_RATE_LIMITS
+
 
 def generate_registration(config: Config, path: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the registration to ``path`` with fresh tokens and store the tokens in the config."""
@@ -122,14 +124,24 @@ def media_module_entry(
     }
 
 
+def logins_module_entry(config: Config) -> dict[str, Any]:
+    """The logins module (practice_bridge_synapse.logins): clients sign in only through the
+    bridge, never with a password or single sign-on."""
+    client_regex = config.identity_mapper().namespace_regex().replace("(staff|client)", "client")
+    return {
+        "module": "practice_bridge_synapse.logins.PracticeLogins",
+        "config": {"client_regex": client_regex},
+    }
+
+
 def module_entries(
     config: Config,
     *,
     promote_bot_to_admin: bool = True,
     registration_path: str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every module Synapse loads for the bridge: the rules, then the media policy; with the
-    registration's path, they report refusals to the bridge."""
+    """Every module Synapse loads for the bridge: the rules, the media policy, then the logins;
+    with the registration's path, the first two report refusals to the bridge."""
     return [
         module_entry(
             config,
@@ -137,21 +149,24 @@ def module_entries(
             registration_path=registration_path,
         ),
         media_module_entry(config, registration_path=registration_path),
+        logins_module_entry(config),
     ]
 
 
 def snippet_entries(config: Config, registration_path: str | os.PathLike[str]) -> dict[str, Any]:
     """What homeserver.yaml needs for the bridge: the registration's path (where Synapse reads
-    it) in ``app_service_config_files`` and the modules in ``modules``."""
+    it) in ``app_service_config_files``, the modules in ``modules`` and the login rate
+    limits."""
     return {
         "app_service_config_files": [os.path.abspath(registration_path)],
         "modules": module_entries(config, registration_path=registration_path),
+        **LOGIN_RATE_LIMITS,
     }
 
 
 SNIPPET_HEADER = """\
 # practice-bridge: merge these lines into homeserver.yaml (docs/admin.md).
-# Add the path to your existing app_service_config_files list and the two entries to your
+# Add the path to your existing app_service_config_files list and the three entries to your
 # existing modules list: a second `modules:` or `app_service_config_files:` key would make
 # YAML drop the first one, and with it another bridge or module. `practice-bridge snippet
 # --merge homeserver.yaml` prints homeserver.yaml with these merged in, for you to review.

@@ -31,6 +31,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Synapse's login rate limits, for staff signing in to Matrix apps with a password
+# (docs/admin.md#brute-force-and-lock-out). The bridge's own logins (the appservice's, for portal
+# sessions) are never limited by them.
+LOGIN_RATE_LIMITS: dict[str, Any] = {
+    "rc_login": {
+        # Sign-in requests from one IP address: 10 at once, then one every 20 seconds (a
+        # practice's office signs in behind one address).
+        "address": {"per_second": 0.05, "burst_count": 10},
+        # Successful sign-ins to one account: 5 at once, then one every 5.5 minutes.
+        "account": {"per_second": 0.003, "burst_count": 5},
+        # Wrong passwords for one account: 5, then one every 5.5 minutes (a lock-out that ends
+        # by itself; Synapse's default lets through one every 6 seconds).
+        "failed_attempts": {"per_second": 0.003, "burst_count": 5},
+    }
+}
+
+
 def _rate_limits_off() -> dict[str, Any]:
     unlimited = {"per_second": 10000, "burst_count": 100000}
     return {
@@ -116,6 +133,7 @@ def write_homeserver_config(
         "enable_metrics": True,
         "allow_public_rooms_over_federation": False,
     }
+    config.update(LOGIN_RATE_LIMITS)
     if fast:
         config.update(_rate_limits_off())
     config.update(settings or {})
@@ -161,12 +179,17 @@ _FORMER_MODULES = frozenset(
 )
 
 
+# Keys of the snippet that an existing homeserver.yaml keeps if it has them.
+_KEPT = frozenset({"rc_login"})
+
+
 def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
     """An existing homeserver.yaml (``text``) with the bridge's ``entries``
     (``registration.snippet_entries``) merged in, comments and everything else kept: the
     registration path joins ``app_service_config_files`` unless listed, the modules replace
     their own earlier entries in ``modules`` (matched by class, including the classes' former
-    names) and join the other modules, and any other key is set."""
+    names) and join the other modules, ``rc_login`` is added unless the file has its own, and
+    any other key is set."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -191,6 +214,8 @@ def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
             ours = {entry["module"] for entry in value} | _FORMER_MODULES
             keep = [m for m in modules if not (isinstance(m, dict) and m.get("module") in ours)]
             modules[:] = [*keep, *value]
+        elif key in _KEPT and key in data:
+            continue  # the admin's own choice stands
         else:
             data[key] = value
     out = io.StringIO()

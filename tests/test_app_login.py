@@ -6,7 +6,9 @@ that app, on the real Synapse."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,8 @@ from mautrix.types import (
 
 from bridge.app import Bridge
 from tests.clients import ApiClient, HomeserverInfo, eventually
+
+ADMIN_DOC = Path(__file__).resolve().parent.parent / "docs" / "admin.md"
 
 
 class Apps:
@@ -189,6 +193,21 @@ async def test_a_client_never_gets_a_password(
     refused = await apps.refused(client_user, "")
     assert refused.http_status == 403
 
+    # Even with a password set behind the bridge's back (an admin, Synapse's admin API), the
+    # Synapse module refuses the login: by user id and by bare username alike.
+    await bridge.homeserver.set_password(client_user, "a password an admin set")
+    for username in (client_user, client_user[1:].split(":")[0]):
+        refused = await apps.refused(username, "a password an admin set")
+        assert (refused.http_status, refused.errcode) == (
+            403,
+            "ORG.PRACTICEBRIDGE.APP_LOGIN_STAFF_ONLY",
+        )
+    # A wrong password is just wrong, and the portal's sessions are minted as before.
+    refused = await apps.refused(client_user, "a guess")
+    assert (refused.http_status, refused.errcode) == (403, "M_FORBIDDEN")
+    portal = await api.session_for(practice_id, client_id="c1")
+    assert (await portal.whoami()).status == 200
+
 
 async def test_a_removed_team_members_password_no_longer_works(
     api: ApiClient, apps: Apps, bridge: Bridge, practice_id: str
@@ -235,3 +254,165 @@ async def test_no_password_is_ever_logged_or_audited(
         assert secret not in audited
         assert secret not in logged
         assert secret not in synapse_log
+
+
+# -- what the practitioner sees in the app --------------------------------------------------
+
+
+async def _room_name(app: ClientAPI, room: RoomID) -> str | None:
+    try:
+        return (await app.get_state_event(room, EventType.ROOM_NAME)).name
+    except MatrixRequestError:
+        return None
+
+
+async def test_the_app_shows_each_chat_by_what_it_is_and_the_bot_room_with_its_commands(
+    api: ApiClient, apps: Apps, bridge: Bridge, practice_id: str
+) -> None:
+    await api.setup_practice(practice_id, clients=("c1", "fam"))
+    kid = {"name": "Kid", "email": "kid@example.com", "activated": True, "portal_access": True}
+    r = await api.call(
+        "PUT", f"/practices/{practice_id}/clients/kid", kid | {"family_primary_id": "fam"}
+    )
+    assert r.status == 201, r.body
+    portal = await api.session_for(practice_id, staff_id="s1")
+
+    async def chat(path: str, body: dict[str, Any]) -> RoomID:
+        r = await api.call("POST", path, body, token=portal.token)
+        assert r.status == 201, r.body
+        return RoomID(r.body["chat_id"])
+
+    direct = await chat("/chats/direct", {"client_id": "c1"})
+    family = await chat("/chats/direct", {"client_id": "kid"})
+    group = await chat("/chats/group", {"name": "Tuesday group", "client_ids": ["c1", "fam"]})
+
+    grant = await _issue(api, practice_id, "s1")
+    app = await apps.sign_in(grant["username"], grant["password"])
+    assert {direct, family, group} <= set(await app.get_joined_rooms())
+    assert await _room_name(app, direct) == "Client c1"
+    assert await _room_name(app, family) == "Kid (family of Client fam)"
+    assert await _room_name(app, group) == "Tuesday group"
+
+    # Renamed in the portal's directory: renamed in the app.
+    body = {"name": "Maria Lopez", "email": "fam@example.com", "activated": True}
+    r = await api.call(
+        "PUT", f"/practices/{practice_id}/clients/fam", body | {"portal_access": True}
+    )
+    assert r.status == 200, r.body
+
+    async def renamed() -> bool:
+        return await _room_name(app, family) == "Kid (family of Maria Lopez)"
+
+    await eventually(renamed)
+
+    # The private room with the bot is there, as a direct chat, its first message the commands.
+    bot = bridge.mapper.bot_mxid
+    private = RoomID((await app.get_account_data("m.direct"))[bot][-1])
+    assert private in await app.get_joined_rooms()
+    first = await app.get_messages(private, PaginationDirection.FORWARD, limit=50)
+    messages = [ev for ev in first.events if ev.type == EventType.ROOM_MESSAGE]
+    assert messages[0].sender == bot
+    assert "!pb help" in messages[0].content.body
+    assert "!pb chat <client>" in messages[0].content.body
+
+    await app.send_message(private, TextMessageEventContent(MessageType.TEXT, "!pb help"))
+
+    async def answered() -> bool:
+        page = await app.get_messages(private, PaginationDirection.BACKWARD, limit=20)
+        return any(
+            ev.type == EventType.ROOM_MESSAGE
+            and ev.sender == bot
+            and ev.content.body.startswith("Practice bot commands")
+            for ev in page.events
+        )
+
+    await eventually(answered, timeout=30)
+
+
+async def _tags(app: ClientAPI, room: RoomID) -> set[str]:
+    return set((await app.get_room_tags(room)).tags)
+
+
+async def test_portal_pins_unread_marks_and_hidden_chats_are_what_the_app_shows(
+    api: ApiClient, apps: Apps, practice_id: str
+) -> None:
+    await api.setup_practice(practice_id)
+    portal = await api.session_for(practice_id, staff_id="s1")
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=portal.token)
+    room = RoomID(r.body["chat_id"])
+    grant = await _issue(api, practice_id, "s1")
+    app = await apps.sign_in(grant["username"], grant["password"])
+    chat = f"/chats/{room}"
+
+    assert (await api.call("PUT", chat + "/pin", token=portal.token)).status == 200
+    assert "m.favourite" in await _tags(app, room)
+    assert (await api.call("PUT", chat + "/unread", token=portal.token)).status == 200
+    for event_type in ("m.marked_unread", "com.famedly.marked_unread"):
+        assert (await app.get_account_data(event_type, room))["unread"] is True
+    assert (await api.call("PUT", chat + "/hide", token=portal.token)).status == 200
+    assert "m.lowpriority" in await _tags(app, room)
+
+    async def hidden_in_portal() -> bool | None:
+        r = await api.call("GET", "/chats", token=portal.token, params={"include_hidden": "true"})
+        return next(c["hidden"] for c in r.body["chats"] if c["chat_id"] == room)
+
+    # Out of low priority in the app: shown in the portal again; into it: hidden there.
+    await app.remove_room_tag(room, "m.lowpriority")
+
+    async def shown() -> bool:
+        return await hidden_in_portal() is False
+
+    await eventually(shown)
+    await app.set_room_tag(room, "m.lowpriority", {"order": 0.5})
+
+    async def hidden() -> bool:
+        return await hidden_in_portal() is True
+
+    await eventually(hidden)
+    assert (await api.call("DELETE", chat + "/hide", token=portal.token)).status == 200
+    assert not {"m.lowpriority", "org.practicebridge.hidden"} & await _tags(app, room)
+
+
+async def test_the_demo_prints_each_team_members_matrix_app_sign_in(
+    apps: Apps, bridge: Bridge, homeserver: HomeserverInfo
+) -> None:
+    """`make run DEMO=1` prints what a person types into Element: it signs in."""
+    from bridge.demo import STAFF, format_logins, seed_demo
+
+    logins = await seed_demo(bridge.directory, bridge.app_logins)
+    printed = format_logins(logins, homeserver.url)
+    staff = [login for login in logins if login.app is not None]
+    assert [login.name for login in staff] == [name for _, name, _ in STAFF]
+    for login in staff:
+        assert login.app is not None
+        for line in (login.app.homeserver, login.app.username, login.app.password):
+            assert line in printed
+        app = await apps.sign_in(login.app.username, login.app.password)
+        assert (await app.whoami()).user_id == login.app.user_id
+
+
+def test_the_documented_single_sign_on_maps_staff_onto_their_accounts(
+    homeserver: HomeserverInfo,
+) -> None:
+    """docs/admin.md's `oidc_providers` entry is valid Synapse config, and its mapping (rendered
+    as Synapse's default mapping provider renders it, Jinja over the provider's claims) gives a
+    team member the localpart of the account the bridge made for them."""
+    from jinja2 import Environment
+    from ruamel.yaml import YAML
+    from synapse.config._util import validate_config
+    from synapse.config.oidc import OIDC_PROVIDER_CONFIG_WITH_ID_SCHEMA
+    from synapse.config.sso import SsoAttributeRequirement
+
+    (block,) = re.findall(r"```yaml\n(oidc_providers:.*?)```", ADMIN_DOC.read_text(), re.S)
+    (entry,) = YAML(typ="safe").load(block)["oidc_providers"]
+    # Synapse's own schema of an entry (loading the mapping provider needs its oidc extra).
+    validate_config(OIDC_PROVIDER_CONFIG_WITH_ID_SCHEMA, entry, ("oidc_providers", "<item 0>"))
+    assert entry["allow_existing_users"] is True and entry["enable_registration"] is False
+    (staff_only,) = [SsoAttributeRequirement(**r) for r in entry["attribute_requirements"]]
+    assert staff_only.one_of == ["owner", "practitioner", "team_member"]
+
+    mapping = entry["user_mapping_provider"]["config"]
+    claims = {"sub": "42", "practice_id": "demo", "staff_id": "dana", "name": "Dana Whitfield"}
+    localpart = Environment().from_string(mapping["localpart_template"]).render(user=claims)
+    mapper = homeserver.config.identity_mapper()
+    assert f"@{localpart}:{mapper.domain}" == mapper.user_id("staff", "demo", "dana")

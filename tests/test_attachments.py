@@ -260,7 +260,7 @@ def test_module_entries_carry_each_practices_complete_rules(tmp_path: Path) -> N
             "attachments.practices": {"Sun_Rise.2": {"max_size": 1000}},
         },
     )
-    rules, media = module_entries(config)
+    rules, media, _logins = module_entries(config)
     assert rules["module"] == "practice_bridge_synapse.rules.PracticeRules"
     assert media["module"] == "practice_bridge_synapse.media.PracticeMedia"
     parsed = PracticeMedia.parse_config(media["config"])

@@ -22,8 +22,14 @@ from synapse.config.appservice import load_appservices
 
 from bridge.identity import KINDS, Kind
 from config import PLACEHOLDER_TOKEN, load_config
+from practice_bridge_synapse.logins import PracticeLogins
 from practice_bridge_synapse.media import PracticeMedia
 from practice_bridge_synapse.rules import PracticeRules
+from registration.homeserver import (
+    LOGIN_RATE_LIMITS,
+    read_homeserver_config,
+    write_homeserver_config,
+)
 from tests.clients import cli
 
 DOMAIN = "practice.test"
@@ -201,6 +207,29 @@ def test_snippet_merges_into_the_lists_homeserver_yaml_has(tmp_path: Path) -> No
     assert twice.stdout == result.stdout
 
 
+def test_login_rate_limits_are_in_the_snippet_and_the_local_homeserver(tmp_path: Path) -> None:
+    """Staff sign in to Matrix apps with a password: Synapse limits sign-ins per address and
+    per account, and wrong passwords per account, in production and in `make run` alike; a
+    homeserver.yaml with limits of its own keeps them."""
+    generated = generate(tmp_path)
+    assert generated.snippet["rc_login"] == LOGIN_RATE_LIMITS["rc_login"]
+    failed = LOGIN_RATE_LIMITS["rc_login"]["failed_attempts"]
+    assert failed["burst_count"] <= 5 and failed["per_second"] <= 0.01
+    path = write_homeserver_config(
+        tmp_path / "local",
+        server_name="practice.test",
+        port=8008,
+        registration_path=None,
+        module=None,
+    )
+    assert read_homeserver_config(path)["rc_login"] == LOGIN_RATE_LIMITS["rc_login"]
+    own = "server_name: practice.test\nrc_login:\n  failed_attempts: {per_second: 0.001}\n"
+    merged = cli("-c", "config.yaml", "snippet", "--merge", "-", cwd=tmp_path, input=own)
+    assert merged.returncode == 0, merged.stderr
+    rc_login = YAML(typ="safe").load(merged.stdout)["rc_login"]
+    assert rc_login == {"failed_attempts": {"per_second": 0.001}}
+
+
 ODD_IDS = [
     "1",
     "c1",
@@ -277,13 +306,16 @@ def test_snippet_loads_the_registration_and_the_module(generated: Generated) -> 
     assert "app_service_config_files" in out
     snippet = generated.snippet
     assert snippet["app_service_config_files"] == [str(generated.registration_path.resolve())]
-    entry, media = snippet["modules"]
+    entry, media, logins = snippet["modules"]
     assert entry["module"] == "practice_bridge_synapse.rules.PracticeRules"
     config = PracticeRules.parse_config(entry["config"])
     assert config["bot_user_id"] == generated.config.bot_mxid
     # The attachment policy and practice-only downloads (tests/test_attachments.py).
     assert media["module"] == "practice_bridge_synapse.media.PracticeMedia"
     assert PracticeMedia.parse_config(media["config"])["bot_user_id"] == config["bot_user_id"]
+    # Clients sign in only through the bridge (tests/test_app_login.py).
+    assert logins["module"] == "practice_bridge_synapse.logins.PracticeLogins"
+    assert PracticeLogins.parse_config(logins["config"])["client_regex"] == config["client_regex"]
 
 
 def test_module_config_tells_clients_from_staff(generated: Generated) -> None:

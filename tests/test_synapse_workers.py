@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
+from bridge.app import Bridge
 from registration import router
 from registration.workers import APPSERVICE_WORKER, CLIENT_WORKER, MEDIA_WORKER, WORKERS
 from tests.clients import LIMIT, ApiClient, HomeserverInfo, MatrixClient, chat_with_limit
@@ -168,3 +169,33 @@ async def test_transactions_reach_the_bridge_from_the_appservice_worker(
     notifier = homeserver.workers.workers[APPSERVICE_WORKER.name].log_path.read_text()
     assert "/_matrix/app/v1/transactions/" in notifier
     assert "/_matrix/app/v1/transactions/" not in homeserver.workers.main.log_path.read_text()
+
+
+@on_workers
+async def test_staff_sign_in_and_the_client_refusal_happen_on_the_generic_worker(
+    api: ApiClient, bridge: Bridge, practice_id: str, homeserver: HomeserverInfo
+) -> None:
+    """Logins go to the generic worker: an issued password signs in there, and its logins
+    module refuses a client account with a password an admin set."""
+    assert homeserver.workers is not None
+    worker_url = homeserver.workers.worker_urls[CLIENT_WORKER.name]
+    await api.setup_practice(practice_id)
+    r = await api.call("POST", f"/practices/{practice_id}/staff/s1/matrix-login")
+    assert r.status == 201, r.body
+    client_user = bridge.mapper.user_id("client", practice_id, "c1")
+    await api.session_for(practice_id, client_id="c1")
+    await bridge.homeserver.set_password(client_user, "set behind the bridge's back")
+
+    async def login(user: str, password: str) -> tuple[int, Any]:
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user},
+            "password": password,
+        }
+        async with api.session.post(f"{worker_url}{V3}/login", json=body) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    status, body = await login(r.body["username"], r.body["password"])
+    assert status == 200 and body["user_id"] == r.body["user_id"], body
+    status, body = await login(client_user, "set behind the bridge's back")
+    assert (status, body["errcode"]) == (403, "ORG.PRACTICEBRIDGE.APP_LOGIN_STAFF_ONLY"), body

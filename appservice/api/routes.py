@@ -214,15 +214,17 @@ ROUTES: list[Route] = [
         "sessions",
         "Issue (or replace) a team member's Matrix app password",
         {201: Answer("The sign-in for a Matrix app, to show the person once.", a.AppLoginGrant)},
-        "A fresh, long, random password for the team member's Matrix account, for Element and "
-        "the other standard Matrix apps (the normal password login, with `username` and the "
-        "`homeserver` URL). The bridge does not keep it: Synapse keeps only its hash, so it is "
-        "in this answer (`Cache-Control: no-store`) and nowhere else. Calling it again replaces "
-        "the password at once; the apps signed in with the old one stay signed in unless "
-        "`logout=true`. Portal sessions are never touched. Audited (`app_login.issued`, "
-        "`app_login.replaced`), never with the password. Clients never get one: a `staff_id` "
-        "that names a client of the practice is refused (`APP_LOGIN_STAFF_ONLY`), and a "
-        "client account holds no password (docs/security.md#matrix-app-sign-in).",
+        "A fresh, long, random password for the team member's Matrix account, for Element and the "
+        "other standard Matrix apps (the normal password login, with `username` and the "
+        "`homeserver` URL). The bridge does not keep it: Synapse keeps only its hash, so it is in "
+        "this answer (`Cache-Control: no-store`) and nowhere else. Calling it again replaces the "
+        "password at once; the apps signed in with the old one stay signed in unless "
+        "`logout=true`. Portal sessions are never touched. The person's private room with the "
+        "practice bot is opened (if they had none) with the list of `!pb` commands. Audited "
+        "(`app_login.issued`, `app_login.replaced`), never with the password. Clients never get "
+        "one: a `staff_id` that names a client of the practice is refused "
+        "(`APP_LOGIN_STAFF_ONLY`), and a client account holds no password "
+        "(docs/security.md#matrix-app-sign-in).",
         query=AppLoginQuery,
         errors=("UnknownPractice", "StaffNotFound", "StaffRemoved", "AppLoginStaffOnly"),
     ),
@@ -284,11 +286,11 @@ ROUTES: list[Route] = [
         "chats",
         "The caller's chats, pinned first, then the latest message first",
         {200: Answer("The chats, sorted.", a.ChatList)},
-        "Every chat the caller is in (a client: also their family members' chats). Pinned, "
-        "unread and hidden come from the caller's Matrix account data (tags `m.favourite` and "
-        "`org.practicebridge.hidden`, room account data `m.marked_unread`), so a change made "
-        "in any Matrix client shows here. A chat is unread when it is marked unread or someone "
-        "else wrote after the caller last read it. A hidden chat is left out unless "
+        "Every chat the caller is in (a client: also their family members' chats). Pinned, unread "
+        "and hidden come from the caller's Matrix account data (tags `m.favourite`, "
+        "`m.lowpriority` and `org.practicebridge.hidden`, room account data `m.marked_unread`), so"
+        " a change made in any Matrix client shows here. A chat is unread when it is marked unread"
+        " or someone else wrote after the caller last read it. A hidden chat is left out unless "
         "`include_hidden=true`, and comes back by itself when a new message arrives in it. A "
         "direct chat has no name of its own: `name` is the other side's. The list comes a page "
         "at a time (`limit`, 50 by default): while more follow, the answer has `next_batch`, "
@@ -443,8 +445,9 @@ ROUTES: list[Route] = [
         a.HideFlag,
         ("hideChat", "Hide a chat"),
         ("unhideChat", "Show a hidden chat"),
-        "the tag `org.practicebridge.hidden` (with the time it was hidden); a new message in "
-        "the chat shows it again.",
+        "the tags `m.lowpriority` (Matrix apps show the chat in *Low priority*) and "
+        "`org.practicebridge.hidden` (with the time it was hidden); a new message in the chat "
+        "shows it again in the portal.",
     ),
     *_flag(
         "/unread",

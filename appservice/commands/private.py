@@ -23,10 +23,12 @@ from mautrix.types import RoomID, UserID
 
 from bridge.ports import Rooms
 
+from .helptext import WELCOME
 from .store import CommandStore
 
 log = logging.getLogger("practice.commands")
 _V3 = "/_matrix/client/v3"
+ROOM_NAME = "Practice bot"
 TOPIC = "Your private room with the practice bot: replies to your !pb commands. Send !pb help."
 
 
@@ -66,6 +68,23 @@ class PrivateRooms:
             log.info("Opened a private room %s with %s", room_id, user_id)
             return room_id
 
+    async def open_with_welcome(self, user_id: UserID) -> None:
+        """Open the user's private room if they have none, its first message the list of
+        commands (a Matrix app then shows it from the start)."""
+        async with self._locks[user_id]:
+            if await self.store.private_room(user_id) is not None:
+                return
+            room_id = await self._create(user_id)
+            await self.store.set_private_room(user_id, room_id)
+        digest = hashlib.sha256(room_id.encode()).hexdigest()[:32]
+        await self.send_to_room(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.notice", "body": WELCOME},
+            f"pbwelcome-{digest}",
+        )
+        log.info("Opened a private room %s with %s for their Matrix app", room_id, user_id)
+
     async def _create(self, user_id: UserID) -> RoomID:
         """POST /createRoom (spec: Client-Server API, Room creation): a direct room in which
         only the bot invites, then the user joins as themselves."""
@@ -77,6 +96,7 @@ class PrivateRooms:
                 "preset": "private_chat",
                 "is_direct": True,
                 "invite": [user_id],
+                "name": ROOM_NAME,
                 "topic": TOPIC,
                 "power_level_content_override": {"invite": 100, "kick": 100, "ban": 100},
             },

@@ -118,7 +118,7 @@ class ChatDirectory:
             state = states.get(room_id) or none
             is_hidden = hidden(state, ts)
             if state.hidden_at is not None and not is_hidden:
-                self._unhide_later(actor, room_id)
+                self._unhide_later(actor, room_id, ts)
             if is_hidden and not include_hidden:
                 continue
             if chat_filter == "unread" and not unread(state, ts, sender, user_id, bot):
@@ -205,12 +205,13 @@ class ChatDirectory:
                 marks[chat.room_id] = read_ts
         return await self.unread_counts(actor.user_id, marks) if marks else {}
 
-    def _unhide_later(self, actor: Actor, room_id: str) -> None:
-        """A new message arrived after the user hid the chat: drop the hidden tag."""
+    def _unhide_later(self, actor: Actor, room_id: str, ts: int) -> None:
+        """A new message (at ``ts``) arrived after the user hid the chat: drop the hidden tags,
+        unless the user hid it again since."""
 
         async def unhide() -> None:
             try:
-                await self.mirror.set_hidden(actor.user_id, RoomID(room_id), False)
+                await self.mirror.unhide_before(actor.user_id, RoomID(room_id), ts)
             except Exception:
                 log.warning("Could not unhide %s for %s", room_id, actor.user_id)
 

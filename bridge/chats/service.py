@@ -28,6 +28,7 @@ from . import refusals as refuse
 from .actors import Actor
 from .direct import DirectRooms
 from .models import Chat, ChatKind
+from .naming import RoomNames
 from .store import ChatStore
 
 log = logging.getLogger("practice.chats")
@@ -50,6 +51,7 @@ class ChatService:
         self.bot = bot
         self.plans = plans
         self.direct = DirectRooms(rooms)
+        self.names = RoomNames(directory, chats, rooms)
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -200,9 +202,9 @@ class ChatService:
             chat.name = name
             chat.staff_ids += [s.staff_id for s in new_staff]
             chat.client_ids += [c.client_id for c in new_clients]
-            await self.rooms.send_state(chat.room_id, "m.room.name", {"name": name})
             await self._sync_room(chat, old_users)
             await self.chats.update(chat)
+            await self.names.apply(chat)
             for user in old_users:
                 await self.direct.forget(user, chat.room_id)
         await self.audit.record(
@@ -336,6 +338,7 @@ class ChatService:
             await self._direct_access_changed(new)
         if old.family_primary_id != new.family_primary_id:
             await self._family_moved(old, new)
+        await self.names.client_changed(old, new)
 
     async def _direct_access_changed(self, client: Client) -> None:
         """Off: the account leaves and forgets the client's 1:1 chats (the practice keeps them).
@@ -434,8 +437,9 @@ class ChatService:
     ) -> None:
         chat_content, policy, staff_users, client_users = await self._states(chat)
         users = staff_users + client_users
+        name = await self.names.name_of(chat)
         room_id = await self.rooms.create_room(
-            name=chat.name,
+            name=name,
             room_version=layout.ROOM_VERSION,
             is_direct=chat.kind == "direct",
             initial_state=layout.initial_state(chat_content, policy),
@@ -447,6 +451,7 @@ class ChatService:
         chat.room_id = room_id
         chat.created_at = chat.last_message_ts = now_ms()
         await self.chats.insert(chat)
+        await self.names.created(room_id, name)
         if chat.kind == "direct":
             await self._remember_new_direct(room_id, staff_users, client_users, staff_direct)
         log.info("Created %s chat %s in %s", chat.kind, room_id, chat.practice_id)

@@ -150,6 +150,20 @@ class ChatStore:
         )
         return _chats_from_rows(rows, dedupe=False)
 
+    async def room_name(self, room_id: str) -> str | None:
+        """The ``m.room.name`` the bridge last wrote in the room."""
+        return await self.db.fetchval("SELECT room_name FROM chat WHERE room_id=$1", room_id)
+
+    async def set_room_name(self, room_id: str, name: str | None) -> None:
+        await self.db.execute("UPDATE chat SET room_name=$2 WHERE room_id=$1", room_id, name)
+
+    async def unnamed_rooms(self) -> list[str]:
+        """Live chats whose room the bridge has not named yet."""
+        rows = await self.db.fetch(
+            "SELECT room_id FROM chat WHERE NOT deleted AND room_name IS NULL"
+        )
+        return [r["room_id"] for r in rows]
+
     async def live_rooms(self, conn: Connection, room_ids: set[str]) -> set[str]:
         """Which of these rooms are live chats."""
         if self._live is None:

@@ -14,6 +14,12 @@ and any Matrix client may change it. The bridge mirrors it in its database:
 - from then on, an incremental /sync as the user (account data and receipts only, no
   timelines) each time their list starts, so a change made in any Matrix client shows on the
   next list.
+
+What standard Matrix apps show: pinned is the favourite tag and unread the marked-unread flag,
+as they are; hidden is written as the low priority tag too (``m.lowpriority``, Element's "Low
+priority" section) beside the bridge's own hidden tag, which says when it was hidden and that
+the two go together, so that taking a chat out of low priority in an app shows it in the portal
+again, and low priority set in an app hides it there.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ from typing import Any
 from mautrix.types import RoomID, UserID
 
 from bridge.clock import now_ms
-from bridge.constants import FAVOURITE_TAG, HIDDEN_TAG, MARKED_UNREAD, MARKED_UNREAD_UNSTABLE
+from bridge.constants import (
+    FAVOURITE_TAG,
+    HIDDEN_TAG,
+    LOW_PRIORITY_TAG,
+    MARKED_UNREAD,
+    MARKED_UNREAD_UNSTABLE,
+)
 from bridge.db import transaction
 from bridge.ports import Rooms, UserStateSource
 
@@ -36,6 +48,9 @@ from .models import Chat, UserChatState
 from .store import ChatStore
 
 log = logging.getLogger("practice.userstate")
+# In the hidden tag's content: written together with the low priority tag, so the two go
+# together (a hidden tag without it, from before or from another client, stands alone).
+_PAIRED = "low_priority"
 
 SYNC_FILTER: dict[str, Any] = {
     "presence": {"types": []},
@@ -83,6 +98,8 @@ class UserStateMirror:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._writes: defaultdict[str, int] = defaultdict(int)
         self._background: set[asyncio.Task[None]] = set()
+        # Hiding and the unhiding a new message causes never interleave for one chat.
+        self._hide_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def current(self, user_id: UserID) -> dict[str, UserChatState]:
         """Every chat's state for the user, as Matrix has it now (for their chat list)."""
@@ -159,7 +176,9 @@ class UserStateMirror:
         writes = self._writes[user_id]
         position = await self.source.sync(user_id, None, POSITION_FILTER)
         try:
-            tagged = await self.source.tagged_rooms(user_id, [FAVOURITE_TAG, HIDDEN_TAG])
+            tagged = await self.source.tagged_rooms(
+                user_id, [FAVOURITE_TAG, HIDDEN_TAG, LOW_PRIORITY_TAG]
+            )
             data = await self.source.room_account_data(user_id)
         except Exception as e:
             # An older Synapse, no admin rights, too many tags: the full first sync, as before.
@@ -192,12 +211,26 @@ class UserStateMirror:
         await self._update(user_id, room_id, favourite=pinned)
 
     async def set_hidden(self, user_id: UserID, room_id: RoomID, hidden: bool) -> None:
+        async with self._hide_locks[user_id, room_id]:
+            await self._set_hidden(user_id, room_id, hidden)
+
+    async def unhide_before(self, user_id: UserID, room_id: RoomID, ts: int) -> None:
+        """Drop the hidden tags if the chat was hidden before ``ts`` (a newer message): a hide
+        that came since stays."""
+        async with self._hide_locks[user_id, room_id]:
+            state = await self.chats.user_state(user_id, room_id)
+            if state is not None and state.hidden_at is not None and state.hidden_at < ts:
+                await self._set_hidden(user_id, room_id, False)
+
+    async def _set_hidden(self, user_id: UserID, room_id: RoomID, hidden: bool) -> None:
         if hidden:
             ts = now_ms()
-            await self.rooms.set_tag(user_id, room_id, HIDDEN_TAG, {"ts": ts})
+            await self.rooms.set_tag(user_id, room_id, LOW_PRIORITY_TAG, {"order": 0.5})
+            await self.rooms.set_tag(user_id, room_id, HIDDEN_TAG, {"ts": ts, _PAIRED: True})
             await self._update(user_id, room_id, hidden_at=ts)
         else:
             await self.rooms.remove_tag(user_id, room_id, HIDDEN_TAG)
+            await self.rooms.remove_tag(user_id, room_id, LOW_PRIORITY_TAG)
             await self._update(user_id, room_id, hidden_at=None)
 
     async def set_unread(self, user_id: UserID, room_id: RoomID, unread: bool) -> None:
@@ -262,12 +295,7 @@ def _apply(state: UserChatState, room: dict[str, Any], user_id: str) -> bool:
         if ev.get("type") == "m.tag":
             tags = content.get("tags") or {}
             state.favourite = FAVOURITE_TAG in tags
-            if HIDDEN_TAG in tags:
-                ts = (tags[HIDDEN_TAG] or {}).get("ts")
-                # A tag set by another Matrix client has no time: it counts from now on.
-                state.hidden_at = ts if isinstance(ts, int) else (state.hidden_at or now_ms())
-            else:
-                state.hidden_at = None
+            state.hidden_at = _hidden_at(tags, state.hidden_at)
         elif ev.get("type") in UNREAD_TYPES:
             state.marked_unread = content.get("unread") is True
     for ev in (room.get("ephemeral") or {}).get("events") or []:
@@ -279,3 +307,17 @@ def _apply(state: UserChatState, room: dict[str, Any], user_id: str) -> bool:
                 if isinstance(ts, int) and ts > state.read_ts:
                     state.read_ts = ts
     return before != (state.favourite, state.marked_unread, state.hidden_at, state.read_ts)
+
+
+def _hidden_at(tags: dict[str, Any], before: int | None) -> int | None:
+    """When the chat was hidden, from the user's tags (None: not hidden). A tag set by another
+    Matrix client has no time: it counts from when the bridge first saw it."""
+    hidden = tags.get(HIDDEN_TAG)
+    hidden = hidden if isinstance(hidden, dict) else ({} if HIDDEN_TAG in tags else None)
+    low = LOW_PRIORITY_TAG in tags
+    if hidden is not None and hidden.get(_PAIRED) is True and not low:
+        return None  # taken out of low priority in an app: shown again
+    if hidden is None and not low:
+        return None
+    ts = (hidden or {}).get("ts")
+    return ts if isinstance(ts, int) else (before or now_ms())

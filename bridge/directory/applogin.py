@@ -19,6 +19,7 @@ from typing import Any
 from mautrix.types import UserID
 
 from bridge.audit import AuditLog
+from bridge.constants import CHAT_LIST_DEVICE
 from bridge.errors import Codes, PracticeError
 
 from . import refusals as refuse
@@ -127,10 +128,11 @@ class AppLoginService:
         return held, await self._end_app_sessions(user_id)
 
     async def _end_app_sessions(self, user_id: UserID) -> int:
-        """End every session of the user that the bridge did not mint for the portal."""
+        """End every session of the user that the bridge did not mint for the portal (nor
+        keeps to read their chat list)."""
         devices = set(await self._call(self.hs.devices(user_id)))
         portal = await self.store.portal_devices(user_id)
-        others = sorted(devices - portal)
+        others = sorted(devices - portal - {CHAT_LIST_DEVICE})
         await self._call(self.hs.delete_devices(user_id, others))
         if portal - devices:
             await self.store.drop_portal_devices(user_id, portal - devices)

@@ -6,7 +6,9 @@ what Synapse already has. Loaded through homeserver.yaml's ``modules:``:
 - :mod:`practice_bridge_synapse.rules` (``PracticeRules``): the practice rules, before anything
   is stored;
 - :mod:`practice_bridge_synapse.media` (``PracticeMedia``): attachments and practice-only
-  downloads.
+  downloads;
+- :mod:`practice_bridge_synapse.logins` (``PracticeLogins``): clients sign in only through the
+  bridge, never with a password or single sign-on.
 
 The rest is standard library only and imported by the bridge as well, so that both sides read a
 policy, measure a message and answer with the same errcodes from one place:
