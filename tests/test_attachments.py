@@ -124,21 +124,21 @@ async def test_two_step_upload_is_held_to_the_policy_too(api: ApiClient, practic
     assert r.status == 200, r.body
     server, media_id = r.body["content_uri"].removeprefix("mxc://").split("/")
     path = f"/_matrix/media/v3/upload/{server}/{media_id}"
-    async with client.session.put(
-        client.base + path,
-        data=windows_program(),
-        params={"filename": "game.exe"},
-        headers={"Authorization": f"Bearer {client.token}", "Content-Type": "image/png"},
-    ) as resp:
-        body = await resp.json()
-        assert (resp.status, body["errcode"]) == (403, TYPE_BLOCKED)
-    async with client.session.put(
-        client.base + path,
-        data=sample_pdf(),
-        params={"filename": "plan.pdf"},
-        headers={"Authorization": f"Bearer {client.token}", "Content-Type": "application/pdf"},
-    ) as resp:
-        assert resp.status == 200, await resp.text()
+
+    async def upload_to(data: bytes, filename: str, content_type: str) -> tuple[int, Any]:
+        """``PUT`` the media's content (the second step)."""
+        async with client.session.put(
+            client.base + path,
+            data=data,
+            params={"filename": filename},
+            headers={"Authorization": f"Bearer {client.token}", "Content-Type": content_type},
+        ) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    status, body = await upload_to(windows_program(), "game.exe", "image/png")
+    assert (status, body["errcode"]) == (403, TYPE_BLOCKED)
+    status, body = await upload_to(sample_pdf(), "plan.pdf", "application/pdf")
+    assert status == 200, body
     got = await download(client, media_path(f"mxc://{server}/{media_id}"))
     assert (got.status, got.body) == (200, sample_pdf())
 
