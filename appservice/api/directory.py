@@ -40,10 +40,9 @@ class DirectoryRoutes:
         return json_response({**staff.to_json(), "created": created}, 201 if created else 200)
 
     async def delete_staff(self, call: Call[None, None]) -> web.Response:
-        practice_id = call.path["practice_id"]
-        await self.service.practice(practice_id)
+        path = call.path
         staff = await self.service.delete_staff(
-            practice_id, call.path["staff_id"], call.caller.actor
+            path["practice_id"], path["staff_id"], call.caller.actor
         )
         self.auth.forget_user(staff.user_id)
         return json_response(staff.to_json())
@@ -65,10 +64,9 @@ class DirectoryRoutes:
         return json_response({**client.to_json(), "created": created}, 201 if created else 200)
 
     async def delete_client(self, call: Call[None, None]) -> web.Response:
-        practice_id = call.path["practice_id"]
-        await self.service.practice(practice_id)
+        path = call.path
         client = await self.service.delete_client(
-            practice_id, call.path["client_id"], call.caller.actor
+            path["practice_id"], path["client_id"], call.caller.actor
         )
         self.auth.forget_user(client.user_id)
         return json_response(client.to_json())

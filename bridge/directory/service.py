@@ -129,6 +129,7 @@ class DirectoryService:
         return staff, existing is None
 
     async def delete_staff(self, practice_id: str, staff_id: str, actor: str) -> Staff:
+        await self.practice(practice_id)
         staff = await self.store.get_staff(practice_id, staff_id)
         if staff is None:
             raise refuse.staff_not_found()
@@ -214,6 +215,7 @@ class DirectoryService:
             raise refuse.family_primary_is_sub_record(primary.family_primary_id)
 
     async def delete_client(self, practice_id: str, client_id: str, actor: str) -> Client:
+        await self.practice(practice_id)
         client = await self.store.get_client(practice_id, client_id)
         if client is None:
             raise refuse.client_not_found()
