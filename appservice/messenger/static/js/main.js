@@ -34,9 +34,9 @@ class Messenger {
     this.contacts = new Contacts(this, this.contactsPane);
     // The portal (and bench/messenger.py) learn when the first screenful of the list is drawn.
     this.list.onShown = (count) => this.report("list-shown", { chats: count });
-    const settings = this.loadSettings();
+    // The list's first page has the bridge to itself; nothing on it needs the settings.
     await this.list.load();
-    await settings;
+    await this.loadSettings();
     if (this.settings && this.settings.open_recent_chat && !this.chatView) {
       const recent = this.list.mostRecent();
       if (recent) this.openChat(recent.chat_id);
