@@ -9,12 +9,15 @@ mounts the Messenger with it, as a portal does. The figure is the time from the 
 navigation start to the Messenger's first screenful of the list drawn (it reports "list-shown"
 on the animation frame after it put the rows in; the portal page notes ``performance.now()``
 then): the portal page, the embed script, the frame and its modules, the session handed over,
-``GET /settings`` and ``GET /chats`` (every chat, about 1 MB of JSON at this size), and drawing.
-One browser context for every opening, so the files come from its cache after the first, as
-for a person who opens Messages every day; the first opening is left out.
+the first page of ``GET /chats``, and drawing. Each opening ends once the Messenger has told
+the portal its unread count (the work it does after the list), so none of it spills into the
+baseline. One browser context for every opening, so the files come from its cache after the
+first, as for a person who opens Messages every day; the first opening is left out.
 
-Baseline: the same person's ``GET /chats`` alone (the body read to its last byte, from Python),
-interleaved with the openings. Targets: at most 1 s, and at most 3x the baseline (medians).
+Baseline: the same person's ``GET /chats`` alone, the whole list (every page through
+``next_batch``, each body read to its last byte, from Python), interleaved with the openings.
+Targets: at most 1 s, and at most 3x the baseline (medians). Also reported: the first page
+alone (what the page waits for) and the page against it.
 
     python bench/messenger.py [--messenger-chats N] [--messenger-opens N] [--smoke]
 
@@ -69,13 +72,16 @@ async def open_page(context: Any, portal: str, session: dict[str, Any]) -> float
         await page.add_init_script(f"window.benchSession = {json.dumps(session)};")
         await page.goto(portal + "/")
         await page.wait_for_function("() => window.listShownAt !== undefined", timeout=120_000)
-        return float(await page.evaluate("() => window.listShownAt"))
+        shown = float(await page.evaluate("() => window.listShownAt"))
+        await page.wait_for_function("() => window.unreadSeen.length > 0", timeout=120_000)
+        return shown
     finally:
         await page.close()
 
 
 async def rows_drawn(context: Any, portal: str, session: dict[str, Any], expected: int) -> None:
-    """Every chat of the list ends up on the page (the slices after the first screenful)."""
+    """Every chat of the list ends up on the page as the person scrolls down to its end (the
+    rows after the first screenful, and the pages after the first when the list is paged)."""
     page = await context.new_page()
     try:
         await page.add_init_script(f"window.benchSession = {json.dumps(session)};")
@@ -85,6 +91,8 @@ async def rows_drawn(context: Any, portal: str, session: dict[str, Any], expecte
         while (count := await rows.count()) != expected:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the Messenger drew {count} of {expected} chats")
+            if count:
+                await rows.nth(count - 1).scroll_into_view_if_needed()
             await page.wait_for_timeout(100)
     finally:
         await page.close()
@@ -129,13 +137,14 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 async with portal_server(portal_port, bridge_url) as portal, chromium() as b:
                     context = await b.new_context(viewport=VIEWPORT)
                     await open_page(context, portal, session)  # the files into the cache
-                    await measure.timed_get("/chats", practice.staff_token)
-                    pages, alone = [], []
+                    await measure.timed_list(practice.staff_token)
+                    pages, alone, first = [], [], []
                     print(f"messenger: {opens} timed openings ...", file=sys.stderr)
                     for _ in range(opens):
                         pages.append(await open_page(context, portal, session))
-                        elapsed, _ = await measure.timed_get("/chats", practice.staff_token)
-                        alone.append(elapsed * 1000)
+                        screen, whole, _ = await measure.timed_list(practice.staff_token)
+                        alone.append(whole * 1000)
+                        first.append(screen * 1000)
                     await rows_drawn(context, portal, session, listed)
                     await context.close()
             finally:
@@ -144,10 +153,12 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 stop_process(bridge)
         finally:
             hs.stop()
-    return rows(chats, pages, alone)
+    return rows(chats, pages, alone, first)
 
 
-def rows(chats: int, pages: list[float], alone: list[float]) -> list[dict[str, Any]]:
+def rows(
+    chats: int, pages: list[float], alone: list[float], first: list[float]
+) -> list[dict[str, Any]]:
     median, base = statistics.median(pages), statistics.median(alone)
     ratio = median / base
     met = median <= TARGET_MS and ratio <= TARGET_RATIO
@@ -159,8 +170,16 @@ def rows(chats: int, pages: list[float], alone: list[float]) -> list[dict[str, A
             "baseline": base,
             "ratio": ratio,
             "target": f"<= {TARGET_MS:g} ms and <= {TARGET_RATIO:g}x the same person's "
-            "GET /chats alone",
+            "GET /chats alone (the whole list)",
             "met": met,
+        },
+        {
+            "name": f"{NAME}, against the first page of GET /chats alone",
+            "figure": median,
+            "unit": "ms",
+            "baseline": statistics.median(first),
+            "ratio": median / statistics.median(first),
+            "target": "reported (the page waits for the first page only)",
         },
         {
             "name": f"{NAME}, p99",
