@@ -7,7 +7,7 @@ behalf of the sub-record (docs/architecture.md#identities).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mautrix.types import UserID
 
@@ -25,23 +25,16 @@ class Person:
     on_behalf_of: str = ""
 
 
+@dataclass(eq=False)
 class SenderBook:
     """Looks each sender up once per export; a chat has few senders however long it is."""
 
-    def __init__(
-        self,
-        directory: DirectoryStore,
-        chat: Chat,
-        subjects: dict[str, Client],
-        bot: UserID,
-        bot_name: str,
-    ) -> None:
-        self.directory = directory
-        self.chat = chat
-        self.subjects = subjects
-        self.bot = bot
-        self.bot_name = bot_name
-        self._known: dict[str, Person] = {}
+    directory: DirectoryStore
+    chat: Chat
+    subjects: dict[str, Client]
+    bot: UserID
+    bot_name: str
+    _known: dict[str, Person] = field(default_factory=dict, init=False)
 
     @classmethod
     async def for_chat(

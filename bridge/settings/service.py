@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.audit import AuditLog
@@ -22,20 +23,13 @@ log = logging.getLogger("practice.settings")
 _POLICY_KEYS = ("client_message_limit",)
 
 
+@dataclass(eq=False)
 class SettingsService:
-    def __init__(
-        self,
-        store: SettingsStore,
-        directory: DirectoryStore,
-        rooms: Rooms,
-        audit: AuditLog,
-        propagator: PolicyPropagator,
-    ) -> None:
-        self.store = store
-        self.directory = directory
-        self.rooms = rooms
-        self.audit = audit
-        self.propagator = propagator
+    store: SettingsStore
+    directory: DirectoryStore
+    rooms: Rooms
+    audit: AuditLog
+    propagator: PolicyPropagator
 
     async def get(self, actor: Actor) -> dict[str, Any]:
         settings = UserSettings.read(await self.store.user(actor.user_id)).model_dump()
