@@ -76,21 +76,27 @@ class ChatDirectory:
         if cursor is not None and found:
             # A pass goes on with the state its first page caught up with, as mirrored since.
             pass_id, order, offset = cursor.pass_id, found.order, cursor.offset
+            end = min(len(order), offset + (limit or len(order)))
             states = await self.chats.user_states(actor.user_id)
+            items = await self._items(actor, order, offset, end, view, states)
         else:
-            # The user's sync (their account data and receipts) runs while the chats are read.
-            states, keys = await asyncio.gather(
-                self.mirror.current(actor.user_id),
-                self.chats.list_keys(actor.practice_id, actor.member_kind, actor.member_ids),
-            )
-            order = self._order(actor, keys, chat_filter, include_hidden, states)
-            offset = 0
-            if cursor is not None:  # the pass is gone: on after the last chat it listed
-                order = [key for key in order if key > cursor.last]
-            pass_id = ""
-        end = len(order) if limit is None else min(len(order), offset + limit)
-        page = [key[2] for key in order[offset:end]]
-        items = await self._items(actor, page, chat_filter, include_hidden, states)
+            # A new pass starts with the user's sync (their account data and receipts). While
+            # Synapse answers, the page is made from the state mirrored so far; it stands if
+            # the sync changed nothing, which is the rule.
+            fresh = asyncio.ensure_future(self.mirror.current(actor.user_id))
+            try:
+                keys, mirrored = await asyncio.gather(
+                    self.chats.list_keys(actor.practice_id, actor.member_kind, actor.member_ids),
+                    self.chats.user_states(actor.user_id),
+                )
+                after = cursor.last if cursor is not None else None
+                order, end, items = await self._first(actor, keys, after, limit, view, mirrored)
+                states = await fresh
+            finally:
+                fresh.cancel()  # (done by now, unless something above failed)
+            if states != mirrored:
+                order, end, items = await self._first(actor, keys, after, limit, view, states)
+            pass_id, offset = "", 0
         next_batch = None
         if end < len(order):
             if not pass_id:
@@ -100,16 +106,33 @@ class ChatDirectory:
             self.passes.drop(pass_id)  # its last page
         return ChatPage(items, next_batch)
 
+    async def _first(
+        self,
+        actor: Actor,
+        keys: dict[str, ListKey],
+        after: SortKey | None,
+        limit: int | None,
+        view: str,
+        states: dict[str, UserChatState],
+    ) -> tuple[list[SortKey], int, list[dict[str, Any]]]:
+        """A new pass's order and its first page (after ``after``: a cursor whose pass is
+        gone goes on after the chat it last listed)."""
+        order = self._order(actor, keys, view, states)
+        if after is not None:
+            order = [key for key in order if key > after]
+        end = min(len(order), limit or len(order))
+        return order, end, await self._items(actor, order, 0, end, view, states)
+
     def _order(
         self,
         actor: Actor,
         keys: dict[str, ListKey],
-        chat_filter: ChatFilter,
-        include_hidden: bool,
+        view: str,
         states: dict[str, UserChatState],
     ) -> list[SortKey]:
         """Every chat of the caller that fits the view, sorted: pinned first, then the latest
         message first. One short row per chat; the chats' details wait for their page."""
+        chat_filter, include_hidden = _view(view)
         user_id, bot, none = actor.user_id, self.bot, UserChatState()
         order: list[SortKey] = []
         for room_id, (kind, ts, sender, mine) in keys.items():
@@ -132,13 +155,16 @@ class ChatDirectory:
     async def _items(
         self,
         actor: Actor,
-        page: list[str],
-        chat_filter: ChatFilter,
-        include_hidden: bool,
+        order: list[SortKey],
+        offset: int,
+        end: int,
+        view: str,
         states: dict[str, UserChatState],
     ) -> list[dict[str, Any]]:
-        """The page's chats as they are now, in the pass's order; a chat deleted since, or
-        that no longer fits the view, is left out."""
+        """The chats ``offset:end`` of the pass as they are now, in the pass's order; a chat
+        deleted since, or that no longer fits the view, is left out."""
+        chat_filter, include_hidden = _view(view)
+        page = [key[2] for key in order[offset:end]]
         if not page:
             return []
         chats, staff = await asyncio.gather(
@@ -353,8 +379,9 @@ class ChatDirectory:
         return result
 
 
-async def _none() -> None:
-    return None
+def _view(view: str) -> tuple[ChatFilter, bool]:
+    chat_filter, hidden_too = view.split(":")
+    return chat_filter, hidden_too == "1"  # type: ignore[return-value]
 
 
 def _ref(chat: Chat) -> dict[str, Any]:
