@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from mautrix.util.async_db import Database
 
@@ -37,26 +37,18 @@ class Check:
     reason: str
 
 
+@dataclass(eq=False)
 class Health:
-    def __init__(
-        self,
-        db: Database,
-        queue: EventQueue,
-        pipeline: Pipeline,
-        homeserver_answers: Callable[[], Awaitable[None]],
-        *,
-        stuck_after: float = STUCK_AFTER_SECONDS,
-        max_age: float = 2.0,
-    ) -> None:
-        self.db = db
-        self.queue = queue
-        self.pipeline = pipeline
-        self.homeserver_answers = homeserver_answers
-        self.stuck_after = stuck_after
-        self.max_age = max_age
-        self._last: list[Check] = []
-        self._at = 0.0
-        self._lock = asyncio.Lock()
+    db: Database
+    queue: EventQueue
+    pipeline: Pipeline
+    homeserver_answers: Callable[[], Awaitable[None]]
+    _: KW_ONLY
+    stuck_after: float = STUCK_AFTER_SECONDS
+    max_age: float = 2.0
+    _last: list[Check] = field(default_factory=list, init=False)
+    _at: float = field(default=0.0, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def checks(self) -> list[Check]:
         """The result of each check, at most ``max_age`` seconds old."""
