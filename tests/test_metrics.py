@@ -204,3 +204,27 @@ async def test_counters_move_by_what_was_done(
         )
 
     await eventually(command_ran)
+
+
+async def test_module_refusals_are_counted_on_synapses_endpoint(
+    api: ApiClient, bridge: Bridge, homeserver: HomeserverInfo
+) -> None:
+    """The rules module counts what it refuses, by errcode, in Synapse's own registry."""
+    practice_id = f"p{uuid.uuid4().hex[:10]}"
+    staff, clients, rooms = await _setup(api, practice_id)
+    client, room = clients["c1"], rooms["c1"]
+    url = f"{homeserver.url}/_synapse/metrics"
+    refusals = "practice_bridge_module_refusals_total"
+    before = await Scrape.of(url)
+    for _ in range(2):
+        invite = await client.request(
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room)}/invite",
+            {"user_id": staff.user_id},
+        )
+        assert (invite.status, invite.errcode) == (403, "M_FORBIDDEN"), invite.body
+    # The practitioner's message passes the module untouched: nothing counted.
+    await _send(bridge, staff, room, "See you on Tuesday.")
+    after = await Scrape.of(url)
+    assert after.moved(before, refusals, errcode="M_FORBIDDEN") == 2
+    assert after.moved(before, refusals) == 2

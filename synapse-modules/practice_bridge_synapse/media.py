@@ -75,6 +75,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .content import MEDIA_MSGTYPES
 from .errors import Codes
+from .metrics import refused
 from .names import MEDIA_PROBE_PATH, MODULE_NAME
 from .policy import MEMBERSHIP_REFUSALS
 from .probe import Probe
@@ -118,6 +119,7 @@ class AttachmentRefused(SynapseError):
 
     def __init__(self, errcode: str, message: str, http_status: int, **fields: Any):
         super().__init__(http_status, message, str(errcode), fields)
+        refused(str(errcode))
 
 
 def human_size(n: int) -> str:

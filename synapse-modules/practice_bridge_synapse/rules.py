@@ -70,6 +70,7 @@ from synapse.module_api.errors import SynapseError
 from .bot import MAX_RETRY_SECONDS, BotPromotion
 from .content import off_the_list
 from .errors import Codes
+from .metrics import refused
 from .names import MODULE_NAME, POLICY_STATE, PROBE_PATH
 from .policy import (
     MEMBERSHIP_REFUSALS,
@@ -104,6 +105,7 @@ class PracticeRuleError(SynapseError):
 
     def __init__(self, errcode: str, message: str, http_status: int = 403, **fields: Any):
         super().__init__(http_status, message, str(errcode), fields)
+        refused(str(errcode))
 
 
 def _forbidden(message: str) -> PracticeRuleError:
