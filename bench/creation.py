@@ -12,14 +12,15 @@ What is measured, on the same Synapse, interleaved one for one (so both see the 
 - **Synapse alone** (the baseline): what such a chat is in Synapse, asked directly with the
   appservice token: ``createRoom`` as the bot with the same body the bridge sends (the same
   initial state, power levels and invites, copied from a chat the bridge made in this run),
-  then the practitioner's and the client's joins (``?user_id=``). The bridge hears of these
-  rooms too (every event goes to it), as it does of its own.
+  then the practitioner's and the client's joins (``?user_id=``, both at once, as the bridge
+  asks for them). The bridge hears of these rooms too (every event goes to it), as it does of
+  its own.
 - **POST /chats/direct/bulk**: the practitioner opens chats with many clients in a few
   requests of ``--batch`` clients each: chats per second, against the one-by-one figure.
 
 Target: one by one, at most 1.2 times Synapse's time per room.
 
-    python bench/creation.py [--chats N] [--batch N] [--smoke]
+    python bench/creation.py [--chats N] [--bulk N] [--batch N] [--smoke]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from bench._product import (  # noqa: E402
     stop_process,
 )
 from bench.table import script_main  # noqa: E402
+from bridge.chats.layout import ROOM_VERSION, create_room_body  # noqa: E402
 from bridge.constants import CHAT_STATE, POLICY_STATE  # noqa: E402
 
 TARGET_RATIO = 1.2
@@ -131,19 +133,20 @@ class Bench:
         )
 
     async def model(self, room: str) -> dict[str, Any]:
-        """The createRoom body the bridge sent for ``room``, read back from the room's state."""
+        """The createRoom body the bridge sent for ``room`` (layout.py builds it), with the
+        contents read back from the room's state."""
         state = await self.as_bot("GET", f"{V3}/rooms/{quote(room)}/state")
         by_type = {ev["type"]: ev for ev in state if ev.get("state_key") == ""}
-        return {
-            "visibility": "private",
-            "room_version": by_type["m.room.create"]["content"].get("room_version", "12"),
-            "preset": "private_chat",
-            "is_direct": True,
-            "initial_state": [
+        return create_room_body(
+            name=None,
+            is_direct=True,
+            initial_state=[
                 {"type": t, "state_key": "", "content": by_type[t]["content"]} for t in _INITIAL
             ],
-            "power_level_content_override": by_type["m.room.power_levels"]["content"],
-        }
+            power_levels=by_type["m.room.power_levels"]["content"],
+            invitees=[],
+            room_version=by_type["m.room.create"]["content"].get("room_version", ROOM_VERSION),
+        )
 
     async def bare(self, model: dict[str, Any], client: int) -> float:
         """The same room in Synapse alone: createRoom as the bot, then the two joins."""
@@ -151,8 +154,9 @@ class Bench:
         body = {**model, "invite": [self.staff_user, user]}
         start = time.perf_counter()
         room = (await self.as_bot("POST", f"{V3}/createRoom", body))["room_id"]
-        for member in (self.staff_user, user):
-            await self.as_bot("POST", f"{V3}/rooms/{quote(room)}/join", {}, member)
+        join = f"{V3}/rooms/{quote(room)}/join"
+        # At once, as the bridge asks for them.
+        await asyncio.gather(*(self.as_bot("POST", join, {}, m) for m in (self.staff_user, user)))
         return time.perf_counter() - start
 
     async def bulk(self, clients: list[int], batch: int) -> float:
