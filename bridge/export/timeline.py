@@ -37,6 +37,7 @@ from mautrix.types import RoomID
 
 from bridge.constants import AUTO_REPLY_KEY
 from bridge.ports import Rooms
+from practice_bridge_synapse.content import strip_reply_fallback
 
 from .people import SenderBook
 from .rows import Row, local_time
@@ -138,19 +139,6 @@ def media_link(uri: Any, base: str) -> str:
     if not server or not media_id or "/" in media_id:
         return ""
     return f"{base}/_matrix/client/v1/media/download/{server}/{media_id}"
-
-
-def strip_reply_fallback(body: str) -> str:
-    """Drop the quoted original that older clients put in front of a reply's body."""
-    if not body.startswith("> "):
-        return body
-    lines = body.split("\n")
-    i = 0
-    while i < len(lines) and lines[i].startswith(">"):
-        i += 1
-    if i < len(lines) and lines[i] == "":
-        i += 1
-    return "\n".join(lines[i:])
 
 
 def _excerpt(text: str) -> str:

@@ -81,13 +81,14 @@ def is_reply(content: Mapping[str, Any]) -> bool:
 
 
 def strip_reply_fallback(body: str) -> str:
-    """A reply's ``body`` without the quoted lines it starts with and the blank line after."""
+    """A reply's ``body`` without the quoted original older clients put in front of it: the
+    leading ``> `` lines and the blank line after them."""
+    if not body.startswith("> "):
+        return body
     lines = body.split("\n")
     quoted = 0
     while quoted < len(lines) and lines[quoted].startswith(">"):
         quoted += 1
-    if quoted == 0:
-        return body
     if quoted < len(lines) and lines[quoted] == "":
         quoted += 1
     return "\n".join(lines[quoted:])
