@@ -167,6 +167,33 @@ async def test_no_name_or_picture_of_ones_own_in_a_chat(
     assert member.get("avatar_url") is None
 
 
+async def test_the_practice_still_renames_people(
+    api: ApiClient, practice_id: str, chat: tuple[MatrixClient, MatrixClient, str]
+) -> None:
+    """Through the bridge (the appservice), names change everywhere: the gate and the member
+    rules stop only a user's own session."""
+    owner, client, room = chat
+    r = await api.call(
+        "PUT",
+        f"/practices/{practice_id}/clients/c1",
+        {
+            "name": "Client Renamed",
+            "email": "c1@example.com",
+            "activated": True,
+            "portal_access": True,
+            "family_primary_id": None,
+        },
+    )
+    assert r.status in (200, 201), r.body
+
+    async def renamed() -> bool:
+        member = await owner.state(room, "m.room.member", client.user_id)
+        return member.get("displayname") == "Client Renamed"
+
+    await eventually(renamed)
+    assert (await _profile(owner, client.user_id))[0] == "Client Renamed"
+
+
 # -- what a chat takes -----------------------------------------------------------------------
 
 
