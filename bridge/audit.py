@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mautrix.util.async_db import Connection, Database
@@ -25,15 +25,8 @@ class AuditEntry:
     ts: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "practice_id": self.practice_id,
-            "actor": self.actor,
-            "action": self.action,
-            "target": self.target,
-            "details": self.details,
-            "ts": self.ts,
-        }
+        """Every field, as ``GET /audit`` lists it."""
+        return asdict(self)
 
 
 class AuditLog:
