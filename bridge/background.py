@@ -48,7 +48,9 @@ class BackgroundLoop:
                 await self._wake.wait()
             else:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll)
+                    # Not wait_for: on 3.11 it can lose a cancellation that meets a wake-up.
+                    async with asyncio.timeout(self.poll):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
             self._wake.clear()

@@ -84,7 +84,9 @@ class CommandWorker:
         delay = 0.02
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), _POLL_SECONDS)
+                # Not wait_for: on 3.11 it can lose a cancellation that meets a wake-up.
+                async with asyncio.timeout(_POLL_SECONDS):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

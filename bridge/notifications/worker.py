@@ -151,7 +151,9 @@ class NotificationWorker:
                 log.exception("Sending notifications failed; retrying")
                 pause = self.pacing.poll_seconds
             try:
-                await asyncio.wait_for(self._wake.wait(), pause)
+                # Not wait_for: on 3.11 it can lose a cancellation that meets a wake-up.
+                async with asyncio.timeout(pause):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
