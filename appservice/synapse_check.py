@@ -7,6 +7,9 @@ an older copy); another server name than ``homeserver.domain``; another bot than
 ``appservice.bot_username``; a rules or media module missing (unless ``homeserver.modules`` is
 false) or configured for another bot.
 
+Leaks (logged as errors, start-up goes on; ``check`` exits with 1): profiles shown to anonymous
+callers or to users who share no room with their owner (``appservice.privacy``).
+
 Recommendations (logged as warnings; ``check`` exits with 2): registration open, URL previews
 on, presence on, federation served at ``homeserver.address``. What Synapse does not show over
 its client API (``federation_domain_whitelist``, a federation listener on another port, rate
@@ -25,6 +28,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from appservice.privacy import profile_leaks
 from config import Config
 from practice_bridge_synapse.names import MEDIA_PROBE_PATH, MODULE_NAME, PROBE_PATH
 
@@ -35,9 +39,14 @@ _TIMEOUT = aiohttp.ClientTimeout(total=15)
 class Finding:
     problem: bool  # True: the bridge cannot run against this Synapse; False: a recommendation
     text: str
+    leak: bool = False  # Synapse gives away what it must not: an error, but start-up goes on
+
+    @property
+    def error(self) -> bool:
+        return self.problem or self.leak
 
     def __str__(self) -> str:
-        return f"{'error' if self.problem else 'warning'}: {self.text}"
+        return f"{'error' if self.error else 'warning'}: {self.text}"
 
 
 class SynapseMismatch(Exception):
@@ -108,6 +117,10 @@ async def _check(synapse: _Synapse, config: Config) -> list[Finding]:
     if any(f.problem for f in findings):
         return findings  # The probes below would only repeat it.
     findings += await _modules(synapse, config)
+    leaks = await profile_leaks(
+        synapse.session, synapse.base, config.bot_mxid, synapse.token, ssl=synapse.ssl
+    )
+    findings += [Finding(False, leak, leak=True) for leak in leaks]
     findings += await _hardening(synapse, config)
     return findings
 

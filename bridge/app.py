@@ -219,7 +219,9 @@ class Bridge:
         describes (nothing else started then)."""
         findings = await check_synapse(self.config)
         for finding in findings:
-            if not finding.problem:
+            if finding.leak:
+                log.error("%s", finding.text)
+            elif not finding.problem:
                 log.warning("%s", finding.text)
         problems = [finding for finding in findings if finding.problem]
         if problems:

@@ -34,6 +34,7 @@ from ruamel.yaml import YAML
 from yarl import URL
 
 from appservice.messenger import MESSENGER_PATH
+from bridge.privacy import SYNAPSE_SETTINGS as PRIVACY_SETTINGS
 from config import Config, generate_config, load_config
 from registration import generate_registration, module_entries, workers
 from registration.homeserver import (
@@ -277,6 +278,7 @@ def _sync_homeserver(config: Config, setup: LocalSetup) -> None:
             "public_baseurl": f"{setup.synapse_url}/",
             "app_service_config_files": [str(setup.paths.registration)],
             "modules": module_entries(config, registration_path=setup.paths.registration),
+            **PRIVACY_SETTINGS,
         }
         if setup.workers is not None:
             wanted.update(_workers_settings(setup))

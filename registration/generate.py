@@ -7,6 +7,7 @@ tokens are written back into the bridge config so the two always match.
 
 from __future__ import annotations
 
+import copy
 import hmac
 import io
 import os
@@ -17,6 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from bridge.identity import IdentityMapper, escape
+from bridge.privacy import SYNAPSE_SETTINGS as PRIVACY_SETTINGS
 from config import Config
 
 from .homeserver import LOGIN_RATE_LIMITS
@@ -155,12 +157,13 @@ def module_entries(
 
 def snippet_entries(config: Config, registration_path: str | os.PathLike[str]) -> dict[str, Any]:
     """What homeserver.yaml needs for the bridge: the registration's path (where Synapse reads
-    it) in ``app_service_config_files``, the modules in ``modules`` and the login rate
-    limits."""
+    it) in ``app_service_config_files``, the modules in ``modules``, the login rate limits,
+    and the settings that keep profiles private (``bridge.privacy``)."""
     return {
         "app_service_config_files": [os.path.abspath(registration_path)],
         "modules": module_entries(config, registration_path=registration_path),
         **LOGIN_RATE_LIMITS,
+        **copy.deepcopy(PRIVACY_SETTINGS),
     }
 
 
@@ -170,6 +173,8 @@ SNIPPET_HEADER = """\
 # existing modules list: a second `modules:` or `app_service_config_files:` key would make
 # YAML drop the first one, and with it another bridge or module. `practice-bridge snippet
 # --merge homeserver.yaml` prints homeserver.yaml with these merged in, for you to review.
+# The profile settings below show a user's name only to signed-in users who share a room
+# with them (docs/admin.md#privacy-of-the-directory); the bridge checks them at start.
 # The modules run in Synapse's Python environment: pip install the practice-bridge-synapse
 # package there (the synapse-module folder of practice-bridge).
 """

@@ -8,6 +8,7 @@ processes.
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import secrets
@@ -21,6 +22,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
+
+from bridge.privacy import SYNAPSE_SETTINGS as PRIVACY_SETTINGS
 
 from .processes import ChildProcess, ProcessGroup
 
@@ -92,6 +95,7 @@ def write_homeserver_config(
     module: dict[str, Any] | list[dict[str, Any]] | None,
     fast: bool = False,
     settings: Mapping[str, Any] | None = None,
+    private: bool = True,
 ) -> Path:
     """Write ``homeserver.yaml`` (and a signing key) into ``data_dir``; return its path.
 
@@ -99,6 +103,8 @@ def write_homeserver_config(
     entry or a list of them (``registration.module_entries``); no registration path means no
     appservice. ``fast`` turns rate limits off and makes password hashing cheap (tests,
     benches). ``settings`` are top-level keys laid over the result (another database, workers).
+    ``private`` False leaves out the settings that keep profiles private (``bridge.privacy``):
+    a Synapse as it comes, for the test of the bridge's start-up check.
     """
     from signedjson.key import generate_signing_key, write_signing_keys
 
@@ -134,6 +140,8 @@ def write_homeserver_config(
         "allow_public_rooms_over_federation": False,
     }
     config.update(LOGIN_RATE_LIMITS)
+    if private:
+        config.update(copy.deepcopy(PRIVACY_SETTINGS))
     if fast:
         config.update(_rate_limits_off())
     config.update(settings or {})
@@ -147,13 +155,14 @@ def write_homeserver_config(
 class SynapseSpec:
     """A Synapse of our own as ``write_homeserver_config`` writes it: its server name, the port
     clients reach it on, the appservice registration (None: no appservice), the modules, and
-    ``fast`` (tests and benches)."""
+    ``fast`` (tests and benches); ``private`` False: without the privacy settings."""
 
     server_name: str
     port: int
     registration_path: str | os.PathLike[str] | None
     modules: list[dict[str, Any]] | None
     fast: bool = False
+    private: bool = True
 
     @property
     def url(self) -> str:
@@ -170,6 +179,7 @@ class SynapseSpec:
             module=self.modules,
             fast=self.fast,
             settings=settings,
+            private=self.private,
         )
 
 
@@ -188,8 +198,9 @@ def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
     (``registration.snippet_entries``) merged in, comments and everything else kept: the
     registration path joins ``app_service_config_files`` unless listed, the modules replace
     their own earlier entries in ``modules`` (matched by class, including the classes' former
-    names) and join the other modules, ``rc_login`` is added unless the file has its own, and
-    any other key is set."""
+    names) and join the other modules, ``rc_login`` is added unless the file has its own, a
+    mapping's keys are set in the file's mapping of that name (its other keys kept), and any
+    other key is set."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -216,6 +227,8 @@ def merge_homeserver_config(text: str, entries: Mapping[str, Any]) -> str:
             modules[:] = [*keep, *value]
         elif key in _KEPT and key in data:
             continue  # the admin's own choice stands
+        elif isinstance(value, Mapping) and isinstance(data.get(key), dict):
+            data[key].update(value)
         else:
             data[key] = value
     out = io.StringIO()

@@ -54,6 +54,7 @@ def synapse_process(
     backing: Backing | None = None,
     domain: str = "practice.test",
     module_settings: dict[str, Any] | None = None,
+    private: bool = True,
     settings: dict[str, Any] | None = None,
     federation: bool = False,
 ) -> Iterator[HomeserverInfo]:
@@ -61,7 +62,7 @@ def synapse_process(
     speed; with ``backing``, as a deployment with workers on a database of its own (dropped
     afterwards). Stopped on exit. ``module_settings`` are laid over the rules module's config,
     ``settings`` over homeserver.yaml (one process only); ``federation`` serves federation on
-    the client listener."""
+    the client listener; ``private`` False leaves out the settings that keep profiles private."""
     hs_port, as_port = free_port(), free_port()
     config = generate_config(
         root / "config.yaml",
@@ -83,7 +84,9 @@ def synapse_process(
     )
     if modules and module_settings:
         modules[0]["config"].update(module_settings)
-    spec = SynapseSpec(domain, hs_port, root / "registration.yaml", modules, fast=True)
+    spec = SynapseSpec(
+        domain, hs_port, root / "registration.yaml", modules, fast=True, private=private
+    )
     if federation:
         listener = client_listener(hs_port)
         listener["resources"][0]["names"].append("federation")

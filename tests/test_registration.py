@@ -21,6 +21,7 @@ from synapse.appservice import ApplicationService
 from synapse.config.appservice import load_appservices
 
 from bridge.identity import KINDS, Kind
+from bridge.privacy import SYNAPSE_SETTINGS as PRIVACY_SETTINGS
 from config import PLACEHOLDER_TOKEN, load_config
 from practice_bridge_synapse.logins import PracticeLogins
 from practice_bridge_synapse.media import PracticeMedia
@@ -180,6 +181,9 @@ modules:
   - module: {rules}
     config:
       bot_user_id: "@oldbot:practice.test"
+user_directory:
+  prefer_local_users: true
+  search_all_users: true
 """
 
 
@@ -200,6 +204,10 @@ def test_snippet_merges_into_the_lists_homeserver_yaml_has(tmp_path: Path) -> No
     modules = [entry["module"] for entry in merged["modules"]]
     assert modules == ["other_module.Thing"] + [m["module"] for m in generated.snippet["modules"]]
     assert merged["modules"][0]["config"] == {"flag": True}
+    # The profile settings are set; the admin's other user directory keys stay.
+    assert merged["user_directory"] == {"prefer_local_users": True, "search_all_users": False}
+    assert merged["require_auth_for_profile_requests"] is True
+    assert merged["limit_profile_requests_to_users_who_share_rooms"] is True
     assert "# the other bridge" in result.stdout and "# Our homeserver." in result.stdout
     (tmp_path / "merged.yaml").write_text(result.stdout)
     twice = cli("-c", "config.yaml", "snippet", "--merge", "-", cwd=tmp_path, input=result.stdout)
@@ -316,6 +324,8 @@ def test_snippet_loads_the_registration_and_the_module(generated: Generated) -> 
     # Clients sign in only through the bridge (tests/test_app_login.py).
     assert logins["module"] == "practice_bridge_synapse.logins.PracticeLogins"
     assert PracticeLogins.parse_config(logins["config"])["client_regex"] == config["client_regex"]
+    # Profiles only for signed-in users who share a room (tests/test_directory_privacy.py).
+    assert {key: snippet[key] for key in PRIVACY_SETTINGS} == PRIVACY_SETTINGS
 
 
 def test_module_config_tells_clients_from_staff(generated: Generated) -> None:
