@@ -2,8 +2,9 @@
 same room, and ``POST /chats/direct/bulk`` for a practice's first contact with many clients.
 
 Everything runs for real, as deployed: one Synapse with our registration and modules (rate
-limits off) and the bridge as its own process (``practice-bridge run``, SQLite). A practice
-with a practitioner and activated clients is put through the API first.
+limits off) and the bridge as its own process (``practice-bridge run``), on SQLite and then,
+with a fresh Synapse, on PostgreSQL when a DSN is given. A practice with a practitioner and
+activated clients is put through the API first.
 
 What is measured, on the same Synapse, interleaved one for one (so both see the same machine):
 
@@ -16,17 +17,19 @@ What is measured, on the same Synapse, interleaved one for one (so both see the 
   asks for them). The bridge hears of these rooms too (every event goes to it), as it does of
   its own.
 - **POST /chats/direct/bulk**: the practitioner opens chats with many clients in a few
-  requests of ``--batch`` clients each: chats per second, against the one-by-one figure.
+  requests of ``--creation-batch`` clients each: chats per second, against the one-by-one figure.
 
 Target: one by one, at most 1.2 times Synapse's time per room.
 
-    python bench/creation.py [--chats N] [--bulk N] [--batch N] [--smoke]
+    python bench/creation.py [--creation-chats N] [--creation-bulk N] [--creation-batch N]
+                             [--postgres DSN] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -50,8 +53,12 @@ from bench._product import (  # noqa: E402
 from bench.table import script_main  # noqa: E402
 from bridge.chats.layout import ROOM_VERSION, create_room_body  # noqa: E402
 from bridge.constants import CHAT_STATE, POLICY_STATE  # noqa: E402
+from tests.postgres import postgres_schema  # noqa: E402
 
 TARGET_RATIO = 1.2
+PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
+# A bridge database: None for SQLite in the run's folder, or a PostgreSQL DSN and pool options.
+Database = tuple[str, dict[str, Any]] | None
 PRACTICE = "creation"
 _INITIAL = (
     "m.room.join_rules",
@@ -63,9 +70,12 @@ _INITIAL = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--chats", type=int, default=300, help="chats one by one (and rooms)")
-    parser.add_argument("--bulk", type=int, default=500, help="chats opened in bulk")
-    parser.add_argument("--batch", type=int, default=100, help="clients per bulk request")
+    # Named apart from bench/scale.py's --chats: make bench puts every bench's options together.
+    parser.add_argument(
+        "--creation-chats", type=int, default=300, help="chats one by one (and as many rooms)"
+    )
+    parser.add_argument("--creation-bulk", type=int, default=500, help="chats opened in bulk")
+    parser.add_argument("--creation-batch", type=int, default=100, help="clients a bulk request")
 
 
 class Bench:
@@ -176,10 +186,16 @@ class Bench:
         return time.perf_counter() - start
 
 
-async def measure(chats: int, bulk: int, batch: int) -> list[dict[str, Any]]:
+async def measure(
+    label: str, database: Database, chats: int, bulk: int, batch: int
+) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-creation-") as tmp_name:
         root = Path(tmp_name)
-        config = product_config(root, **{"appservice.database": f"sqlite:{root / 'bridge.db'}"})
+        url, opts = database or (f"sqlite:{root / 'bridge.db'}", {})
+        config = product_config(root)
+        config.appservice.database = url
+        config.appservice.database_opts = opts
+        config.save()
         hs = start_homeserver(root, config, product=True)
         bridge = None
         try:
@@ -213,7 +229,7 @@ async def measure(chats: int, bulk: int, batch: int) -> list[dict[str, Any]]:
     one_by_one = 1 / per_chat
     rows = [
         {
-            "name": f"POST /chats/direct, one after another ({chats} chats)",
+            "name": f"POST /chats/direct, one after another, {label} ({chats} chats)",
             "figure": one_by_one,
             "unit": "chats/s",
             "baseline": 1 / per_room,
@@ -227,7 +243,7 @@ async def measure(chats: int, bulk: int, batch: int) -> list[dict[str, Any]]:
         bulk_rate = bulk / bulk_seconds
         rows.append(
             {
-                "name": f"POST /chats/direct/bulk ({bulk} chats, {batch} a request)",
+                "name": f"POST /chats/direct/bulk, {label} ({bulk} chats, {batch} a request)",
                 "figure": bulk_rate,
                 "unit": "chats/s",
                 "baseline": one_by_one,
@@ -240,14 +256,21 @@ async def measure(chats: int, bulk: int, batch: int) -> list[dict[str, Any]]:
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if getattr(args, "smoke", False):
-        return await measure(3, 4, 2)
-    return await measure(
-        getattr(args, "chats", 300), getattr(args, "bulk", 500), getattr(args, "batch", 100)
-    )
+        sizes = (3, 4, 2)
+    else:
+        sizes = (args.creation_chats, args.creation_bulk, args.creation_batch)
+    rows = await measure("SQLite", None, *sizes)
+    dsn = getattr(args, "postgres", None) or os.environ.get(PG_ENV)
+    if dsn:
+        # A schema of its own, dropped afterwards.
+        async with postgres_schema(dsn, "bench") as schema:
+            opts = {"min_size": 1, "max_size": 10, "server_settings": {"search_path": schema}}
+            rows += await measure("PostgreSQL", (dsn, opts), *sizes)
+    return rows
 
 
 def main() -> None:
-    script_main(__doc__, add_arguments, run)
+    script_main(__doc__, add_arguments, run, postgres_env=PG_ENV)
 
 
 if __name__ == "__main__":
