@@ -52,16 +52,19 @@ class SynapseHomeserver:
             if current != displayname:
                 await intent.set_displayname(displayname)
 
-    async def login(self, user_id: UserID, device_name: str) -> MatrixSession:
+    async def login(
+        self, user_id: UserID, device_name: str, device_id: str | None = None
+    ) -> MatrixSession:
         """Log in as a namespace user (spec: client-server API, m.login.application_service)."""
+        body = {
+            "type": "m.login.application_service",
+            "identifier": {"type": "m.id.user", "user": user_id},
+            "initial_device_display_name": device_name,
+        }
+        if device_id is not None:
+            body["device_id"] = device_id
         resp = await self.az.intent.api.request(
-            Method.POST,
-            PathBuilder("/_matrix/client/v3/login"),
-            {
-                "type": "m.login.application_service",
-                "identifier": {"type": "m.id.user", "user": user_id},
-                "initial_device_display_name": device_name,
-            },
+            Method.POST, PathBuilder("/_matrix/client/v3/login"), body
         )
         return MatrixSession(UserID(resp["user_id"]), resp["access_token"], resp["device_id"])
 

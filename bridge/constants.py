@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Final, Literal, TypeGuard, get_args
 
+# The devices the bridge makes in portal users' accounts (never a Matrix app's).
+from practice_bridge_synapse.names import CHAT_LIST_DEVICE as CHAT_LIST_DEVICE
+
 # State events the bot writes in every chat (only the bot's count).
 from practice_bridge_synapse.names import CHAT_STATE as CHAT_STATE
 from practice_bridge_synapse.names import POLICY_STATE as POLICY_STATE
+from practice_bridge_synapse.names import PORTAL_DEVICE_PREFIX as PORTAL_DEVICE_PREFIX
 
 # A portal id (practice, team member, client), as the portal's own database names them.
 ID_PATTERN: Final = r"[A-Za-z0-9._-]{1,64}"
@@ -20,9 +24,6 @@ PREFERENCES_EVENT: Final = "org.practicebridge.preferences"
 FAVOURITE_TAG: Final = "m.favourite"
 HIDDEN_TAG: Final = "org.practicebridge.hidden"
 LOW_PRIORITY_TAG: Final = "m.lowpriority"
-
-# The device the bridge keeps in each user's account to read their tags (not an app session).
-CHAT_LIST_DEVICE: Final = "PRACTICEBRIDGE"
 MARKED_UNREAD: Final = "m.marked_unread"
 MARKED_UNREAD_UNSTABLE: Final = "com.famedly.marked_unread"
 

@@ -21,8 +21,11 @@ class Homeserver(Protocol):
     async def ensure_user(self, user_id: UserID, displayname: str | None) -> None:
         """Register a namespace user if needed and set its display name."""
 
-    async def login(self, user_id: UserID, device_name: str) -> MatrixSession:
-        """A new access token and device for a namespace user."""
+    async def login(
+        self, user_id: UserID, device_name: str, device_id: str | None = None
+    ) -> MatrixSession:
+        """A new access token and device (``device_id``, or one the homeserver picks) for a
+        namespace user."""
 
     async def logout_all(self, user_id: UserID) -> int:
         """End every session of a user at once; return how many were ended."""

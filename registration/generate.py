@@ -128,11 +128,15 @@ def media_module_entry(
 
 def logins_module_entry(config: Config) -> dict[str, Any]:
     """The logins module (practice_bridge_synapse.logins): clients sign in only through the
-    bridge, never with a password or single sign-on."""
-    client_regex = config.identity_mapper().namespace_regex().replace("(staff|client)", "client")
+    bridge, never with a password or single sign-on, and no app sign-in takes a device the
+    bridge made."""
+    user_regex = config.identity_mapper().namespace_regex()
     return {
         "module": "practice_bridge_synapse.logins.PracticeLogins",
-        "config": {"client_regex": client_regex},
+        "config": {
+            "user_regex": user_regex,
+            "client_regex": user_regex.replace("(staff|client)", "client"),
+        },
     }
 
 

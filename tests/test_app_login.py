@@ -36,7 +36,9 @@ class Apps:
         self.url = homeserver.url
         self.open: list[ClientAPI] = []
 
-    async def sign_in(self, username: str, password: str) -> ClientAPI:
+    async def sign_in(
+        self, username: str, password: str, device_id: str | None = None
+    ) -> ClientAPI:
         """POST /login with m.login.password and the username, as an app's sign-in form."""
         app = ClientAPI(base_url=self.url)
         self.open.append(app)
@@ -45,12 +47,15 @@ class Apps:
             login_type=LoginType.PASSWORD,
             password=password,
             device_name="Element",
+            device_id=device_id,
         )
         return app
 
-    async def refused(self, username: str, password: str) -> MatrixRequestError:
+    async def refused(
+        self, username: str, password: str, device_id: str | None = None
+    ) -> MatrixRequestError:
         with pytest.raises(MatrixRequestError) as refused:
-            await self.sign_in(username, password)
+            await self.sign_in(username, password, device_id)
         return refused.value
 
     async def close(self) -> None:
@@ -150,6 +155,27 @@ async def test_ending_signs_the_apps_out_and_the_password_stops_working(
     assert again.body["apps_signed_out"] == 0
     actions = [e.action for e in await bridge.audit.list(practice_id)]
     assert actions[:3] == ["app_login.ended", "app_login.ended", "app_login.issued"]
+
+
+async def test_an_app_cannot_hide_on_a_device_of_the_bridge(
+    api: ApiClient, apps: Apps, practice_id: str
+) -> None:
+    """Ending the sign-in spares the portal's devices and the bridge's chat-list device: an app
+    may not sign in on one of them, or it would outlive the end."""
+    await api.setup_practice(practice_id)
+    portal = await api.session_for(practice_id, staff_id="s1")
+    devices = await portal.request("GET", "/_matrix/client/v3/devices")
+    (device,) = [d["device_id"] for d in devices.body["devices"]]
+    assert device.startswith("PBPORTAL_")
+    grant = await _issue(api, practice_id, "s1")
+    for taken in (device, "PBPORTAL_MINE", "PRACTICEBRIDGE"):
+        refused = await apps.refused(grant["username"], grant["password"], taken)
+        assert (refused.http_status, refused.errcode) == (403, "M_FORBIDDEN"), taken
+    app = await apps.sign_in(grant["username"], grant["password"], "MYPHONE")
+    r = await api.call("DELETE", f"/practices/{practice_id}/staff/s1/matrix-login")
+    assert r.body["apps_signed_out"] == 1
+    await _signed_out(app)
+    assert (await portal.whoami()).status == 200
 
 
 async def test_a_replaced_password_stops_working_at_once(

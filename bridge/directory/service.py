@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from typing import Any
 from mautrix.types import UserID
 
 from bridge.audit import AuditLog
+from bridge.constants import PORTAL_DEVICE_PREFIX
 from bridge.errors import Codes, PracticeError, unknown_practice
 from bridge.identity import IdentityMapper
 from bridge.ports import Homeserver, MatrixSession
@@ -29,6 +31,12 @@ from .store import DirectoryStore
 log = logging.getLogger("practice.directory")
 # The display name of the devices the bridge mints for portal sessions.
 PORTAL_DEVICE_NAME = "Practice portal"
+
+
+def portal_device_id() -> str:
+    """A fresh device id for a portal session, of a form no app sign-in may take (the logins
+    module refuses a password or single sign-on login that names one)."""
+    return PORTAL_DEVICE_PREFIX + secrets.token_hex(8).upper()
 
 
 @dataclass(frozen=True)
@@ -280,7 +288,7 @@ class DirectoryService:
             raise refuse.staff_removed()
         async with self._user_locks[staff.user_id]:
             await self.hs.ensure_user(staff.user_id, staff.name)
-            session = await self.hs.login(staff.user_id, PORTAL_DEVICE_NAME)
+            session = await self.hs.login(staff.user_id, PORTAL_DEVICE_NAME, portal_device_id())
             await self.store.add_portal_device(staff.user_id, session.device_id)
         await self.audit.record(
             practice_id, actor, "session.minted", staff.user_id, {"device_id": session.device_id}
@@ -299,7 +307,7 @@ class DirectoryService:
             client = await self.store.get_client(practice_id, client_id) or client
             self.check_client_access(client)
             await self.hs.ensure_user(client.user_id, client.name)
-            session = await self.hs.login(client.user_id, PORTAL_DEVICE_NAME)
+            session = await self.hs.login(client.user_id, PORTAL_DEVICE_NAME, portal_device_id())
             await self.store.add_portal_device(client.user_id, session.device_id)
         await self.audit.record(
             practice_id, actor, "session.minted", client.user_id, {"device_id": session.device_id}

@@ -12,6 +12,12 @@ from typing import Final
 CHAT_STATE: Final = "org.practicebridge.chat"
 POLICY_STATE: Final = "org.practicebridge.policy"
 
+# Devices the bridge makes in portal users' accounts: each portal session's (this prefix, then
+# random) and the one it reads a user's tags with. A sign-in with a password or single sign-on
+# may not name one (the logins module), so no app session hides among them.
+PORTAL_DEVICE_PREFIX: Final = "PBPORTAL_"
+CHAT_LIST_DEVICE: Final = "PRACTICEBRIDGE"
+
 # The modules' self-descriptions (which module, version, bot; the rules module's rules).
 PROBE_PATH: Final = "/_synapse/client/org.practicebridge/module"
 MEDIA_PROBE_PATH: Final = "/_synapse/client/org.practicebridge/media"
