@@ -23,6 +23,7 @@ from bridge.app import Bridge
 from registration.homeserver import free_port
 from tests import test_notifications
 from tests.clients import ApiClient, HomeserverInfo, eventually
+from tests.test_faults import _made_up_events, _transaction
 from tests.test_notifications import (
     Clock,
     SmtpServer,
@@ -228,3 +229,19 @@ async def test_module_refusals_are_counted_on_synapses_endpoint(
     after = await Scrape.of(url)
     assert after.moved(before, refusals, errcode="M_FORBIDDEN") == 2
     assert after.moved(before, refusals) == 2
+
+
+async def test_redelivered_events_are_counted_as_duplicates(bridge: Bridge) -> None:
+    """Synapse sends a transaction again (it did not hear the answer): the events are stored
+    and processed once, and the second delivery counts as duplicates."""
+    url = _url(bridge)
+    events = _made_up_events(3, 10)
+    before = await Scrape.of(url)
+    for _ in range(2):
+        delivered = await _transaction(bridge, events)
+        assert delivered.status == 200, delivered.body
+    await bridge.pipeline.wait_idle()
+    after = await Scrape.of(url)
+    assert after.moved(before, "practice_bridge_intake_events_total", outcome="duplicate") == 3
+    assert after.moved(before, "practice_bridge_intake_transactions_total", outcome="stored") >= 2
+    assert after.moved(before, "practice_bridge_pipeline_events_total", kind="other") == 3
