@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from mautrix.util.async_db import Database
 
 from config import Config
 from registration.workers import SynapseWorkers
@@ -237,6 +238,18 @@ async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: last result {result!r}")
         await asyncio.sleep(interval)
+
+
+async def processed(db: Database, event_id: str, timeout: float = 15.0) -> None:
+    """Wait until the bridge's pipeline has processed the event."""
+
+    async def done() -> bool:
+        value = await db.fetchval(
+            "SELECT processed_at FROM event_queue WHERE event_id=$1", event_id
+        )
+        return value is not None
+
+    await eventually(done, timeout)
 
 
 # The rule tests: the policy state the bot keeps in every chat, and the client message limit

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bridge.app import Bridge
-from tests.clients import ApiClient, MatrixClient, Reply, eventually
+from tests.clients import ApiClient, MatrixClient, Reply, eventually, processed
 from tests.test_openapi import contract
 
 C = contract()
@@ -588,13 +588,7 @@ async def _run_api(cast: Cast, rows: list[ApiRow], *, acting: bool) -> list[str]
 async def _outcome(bridge: Bridge, event_id: str) -> str:
     """What became of a message: the command's outcome, or 'ignored'."""
 
-    async def processed() -> bool:
-        value = await bridge.db.fetchval(
-            "SELECT processed_at FROM event_queue WHERE event_id=$1", event_id
-        )
-        return value is not None
-
-    await eventually(processed, timeout=30)
+    await processed(bridge.db, event_id, timeout=30)
     if not await bridge.db.fetchval("SELECT 1 FROM bot_command WHERE event_id=$1", event_id):
         return IGNORED
 

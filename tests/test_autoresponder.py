@@ -17,7 +17,7 @@ from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
 from bridge.autoresponder import in_schedule
-from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
+from tests.clients import ApiClient, HomeserverInfo, MatrixClient, processed
 from tests.conftest import bridge_config
 
 AWAY = "I am away until Monday; for emergencies call 112."
@@ -34,16 +34,6 @@ async def _setup(
     return staff, client, r.body["chat_id"]
 
 
-async def _processed(bridge: Bridge, event_id: str) -> None:
-    async def done() -> bool:
-        value = await bridge.db.fetchval(
-            "SELECT processed_at FROM event_queue WHERE event_id=$1", event_id
-        )
-        return value is not None
-
-    await eventually(done)
-
-
 async def _replies(who: MatrixClient, room: str) -> list[dict[str, Any]]:
     r = await who.request(
         "GET",
@@ -57,7 +47,7 @@ async def _send_and_settle(bridge: Bridge, client: MatrixClient, room: str, body
     sent = await client.send(room, {"msgtype": "m.text", "body": body})
     assert sent.status == 200, sent.body
     event_id = str(sent.body["event_id"])
-    await _processed(bridge, event_id)
+    await processed(bridge.db, event_id)
     await bridge.autoresponses.send_due()
     return event_id
 
@@ -160,7 +150,7 @@ async def test_crash_between_send_and_record_gives_one_reply(
 
     monkeypatch.setattr(bridge.autoresponses, "mark_sent", crash)
     sent = await client.send(room, {"msgtype": "m.text", "body": "Hello?"})
-    await _processed(bridge, sent.body["event_id"])
+    await processed(bridge.db, sent.body["event_id"])
     try:
         await bridge.autoresponses.send_due()
         raise AssertionError("the crash did not happen")

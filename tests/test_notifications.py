@@ -31,7 +31,7 @@ from bridge.notifications import SmtpMailer, SmtpSettings
 from bridge.notifications.render import NO_CONTENT, NOT_SECURE, message_view, one_line
 from config import Config
 from registration.homeserver import free_port
-from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually
+from tests.clients import ApiClient, HomeserverInfo, MatrixClient, eventually, processed
 from tests.conftest import bridge_config
 
 pytestmark = pytest.mark.synapse_workers
@@ -194,21 +194,11 @@ def restart(
 # -- helpers --------------------------------------------------------------------------------
 
 
-async def _settled(bridge: Bridge, event_id: str) -> None:
-    async def done() -> bool:
-        value = await bridge.db.fetchval(
-            "SELECT processed_at FROM event_queue WHERE event_id=$1", event_id
-        )
-        return value is not None
-
-    await eventually(done)
-
-
 async def _send(bridge: Bridge, who: MatrixClient, room: str, body: str, **content: Any) -> str:
     sent = await who.send(room, {"msgtype": "m.text", "body": body, **content})
     assert sent.status == 200, sent.body
     event_id = str(sent.body["event_id"])
-    await _settled(bridge, event_id)
+    await processed(bridge.db, event_id)
     return event_id
 
 
@@ -427,7 +417,7 @@ async def test_hostile_bodies_and_names_arrive_harmless(
         "info": {"mimetype": "application/pdf", "size": 1234},
     }
     sent = await clients["c1"].send(rooms["c1"], file)
-    await _settled(bridge, sent.body["event_id"])
+    await processed(bridge.db, sent.body["event_id"])
 
     assert await _after_delay(bridge, clock) == 1
     (mail,) = smtp.mailbox.received
@@ -502,7 +492,7 @@ async def test_no_email_for_automatic_replies_to_their_writer(
         return found[0] if found else None
 
     reply_id = await eventually(reply)
-    await _settled(bridge, reply_id)
+    await processed(bridge.db, reply_id)
     assert await _statuses(bridge, reply_id) == {}
 
     # The practitioner, who is away, still hears about the client's message.
@@ -759,7 +749,7 @@ async def test_chat_list_reports_unread_counts_per_chat(
         {},
     )
     assert r.status == 200, r.body
-    await _settled(bridge, r.body["event_id"])
+    await processed(bridge.db, r.body["event_id"])
 
     async def counts(who: MatrixClient) -> dict[str, int]:
         r = await api.call("GET", "/chats", token=who.token)
