@@ -93,6 +93,19 @@ class SynapseRooms:
                 raise
             log.info("%s was not in %s", user_id, room_id)
 
+    async def unban(self, room_id: RoomID, user_id: UserID) -> None:
+        """POST /rooms/{roomId}/unban (spec: Room membership)."""
+        await self._bot().request(
+            Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/unban"), {"user_id": user_id}
+        )
+
+    async def joined_members(self, room_id: RoomID) -> set[UserID]:
+        """GET /rooms/{roomId}/joined_members as the bot (spec: Room membership)."""
+        resp = await self._bot().request(
+            Method.GET, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/joined_members")
+        )
+        return {UserID(user) for user in resp.get("joined") or {}}
+
     async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
         """POST /rooms/{roomId}/leave then /forget as the user (spec: Leaving rooms)."""
         api = self._as(user_id)

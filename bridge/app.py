@@ -33,6 +33,7 @@ from bridge.autoresponder import Autoresponder, AutoresponseSender
 from bridge.chats.activity import ChatActivity
 from bridge.chats.actors import Actor
 from bridge.chats.listing import ChatDirectory
+from bridge.chats.repair import MembershipRepair
 from bridge.chats.service import ChatService
 from bridge.chats.store import ChatStore
 from bridge.chats.userstate import UserStateMirror
@@ -132,6 +133,10 @@ class Bridge:
             RuleStore(self.db), self.audit, MatrixEnforcement(self.az, self.rooms), self.mapper
         )
         self.pipeline.add_handler(self.rules)
+        self.membership = MembershipRepair(
+            self.chats, self.chat_store, self.rooms, self.audit, self.mapper
+        )
+        self.pipeline.add_handler(self.membership)
         self.module_active = False  # the Synapse module answered the start-up probe
         # The effects of messages work on whole batches (one statement per kind of effect).
         self.pipeline.add_batch_handler(
@@ -241,6 +246,7 @@ class Bridge:
         await self._prepare_bot()
         self.pipeline.start()
         self.rules.start()
+        self.membership.start()
         self.policy.start()
         self.autoresponses.start()
         self.notifications.start()
@@ -313,6 +319,7 @@ class Bridge:
         await self.user_state.stop()
         await self.commands.stop()
         await self.rules.stop()
+        await self.membership.stop()
         await self.pipeline.stop()
         await self.az.stop()
         await self.db.stop()

@@ -64,6 +64,11 @@ class Rooms(Protocol):
 
     async def kick(self, room_id: RoomID, user_id: UserID, reason: str) -> None: ...
 
+    async def unban(self, room_id: RoomID, user_id: UserID) -> None: ...
+
+    async def joined_members(self, room_id: RoomID) -> set[UserID]:
+        """Who is joined to the room now, as the bot sees it."""
+
     async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
         """The user leaves the room and forgets it: it vanishes from their view."""
 

@@ -92,6 +92,28 @@ class ChatService:
         DirectoryService.check_client_access(primary)
         return primary.user_id
 
+    def room_lock(self, room_id: str) -> asyncio.Lock:
+        """Held while the bridge changes a chat's room (members, state, deletion)."""
+        return self._room_locks[room_id]
+
+    async def accounts(self, chat: Chat) -> list[UserID]:
+        """The accounts the records put in the chat's room now: its active staff, and the
+        accounts of its clients with access (in a 1:1 chat, only with direct chat access)."""
+        users = await self._staff_users(chat)
+        for cid in chat.client_ids:
+            client = await self.directory.get_client(chat.practice_id, cid)
+            if client is None or not client.active:
+                continue
+            if chat.kind == "direct" and not client.direct_chat_access:
+                continue
+            try:
+                user = await self.account_of(client)
+            except PracticeError:
+                continue
+            if user not in users:
+                users.append(user)
+        return users
+
     async def _practice(self, practice_id: str) -> Practice:
         practice = await self.directory.get_practice(practice_id)
         assert practice is not None, "an actor always belongs to an existing practice"

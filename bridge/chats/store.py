@@ -164,6 +164,11 @@ class ChatStore:
         )
         return [r["room_id"] for r in rows]
 
+    async def live_room_ids(self) -> list[str]:
+        """Every chat's room that is not deleted."""
+        rows = await self.db.fetch("SELECT room_id FROM chat WHERE NOT deleted ORDER BY room_id")
+        return [row["room_id"] for row in rows]
+
     async def live_rooms(self, conn: Connection, room_ids: set[str]) -> set[str]:
         """Which of these rooms are live chats."""
         if self._live is None:
