@@ -36,21 +36,43 @@ def _admin_user_path(user_id: str, rest: str = "") -> PathBuilder:
     return PathBuilder(f"{path}/{rest}" if rest else path)
 
 
+def _profile_path(user_id: str, field: str = "") -> PathBuilder:
+    path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}"
+    return PathBuilder(f"{path}/{field}" if field else path)
+
+
 class SynapseHomeserver:
     def __init__(self, az: AppService, base_url: str) -> None:
         self.az = az
         self.base_url = base_url
 
     async def ensure_user(self, user_id: UserID, displayname: str | None) -> None:
+        """Register the user if needed and give their profile the directory's name and no
+        avatar (the directory has none): a name or avatar the user set is replaced."""
         intent = self.az.intent.user(user_id)
         await intent.ensure_registered()
-        if displayname:
-            try:
-                current = await intent.get_displayname(user_id)
-            except MatrixRequestError:
-                current = None
-            if current != displayname:
-                await intent.set_displayname(displayname)
+        if not displayname:
+            return
+        try:
+            profile = await intent.api.request(Method.GET, _profile_path(user_id))
+        except MatrixRequestError:
+            profile = {}
+        if profile.get("displayname") != displayname:
+            await self._set_profile(user_id, "displayname", displayname)
+        if profile.get("avatar_url"):
+            await self._set_profile(user_id, "avatar_url", "")
+
+    async def _set_profile(self, user_id: UserID, field: str, value: str) -> None:
+        """PUT /profile/{userId}/{field} as the bot, a server admin (spec: Profiles): Synapse
+        allows it where users may not change their own profile, and updates the user's member
+        events in every room they are in. Without admin rights, as the user."""
+        path = _profile_path(user_id, field)
+        try:
+            await self.az.intent.api.request(Method.PUT, path, {field: value})
+        except MatrixRequestError as e:
+            if e.http_status not in (400, 403):
+                raise
+            await self.az.intent.user(user_id).api.request(Method.PUT, path, {field: value})
 
     async def login(
         self, user_id: UserID, device_name: str, device_id: str | None = None

@@ -1,0 +1,78 @@
+"""Names come from the practice directory: a change there reaches every chat's member list and the
+profile, and an avatar or name set behind the bridge's back gives way to the directory's."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
+
+V3 = "/_matrix/client/v3"
+
+
+async def _as_bot(hs: HomeserverInfo, method: str, path: str, body: Any = None) -> Reply:
+    headers = {"Authorization": f"Bearer {hs.config.appservice.as_token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, hs.url + path, json=body, headers=headers) as resp:
+            return Reply(resp.status, await resp.json(content_type=None))
+
+
+async def _seen(viewer: MatrixClient, room: str, user: str) -> tuple[Any, Any, Any]:
+    """(member event name, member event avatar, profile name) of ``user`` as ``viewer`` sees
+    them."""
+    r = await viewer.request("GET", f"{V3}/rooms/{quote(room)}/state/m.room.member/{quote(user)}")
+    assert r.status == 200, r.body
+    p = await viewer.request("GET", f"{V3}/profile/{quote(user)}")
+    assert p.status == 200, p.body
+    return r.body.get("displayname"), r.body.get("avatar_url"), p.body.get("displayname")
+
+
+async def test_a_name_changed_in_the_directory_reaches_the_chats(
+    api: ApiClient, homeserver: HomeserverInfo, practice_id: str
+) -> None:
+    await api.setup_practice(practice_id, clients=("c1",), staff=(("s1", "practitioner"),))
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
+    assert r.status == 201, r.body
+    room = str(r.body["chat_id"])
+    assert await _seen(staff, room, client.user_id) == ("Client c1", None, "Client c1")
+
+    # An avatar set behind the bridge's back (an admin, or while the module was not loaded).
+    r = await _as_bot(
+        homeserver,
+        "PUT",
+        f"{V3}/profile/{quote(client.user_id)}/avatar_url",
+        {"avatar_url": "mxc://practice.test/someavatar"},
+    )
+    assert r.status == 200, r.body
+    r = await api.call(
+        "PUT",
+        f"/practices/{practice_id}/clients/c1",
+        {
+            "name": "Sam Okafor",
+            "email": "c1@example.com",
+            "activated": True,
+            "portal_access": True,
+            "family_primary_id": None,
+        },
+    )
+    assert r.status == 200, r.body
+    renamed = ("Sam Okafor", None, "Sam Okafor")
+    await eventually(lambda: _is(_seen(staff, room, client.user_id), renamed), timeout=30)
+
+    r = await api.call(
+        "PUT",
+        f"/practices/{practice_id}/staff/s1",
+        {"name": "Dana Whitfield", "email": "s1@example.com", "role": "practitioner"},
+    )
+    assert r.status == 200, r.body
+    renamed = ("Dana Whitfield", None, "Dana Whitfield")
+    await eventually(lambda: _is(_seen(client, room, staff.user_id), renamed), timeout=30)
+
+
+async def _is(seen: Any, wanted: tuple[Any, ...]) -> bool:
+    return bool(await seen == wanted)
