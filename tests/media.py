@@ -91,6 +91,13 @@ class Syncer:
     def events(self, room: str, section: str = "timeline") -> list[dict[str, Any]]:
         return self.rooms.get(room, {}).get(section, [])
 
+    async def wait_for_event(self, room: str, event_id: str) -> dict[str, Any]:
+        """Sync until the event is in the room's timeline; return it."""
+        found: dict[str, Any] = await self.wait_for(
+            room, lambda events: next((e for e in events if e.get("event_id") == event_id), None)
+        )
+        return found
+
     async def wait_for(self, room: str, check: Any, section: str = "timeline") -> Any:
         """Sync until ``check(events of the section)`` is truthy; return what it returned."""
 

@@ -43,12 +43,6 @@ async def _chat(
     return staff, client, str(r.body["chat_id"])
 
 
-async def _sent(mc: MatrixClient, room: str, content: dict[str, Any], kind: str = "") -> str:
-    r = await mc.send(room, content, kind or "m.room.message")
-    assert r.status == 200, r.body
-    return str(r.body["event_id"])
-
-
 async def _state(mc: MatrixClient, room: str, event_type: str, content: Any = None) -> Reply:
     path = f"/_matrix/client/v3/rooms/{quote(room)}/state/{event_type}/"
     if content is None:
@@ -81,10 +75,6 @@ async def _chat_item(api: ApiClient, mc: MatrixClient, room: str, **params: str)
     return items[0] if items else None
 
 
-def _received(events: list[dict[str, Any]], event_id: str) -> dict[str, Any] | None:
-    return next((e for e in events if e.get("event_id") == event_id), None)
-
-
 # -- 1. text -----------------------------------------------------------------------------------
 
 
@@ -109,8 +99,8 @@ async def test_text_messages_reach_the_other_side_both_ways(
     await client_sync.poll()
     await staff_sync.poll()
     hello = {"msgtype": "m.text", "body": "Hello Maria, how are you feeling today?"}
-    hello_id = await _sent(staff, room, hello)
-    got = await client_sync.wait_for(room, lambda evs: _received(evs, hello_id))
+    hello_id = await staff.sent(room, hello)
+    got = await client_sync.wait_for_event(room, hello_id)
     assert (got["type"], got["sender"], got["content"]) == (
         "m.room.message",
         staff.user_id,
@@ -118,8 +108,8 @@ async def test_text_messages_reach_the_other_side_both_ways(
     )
 
     answer = {"msgtype": "m.text", "body": "Much better, thank you.\nSee you on Tuesday!"}
-    answer_id = await _sent(client, room, answer)
-    got = await staff_sync.wait_for(room, lambda evs: _received(evs, answer_id))
+    answer_id = await client.sent(room, answer)
+    got = await staff_sync.wait_for_event(room, answer_id)
     assert (got["sender"], got["content"]) == (client.user_id, answer)
     assert (await event(staff, room, answer_id))["content"] == answer
 
@@ -144,7 +134,7 @@ async def test_documents_and_photos_are_sent_and_downloaded_within_the_practice(
         "url": r.body["content_uri"],
         "info": {"mimetype": "application/pdf", "size": len(pdf)},
     }
-    document_id = await _sent(staff, room, document)
+    document_id = await staff.sent(room, document)
 
     png = sample_png(32, 24)
     r = await upload(client, png, "image/png", "photo.png")
@@ -155,7 +145,7 @@ async def test_documents_and_photos_are_sent_and_downloaded_within_the_practice(
         "url": r.body["content_uri"],
         "info": {"mimetype": "image/png", "size": len(png), "w": 32, "h": 24},
     }
-    photo_id = await _sent(client, room, photo)
+    photo_id = await client.sent(room, photo)
 
     # Each side receives the other's message as sent, and downloads the same bytes.
     assert (await event(client, room, document_id))["content"] == document
@@ -196,10 +186,10 @@ async def test_voice_note_plays_back_on_the_other_side(api: ApiClient, practice_
         "org.matrix.msc1767.audio": {"duration": 1500, "waveform": waveform},
         "org.matrix.msc3245.voice": {},
     }
-    voice_id = await _sent(client, room, voice)
+    voice_id = await client.sent(room, voice)
 
     staff_sync = Syncer(staff)
-    got = await staff_sync.wait_for(room, lambda evs: _received(evs, voice_id))
+    got = await staff_sync.wait_for_event(room, voice_id)
     assert got["content"] == voice
     assert "org.matrix.msc3245.voice" in got["content"]
     assert got["content"]["org.matrix.msc1767.audio"] == {"duration": 1500, "waveform": waveform}
@@ -215,8 +205,8 @@ async def test_reply_keeps_the_original_in_the_room_and_in_the_export(
     api: ApiClient, practice_id: str
 ) -> None:
     staff, client, room = await _chat(api, practice_id)
-    original_id = await _sent(
-        staff, room, {"msgtype": "m.text", "body": "Remember to drink enough water."}
+    original_id = await staff.sent(
+        room, {"msgtype": "m.text", "body": "Remember to drink enough water."}
     )
     reply = {
         "msgtype": "m.text",
@@ -229,7 +219,7 @@ async def test_reply_keeps_the_original_in_the_room_and_in_the_export(
         ),
         "m.relates_to": {"m.in_reply_to": {"event_id": original_id}},
     }
-    reply_id = await _sent(client, room, reply)
+    reply_id = await client.sent(room, reply)
 
     got = await event(staff, room, reply_id)
     assert got["content"] == reply
@@ -262,7 +252,7 @@ async def test_reactions_added_seen_removed_and_no_duplicates(
     api: ApiClient, practice_id: str
 ) -> None:
     staff, client, room = await _chat(api, practice_id)
-    message_id = await _sent(client, room, {"msgtype": "m.text", "body": "I walked 10k steps!"})
+    message_id = await client.say(room, "I walked 10k steps!")
 
     def reaction(key: str) -> dict[str, Any]:
         return {"m.relates_to": {"rel_type": "m.annotation", "event_id": message_id, "key": key}}
@@ -275,15 +265,15 @@ async def test_reactions_added_seen_removed_and_no_duplicates(
         assert r.status == 200, r.body
         return sorted((e["sender"], e["content"]["m.relates_to"]["key"]) for e in r.body["chunk"])
 
-    thumbs_id = await _sent(staff, room, reaction("👍"), "m.reaction")
+    thumbs_id = await staff.sent(room, reaction("👍"), "m.reaction")
     client_sync = Syncer(client)
-    got = await client_sync.wait_for(room, lambda evs: _received(evs, thumbs_id))
+    got = await client_sync.wait_for_event(room, thumbs_id)
     assert (got["type"], got["sender"], got["content"]) == (
         "m.reaction",
         staff.user_id,
         reaction("👍"),
     )
-    await _sent(client, room, reaction("❤️"), "m.reaction")
+    await client.sent(room, reaction("❤️"), "m.reaction")
     assert await reactions(staff) == sorted([(staff.user_id, "👍"), (client.user_id, "❤️")])
 
     # The same reaction twice is refused.
@@ -298,7 +288,7 @@ async def test_reactions_added_seen_removed_and_no_duplicates(
     assert gone["unsigned"]["redacted_because"]["sender"] == staff.user_id
     assert await reactions(client) == [(client.user_id, "❤️")]
     # ... and it may be added again afterwards.
-    await _sent(staff, room, reaction("👍"), "m.reaction")
+    await staff.sent(room, reaction("👍"), "m.reaction")
     assert await reactions(client) == sorted([(staff.user_id, "👍"), (client.user_id, "❤️")])
 
 
@@ -309,14 +299,14 @@ async def test_staff_pin_and_unpin_messages_clients_read_but_cannot_pin(
     api: ApiClient, practice_id: str
 ) -> None:
     staff, client, room = await _chat(api, practice_id)
-    plan_id = await _sent(staff, room, {"msgtype": "m.text", "body": "Your plan: 3 walks a week"})
-    other_id = await _sent(client, room, {"msgtype": "m.text", "body": "Got it"})
+    plan_id = await staff.say(room, "Your plan: 3 walks a week")
+    other_id = await client.say(room, "Got it")
 
     r = await _state(staff, room, "m.room.pinned_events", {"pinned": [plan_id]})
     assert r.status == 200, r.body
     pin_event = r.body["event_id"]
     client_sync = Syncer(client)
-    got = await client_sync.wait_for(room, lambda evs: _received(evs, pin_event))
+    got = await client_sync.wait_for_event(room, pin_event)
     assert (got["type"], got["state_key"], got["sender"]) == (
         "m.room.pinned_events",
         "",
@@ -343,14 +333,14 @@ async def test_staff_pin_and_unpin_messages_clients_read_but_cannot_pin(
 
 async def test_users_delete_their_own_messages_only(api: ApiClient, practice_id: str) -> None:
     staff, client, room = await _chat(api, practice_id)
-    staff_msg = await _sent(staff, room, {"msgtype": "m.text", "body": "Session moved to 5pm"})
-    mistake = await _sent(client, room, {"msgtype": "m.text", "body": "Wrong chat, sorry"})
+    staff_msg = await staff.say(room, "Session moved to 5pm")
+    mistake = await client.say(room, "Wrong chat, sorry")
 
     r = await _redact(client, room, mistake, reason="Sent by mistake")
     assert r.status == 200, r.body
     redaction_id = r.body["event_id"]
     staff_sync = Syncer(staff)
-    got = await staff_sync.wait_for(room, lambda evs: _received(evs, redaction_id))
+    got = await staff_sync.wait_for_event(room, redaction_id)
     assert (got["type"], got["redacts"], got["sender"]) == (
         "m.room.redaction",
         mistake,
@@ -364,7 +354,7 @@ async def test_users_delete_their_own_messages_only(api: ApiClient, practice_id:
     # Nobody deletes someone else's message: not the client, not the staff member.
     r = await _redact(client, room, staff_msg)
     assert (r.status, r.errcode) == (403, "M_FORBIDDEN"), r.body
-    other = await _sent(client, room, {"msgtype": "m.text", "body": "See you then"})
+    other = await client.say(room, "See you then")
     r = await _redact(staff, room, other)
     assert (r.status, r.errcode) == (403, "M_FORBIDDEN"), r.body
     assert (await event(client, room, staff_msg))["content"]["body"] == "Session moved to 5pm"
@@ -381,7 +371,7 @@ async def test_client_receipts_reach_staff_and_staff_read_privately(
     staff_sync, client_sync = Syncer(staff), Syncer(client)
     await staff_sync.poll()
     await client_sync.poll()
-    plan_id = await _sent(staff, room, {"msgtype": "m.text", "body": "Your plan is ready"})
+    plan_id = await staff.say(room, "Your plan is ready")
     (item,) = [m for m in (await _chat_item(api, staff, room))["members"] if m["kind"] == "client"]
     assert item["last_read_ts"] is None
 
@@ -401,7 +391,7 @@ async def test_client_receipts_reach_staff_and_staff_read_privately(
     assert await eventually(last_read) == receipt["ts"]
 
     # Staff read privately: their unread state clears, the client sees no receipt of theirs.
-    question_id = await _sent(client, room, {"msgtype": "m.text", "body": "Any tips?"})
+    question_id = await client.say(room, "Any tips?")
 
     async def unread() -> bool:
         return bool((await _chat_item(api, staff, room))["unread"])
@@ -414,8 +404,8 @@ async def test_client_receipts_reach_staff_and_staff_read_privately(
     )
     assert own["event_id"] == question_id  # only the staff member's own sync carries it
 
-    answer_id = await _sent(staff, room, {"msgtype": "m.text", "body": "Sleep well."})
-    await client_sync.wait_for(room, lambda evs: _received(evs, answer_id))
+    answer_id = await staff.say(room, "Sleep well.")
+    await client_sync.wait_for_event(room, answer_id)
     seen = client_sync.events(room, "ephemeral")
     assert receipts_of(seen, "m.read") == {client.user_id: receipt}
     assert staff.user_id not in receipts_of(seen, "m.read.private")
@@ -475,12 +465,12 @@ async def test_primary_answers_a_family_members_chat_and_staff_see_who_it_is_abo
     room = r.body["chat_id"]
 
     question = {"msgtype": "m.text", "body": "How is Leo sleeping this week?"}
-    question_id = await _sent(staff, room, question)
+    question_id = await staff.sent(room, question)
     parent_sync = Syncer(parent)
-    got = await parent_sync.wait_for(room, lambda evs: _received(evs, question_id))
+    got = await parent_sync.wait_for_event(room, question_id)
     assert got["content"] == question
     answer = {"msgtype": "m.text", "body": "Much better since Monday."}
-    answer_id = await _sent(parent, room, answer)
+    answer_id = await parent.sent(room, answer)
     got = await event(staff, room, answer_id)
     assert (got["sender"], got["content"]) == (parent.user_id, answer)
 
