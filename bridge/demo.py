@@ -3,8 +3,9 @@
 Seeding goes through :class:`DirectoryService`, as the provisioning API does, so a second run
 updates the same records instead of failing; every run mints a fresh session for each person
 with an account, and issues each team member a fresh Matrix app password (the previous run's
-stops working), for Element and the other standard Matrix apps. The family's sub-record gets no
-account: its primary answers for it.
+stops working), for Element and the other standard Matrix apps. The owner's chats are opened
+(again: the same ones) so that an app shows them under their names at once. The family's
+sub-record gets no account: its primary answers for it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.chats.actors import resolve_actor
+from bridge.chats.service import ChatService
 from bridge.directory import DirectoryService, Role, SessionGrant
 from bridge.directory.applogin import AppLogin, AppLoginService
 
@@ -52,11 +55,20 @@ def _role_of_client(client_id: str) -> str:
     return f"client, family primary of {', '.join(members)}" if members else "client"
 
 
+# The owner's chats: 1:1 with these clients (a family member's included), and one group.
+OWNER_DIRECT = ("alex", "robin")
+GROUP_NAME = "Tuesday group"
+GROUP_CLIENTS = ["sam", "morgan"]
+
+
 async def seed_demo(
-    directory: DirectoryService, app_logins: AppLoginService | None = None
+    directory: DirectoryService,
+    app_logins: AppLoginService | None = None,
+    chats: ChatService | None = None,
 ) -> list[DemoLogin]:
     """Create or update the demo practice and return a fresh session for each of its accounts
-    (with ``app_logins``, and a Matrix app password for each team member)."""
+    (with ``app_logins``, and a Matrix app password for each team member; with ``chats``, the
+    owner's chats opened)."""
     await directory.put_practice(PRACTICE_ID, PRACTICE_NAME, PLAN, TIMEZONE, ACTOR)
     for staff_id, name, role in STAFF:
         await directory.put_staff(
@@ -73,6 +85,8 @@ async def seed_demo(
             family_primary_id=primary,
             actor=ACTOR,
         )
+    if chats is not None:
+        await _owner_chats(directory, chats)
     logins = []
     for staff_id, name, role in STAFF:
         grant = await directory.mint_staff_session(PRACTICE_ID, staff_id, ACTOR)
@@ -87,6 +101,20 @@ async def seed_demo(
             mint = _minter(directory.mint_client_session, client_id)
             logins.append(DemoLogin(name, _role_of_client(client_id), grant, mint))
     return logins
+
+
+async def _owner_chats(directory: DirectoryService, chats: ChatService) -> None:
+    owner_id = STAFF[0][0]
+    owner = await resolve_actor(
+        directory.store, directory.mapper.user_id("staff", PRACTICE_ID, owner_id)
+    )
+    for client_id in OWNER_DIRECT:
+        await chats.start_direct(
+            owner, client_id=client_id, staff_id=None, chat_id=None, create_new=False
+        )
+    mine = await chats.chats.for_member(PRACTICE_ID, "staff", [owner_id])
+    if not any(c.kind == "group" and c.name == GROUP_NAME for c in mine):
+        await chats.create_group(owner, GROUP_NAME, GROUP_CLIENTS, [])
 
 
 def _minter(

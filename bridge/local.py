@@ -491,7 +491,7 @@ async def _serve(
             from bridge.demo import format_logins, seed_demo
 
             try:
-                seeding = seed_demo(bridge.directory, bridge.app_logins)
+                seeding = seed_demo(bridge.directory, bridge.app_logins, bridge.chats)
                 _, logins = await _unless_stopped(seeding, stop)
             except Exception as e:
                 log.error("Seeding the demo practice failed: %s", e, exc_info=True)

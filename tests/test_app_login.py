@@ -405,16 +405,22 @@ async def test_the_demo_prints_each_team_members_matrix_app_sign_in(
     """`make run DEMO=1` prints what a person types into Element: it signs in."""
     from bridge.demo import STAFF, format_logins, seed_demo
 
-    logins = await seed_demo(bridge.directory, bridge.app_logins)
+    logins = await seed_demo(bridge.directory, bridge.app_logins, bridge.chats)
     printed = format_logins(logins, homeserver.url)
     staff = [login for login in logins if login.app is not None]
     assert [login.name for login in staff] == [name for _, name, _ in STAFF]
-    for login in staff:
+    for login in reversed(staff):  # the owner last: their app is looked at below
         assert login.app is not None
         for line in (login.app.homeserver, login.app.username, login.app.password):
             assert line in printed
         app = await apps.sign_in(login.app.username, login.app.password)
         assert (await app.whoami()).user_id == login.app.user_id
+    # The owner's app shows their chats under their names; a second run opens the same ones.
+    names = {await _room_name(app, room) for room in await app.get_joined_rooms()}
+    assert {"Alex Moreau", "Robin Lee (family of Morgan Lee)", "Tuesday group"} <= names
+    again = await seed_demo(bridge.directory, bridge.app_logins, bridge.chats)
+    rooms = await bridge.chat_store.for_member("demo", "staff", ["dana"])
+    assert len(rooms) == 3 and len(again) == len(logins)
 
 
 def test_the_documented_single_sign_on_maps_staff_onto_their_accounts(
