@@ -314,6 +314,11 @@ async def test_an_edit_cannot_turn_a_message_into_something_else(
     edit["msgtype"] = "m.text"
     r = await client.send(room, edit)
     await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+    # A new content whose msgtype is no string at all is refused the same way, not a 500.
+    mark = _mark()
+    edit = _edit(original, {"msgtype": ["m.text"], "body": mark}) | {"msgtype": "m.text"}
+    r = await client.send(room, edit)
+    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
 
 
 # -- the length limit counts what the client wrote -------------------------------------------

@@ -22,16 +22,15 @@ REDACTION = "m.room.redaction"
 
 # The allow-list. Read receipts and typing notices are not room events and always pass.
 EVENT_TYPES = frozenset({MESSAGE, REACTION, REDACTION})
-MSGTYPES = frozenset({"m.text", "m.image", "m.file", "m.audio", "m.video"})
-# Notices are what automated senders write: staff may send them (integrations, Element's
-# commands), clients have none.
-STAFF_MSGTYPES = MSGTYPES | {"m.notice"}
 # Media messages; their body is a caption only when a separate file name is given (spec:
 # m.image etc.).
 MEDIA_MSGTYPES = frozenset({"m.image", "m.file", "m.audio", "m.video"})
+MSGTYPES = MEDIA_MSGTYPES | {"m.text"}
+# Notices are what automated senders write: staff may send them (integrations, Element's
+# commands), clients have none.
+STAFF_MSGTYPES = MSGTYPES | {"m.notice"}
 
 _EDIT_FALLBACK = "* "
-_HTML = "org.matrix.custom.html"
 # Attributes whose text a client shows (a tooltip, an image's stand-in).
 _SHOWN_ATTRIBUTES = frozenset({"title", "alt"})
 
@@ -45,13 +44,16 @@ def off_the_list(event_type: str, content: Any, *, staff: bool) -> dict[str, Any
         return None
     allowed = STAFF_MSGTYPES if staff else MSGTYPES
     for part in _contents(content):
-        msgtype = part.get("msgtype")
+        msgtype = msgtype_of(part)
         if msgtype not in allowed:
-            return {
-                "event_type": event_type,
-                "msgtype": msgtype if isinstance(msgtype, str) else None,
-            }
+            return {"event_type": event_type, "msgtype": msgtype}
     return None
+
+
+def msgtype_of(content: Any) -> str | None:
+    """A message's ``msgtype``, or None when it has none that is a string."""
+    msgtype = content.get("msgtype") if isinstance(content, Mapping) else None
+    return msgtype if isinstance(msgtype, str) else None
 
 
 def written_length(event_type: str, content: Any) -> int:
@@ -130,7 +132,7 @@ def _texts(content: Any, *, reply: bool, edit: bool) -> Iterator[str]:
 
 def _is_file_name(content: Mapping[str, Any], body: str) -> bool:
     """Whether a media message's body is the file's name rather than a caption."""
-    if content.get("msgtype") not in MEDIA_MSGTYPES:
+    if msgtype_of(content) not in MEDIA_MSGTYPES:
         return False
     filename = content.get("filename")
     return not isinstance(filename, str) or filename == body

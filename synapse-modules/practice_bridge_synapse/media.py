@@ -73,7 +73,7 @@ from synapse.module_api.errors import SynapseError
 from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
-from .content import MEDIA_MSGTYPES
+from .content import MEDIA_MSGTYPES, msgtype_of
 from .errors import Codes
 from .metrics import refused
 from .names import MEDIA_PROBE_PATH, MODULE_NAME
@@ -411,7 +411,7 @@ class PracticeMedia:
     ) -> None:
         if not isinstance(content, Mapping):
             return
-        if not sticker and content.get("msgtype") not in MEDIA_MSGTYPES:
+        if not sticker and msgtype_of(content) not in MEDIA_MSGTYPES:
             return
         info = content.get("info")
         info = info if isinstance(info, Mapping) else {}
