@@ -332,6 +332,10 @@ async def test_a_short_body_does_not_carry_a_long_formatted_body(
     r = await client.send(room, _html("hi", f"<b>{mark}</b>"))
     await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
     assert r.body["max_length"] == LIMIT
+    # Markup no parser reads is counted whole, never a server error.
+    mark = _mark(LIMIT + 1)
+    r = await client.send(room, _html("hi", f"<![{mark}"))
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
     # Markup is not text: a formatted body of exactly LIMIT visible characters passes, and
     # entities count as the one character they show.
     at_limit = _mark(LIMIT - 1)

@@ -98,10 +98,14 @@ def strip_reply_fallback(body: str) -> str:
 
 def visible_text(html: str, *, reply: bool) -> str:
     """The text a formatted body shows: no markup, entities as the character they stand for,
-    shown attributes (titles, image stand-ins) included; a reply's ``<mx-reply>`` left out."""
+    shown attributes (titles, image stand-ins) included; a reply's ``<mx-reply>`` left out.
+    Markup the parser cannot read (a broken ``<![...``) is all text: counted whole."""
     parser = _VisibleText(skip_reply=reply)
-    parser.feed(html)
-    parser.close()
+    try:
+        parser.feed(html)
+        parser.close()
+    except AssertionError:  # html.parser's way of refusing some declarations
+        return html
     return "".join(parser.parts)
 
 
