@@ -19,6 +19,7 @@ from mautrix.types import RoomID, UserID
 
 from bridge.chats.layout import create_room_body
 from bridge.errors import Codes, PracticeError
+from bridge.ports import MemberProfile
 
 log = logging.getLogger("practice.rooms")
 _V3 = "/_matrix/client/v3"
@@ -99,12 +100,24 @@ class SynapseRooms:
             Method.POST, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/unban"), {"user_id": user_id}
         )
 
-    async def joined_members(self, room_id: RoomID) -> set[UserID]:
+    async def joined_members(self, room_id: RoomID) -> dict[UserID, MemberProfile]:
         """GET /rooms/{roomId}/joined_members as the bot (spec: Room membership)."""
         resp = await self._bot().request(
             Method.GET, PathBuilder(f"{_V3}/rooms/{_q(room_id)}/joined_members")
         )
-        return {UserID(user) for user in resp.get("joined") or {}}
+        return {
+            UserID(user): MemberProfile(member.get("display_name"), member.get("avatar_url"))
+            for user, member in (resp.get("joined") or {}).items()
+        }
+
+    async def set_member_name(self, room_id: RoomID, user_id: UserID, name: str) -> None:
+        """PUT /rooms/{roomId}/state/m.room.member/{userId} as the user (spec: Room
+        membership): their own join again, with the name and without a picture."""
+        await self._as(user_id).request(
+            Method.PUT,
+            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/state/m.room.member/{_q(user_id)}"),
+            {"membership": "join", "displayname": name},
+        )
 
     async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
         """POST /rooms/{roomId}/leave then /forget as the user (spec: Leaving rooms)."""

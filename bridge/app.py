@@ -134,7 +134,7 @@ class Bridge:
         )
         self.pipeline.add_handler(self.rules)
         self.membership = MembershipRepair(
-            self.chats, self.chat_store, self.rooms, self.audit, self.mapper
+            self.chats, self.chat_store, self.rooms, self.homeserver, self.audit, self.mapper
         )
         self.pipeline.add_handler(self.membership)
         self.module_active = False  # the Synapse module answered the start-up probe

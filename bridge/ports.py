@@ -15,6 +15,12 @@ class MatrixSession:
     device_id: str
 
 
+@dataclass(frozen=True)
+class MemberProfile:
+    displayname: str | None
+    avatar_url: str | None
+
+
 class Homeserver(Protocol):
     base_url: str
 
@@ -66,8 +72,13 @@ class Rooms(Protocol):
 
     async def unban(self, room_id: RoomID, user_id: UserID) -> None: ...
 
-    async def joined_members(self, room_id: RoomID) -> set[UserID]:
-        """Who is joined to the room now, as the bot sees it."""
+    async def joined_members(self, room_id: RoomID) -> dict[UserID, MemberProfile]:
+        """Who is joined to the room now, with the name and picture it shows, as the bot
+        sees it."""
+
+    async def set_member_name(self, room_id: RoomID, user_id: UserID, name: str) -> None:
+        """The user's member event in the room, as the user: joined, with ``name`` and no
+        picture."""
 
     async def leave_and_forget(self, room_id: RoomID, user_id: UserID) -> None:
         """The user leaves the room and forgets it: it vanishes from their view."""

@@ -74,5 +74,33 @@ async def test_a_name_changed_in_the_directory_reaches_the_chats(
     await eventually(lambda: _is(_seen(client, room, staff.user_id), renamed), timeout=30)
 
 
+async def test_a_name_set_in_one_chat_behind_the_bridges_back_gives_way(
+    api: ApiClient, bridge: Any, homeserver: HomeserverInfo, practice_id: str
+) -> None:
+    """A member event with another name and a picture, sent for the client through the
+    appservice (as the bridge's token could, or the client while the module was not loaded):
+    the bridge sees it and gives the chat the directory's name again."""
+    await api.setup_practice(practice_id, clients=("c1",), staff=(("s1", "practitioner"),))
+    staff = await api.session_for(practice_id, staff_id="s1")
+    client = await api.session_for(practice_id, client_id="c1")
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
+    assert r.status == 201, r.body
+    room = str(r.body["chat_id"])
+    member = f"{V3}/rooms/{quote(room)}/state/m.room.member/{quote(client.user_id)}"
+    r = await _as_bot(
+        homeserver,
+        "PUT",
+        f"{member}?user_id={quote(client.user_id)}",
+        {
+            "membership": "join",
+            "displayname": "Staff s1 (your practitioner)",
+            "avatar_url": "mxc://practice.test/someavatar",
+        },
+    )
+    assert r.status == 200, r.body
+    wanted = ("Client c1", None, "Client c1")
+    await eventually(lambda: _is(_seen(staff, room, client.user_id), wanted), timeout=30)
+
+
 async def _is(seen: Any, wanted: tuple[Any, ...]) -> bool:
     return bool(await seen == wanted)

@@ -7,7 +7,9 @@ as the bot. The bridge then puts the room back in line with its records, at star
 and whenever it sees a portal user's membership end (a ``leave`` or ``ban`` event through the
 pipeline): each account the records put in the chat and that is not joined is invited again
 (unbanned first) and joined through the appservice. Every repair is logged (room and user ids,
-never names) and audited.
+never names) and audited. Names follow the same way: a member whose name or picture in the
+room is not the directory's (a join over a join with another profile is noted like a leave)
+gets the directory's name, in their profile and in that room.
 
 The bridge's own removals are never undone, because the records say them first: a family member
 moved to another primary, a client whose direct chat access was turned off, a deleted chat, a
@@ -22,6 +24,7 @@ noted just before a crash is covered by the sweep at the next start.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from mautrix.types import RoomID, UserID
 from mautrix.util.async_db import Connection
@@ -30,7 +33,7 @@ from bridge.audit import AuditLog
 from bridge.background import BackgroundLoop
 from bridge.events import QueuedEvent
 from bridge.identity import IdentityMapper
-from bridge.ports import Rooms
+from bridge.ports import Homeserver, MemberProfile, Rooms
 
 from .service import ChatService
 from .store import ChatStore
@@ -40,18 +43,32 @@ log = logging.getLogger("practice.membership")
 _GONE = frozenset({"leave", "ban"})
 
 
+def _profile_changed(payload: dict[str, Any]) -> bool:
+    """A join over a join with another name or picture (Synapse's ``prev_content``)."""
+    unsigned = payload.get("unsigned")
+    prev = unsigned.get("prev_content") if isinstance(unsigned, dict) else None
+    content = payload.get("content")
+    if not isinstance(prev, dict) or not isinstance(content, dict):
+        return False
+    if prev.get("membership") != "join":
+        return False
+    return any(prev.get(key) != content.get(key) for key in ("displayname", "avatar_url"))
+
+
 class MembershipRepair:
     def __init__(
         self,
         service: ChatService,
         store: ChatStore,
         rooms: Rooms,
+        homeserver: Homeserver,
         audit: AuditLog,
         mapper: IdentityMapper,
     ) -> None:
         self.service = service
         self.store = store
         self.rooms = rooms
+        self.homeserver = homeserver
         self.audit = audit
         self.mapper = mapper
         self._noted: set[str] = set()
@@ -67,7 +84,9 @@ class MembershipRepair:
         content = payload.get("content")
         membership = content.get("membership") if isinstance(content, dict) else None
         target = payload.get("state_key")
-        if membership in _GONE and isinstance(target, str) and self.mapper.parse(target):
+        if not isinstance(target, str) or self.mapper.parse(target) is None:
+            return
+        if membership in _GONE or (membership == "join" and _profile_changed(payload)):
             self._noted.add(ev.room_id)
             self._loop.notify()
 
@@ -105,8 +124,9 @@ class MembershipRepair:
         return repaired
 
     async def repair_room(self, room_id: RoomID) -> list[UserID]:
-        """Invite and join every account the records put in the chat and the room lacks;
-        return them."""
+        """Invite and join every account the records put in the chat and the room lacks, and
+        give every member there the directory's name (and no picture); return who was put
+        back."""
         async with self.service.room_lock(room_id):
             chat = await self.store.get(room_id)
             if chat is None:
@@ -132,4 +152,27 @@ class MembershipRepair:
                     room_id,
                     {"user_id": user, "was": was},
                 )
+            for user, profile in joined.items():
+                await self._repair_name(room_id, user, profile)
             return missing
+
+    async def _repair_name(self, room_id: RoomID, user: UserID, profile: MemberProfile) -> None:
+        name = await self._directory_name(user)
+        if not name or (profile.displayname == name and not profile.avatar_url):
+            return
+        # The profile first (Synapse carries it into the user's other chats), then this chat.
+        await self.homeserver.ensure_user(user, name)
+        await self.rooms.set_member_name(room_id, user, name)
+        log.warning("Repaired the name of %s in %s: the directory's again", user, room_id)
+
+    async def _directory_name(self, user: UserID) -> str | None:
+        """The name the directory gives the account, None for anyone else."""
+        who = self.mapper.parse(user)
+        if who is None:
+            return None
+        store = self.service.directory
+        if who.kind == "staff":
+            staff = await store.get_staff(who.practice_id, who.local_id)
+            return staff.name if staff is not None else None
+        client = await store.get_client(who.practice_id, who.local_id)
+        return client.name if client is not None else None
