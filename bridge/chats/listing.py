@@ -23,6 +23,7 @@ from .userstate import UserStateMirror, hidden, unread
 log = logging.getLogger("practice.chatlist")
 ChatFilter = Literal["all", "unread", "pinned"]
 FILTERS: tuple[ChatFilter, ...] = ("all", "unread", "pinned")
+_FILTER_NAMED: dict[str, ChatFilter] = {name: name for name in FILTERS}
 CHATS_PAGE = 50  # chats on a page unless the caller asks for another number
 CHATS_PAGE_MAX = 1000
 # (user, {chat: read mark}) -> {chat: messages from others after the mark}
@@ -381,7 +382,7 @@ class ChatDirectory:
 
 def _view(view: str) -> tuple[ChatFilter, bool]:
     chat_filter, hidden_too = view.split(":")
-    return chat_filter, hidden_too == "1"  # type: ignore[return-value]
+    return _FILTER_NAMED[chat_filter], hidden_too == "1"
 
 
 def _ref(chat: Chat) -> dict[str, Any]:
