@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print this homeserver.yaml ('-': read from stdin) with the lines merged in: "
         "added to its lists, the bridge's earlier entries replaced, the rest kept",
     )
+    snippet.add_argument(
+        "--recommended",
+        action="store_true",
+        help="with --merge: also set the recommended privacy settings (registration, presence, "
+        "URL previews and federation off; docs/admin.md)",
+    )
     local = sub.add_parser("local", help="run a local Synapse and the bridge (make run)")
     local.add_argument("--data", default="data", help="folder for configs and databases")
     local.add_argument("--demo", action="store_true", help="seed a demo practice")
@@ -195,6 +201,7 @@ def _registration(args: argparse.Namespace) -> int:
         registration_mismatches,
         snippet_entries,
     )
+    from registration.hardening import RECOMMENDED
     from registration.homeserver import merge_homeserver_config
 
     def fail(message: str) -> int:
@@ -233,6 +240,8 @@ def _registration(args: argparse.Namespace) -> int:
                 + "; ".join(mismatches)
                 + ". `generate-registration --force` writes a new one."
             )
+    if args.command == "snippet" and args.recommended and not args.merge:
+        return fail("--recommended goes with --merge HOMESERVER_YAML")
     if args.command == "snippet" and args.merge:
         try:
             if args.merge == "-":
@@ -240,7 +249,10 @@ def _registration(args: argparse.Namespace) -> int:
             else:
                 with open(args.merge) as f:
                     text = f.read()
-            merged = merge_homeserver_config(text, snippet_entries(config, synapse_copy))
+            entries = snippet_entries(config, synapse_copy)
+            if args.recommended:
+                entries = {**RECOMMENDED, **entries}
+            merged = merge_homeserver_config(text, entries)
         except OSError as e:
             return fail(f"cannot read {args.merge}: {e.strerror}")
         except (ValueError, YAMLError) as e:

@@ -180,7 +180,7 @@ SNIPPET_HEADER = """\
 # The profile settings below show a user's name only to signed-in users who share a room
 # with them (docs/admin.md#privacy-of-the-directory); the bridge checks them at start.
 # The modules run in Synapse's Python environment: pip install the practice-bridge-synapse
-# package there (the synapse-module folder of practice-bridge).
+# package there (the synapse-modules folder of practice-bridge).
 """
 
 

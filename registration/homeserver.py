@@ -25,6 +25,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from bridge.privacy import SYNAPSE_SETTINGS as PRIVACY_SETTINGS
 
+from .hardening import RECOMMENDED
 from .processes import ChildProcess, ProcessGroup
 
 
@@ -126,18 +127,14 @@ def write_homeserver_config(
         "registration_shared_secret": secrets.token_urlsafe(32),
         "macaroon_secret_key": secrets.token_urlsafe(32),
         "form_secret": secrets.token_urlsafe(32),
-        "enable_registration": False,
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
-        "federation_domain_whitelist": [],
         "app_service_config_files": (
             [str(Path(registration_path).resolve())] if registration_path else []
         ),
         "modules": module if isinstance(module, list) else [module] if module else [],
-        "presence": {"enabled": False},
-        "url_preview_enabled": False,
         "enable_metrics": True,
-        "allow_public_rooms_over_federation": False,
+        **RECOMMENDED,
     }
     config.update(LOGIN_RATE_LIMITS)
     if private:

@@ -37,6 +37,7 @@ from registration.processes import ProcessGroup
 from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 from tests.clients import ApiClient, HomeserverInfo
 from tests.postgres import postgres_schema
+from tests.synapse_env import synapse_only_environment
 
 PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 REDIS_ENV = "PRACTICE_BRIDGE_TEST_REDIS"
@@ -145,6 +146,14 @@ def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hom
         domain=f"workers-{uuid.uuid4().hex[:8]}.test",
     ) as hs:
         yield hs
+
+
+@pytest.fixture(scope="session")
+def synapse_only() -> Iterator[tuple[Path, set[str]]]:
+    """A fresh environment with matrix-synapse alone (tests/synapse_env.py): its interpreter
+    and the distributions in it."""
+    with synapse_only_environment() as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

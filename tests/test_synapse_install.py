@@ -5,16 +5,12 @@ environment.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
-import sys
 import uuid
-import venv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -37,6 +33,7 @@ from tests.clients import (
 )
 from tests.conftest import bridge_config, synapse_process
 from tests.media import upload, windows_program
+from tests.synapse_env import distributions, pip
 
 # The back-off's ceiling for this test: a minute scaled down to a second, so that the test sees
 # the schedule settle at its ceiling within seconds. What it shows holds for any ceiling: the
@@ -143,7 +140,7 @@ async def test_synapse_before_the_bridge_waits_quietly_then_promotes_the_bot(
 
 # -- the modules' package alone in Synapse's environment ---------------------------------------
 # Expensive (about a minute on a quiet machine, mostly pip installing matrix-synapse from its
-# cache into a fresh environment): one environment for the test session.
+# cache into a fresh environment): one environment for the test session (tests/synapse_env.py).
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_MODULE = '''
@@ -169,40 +166,6 @@ class Other:
 '''
 
 
-def _pip(python: Path, *args: str) -> str:
-    """This environment's pip, working on another environment (which needs no pip of its own)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def _distributions(python: Path) -> set[str]:
-    listed = json.loads(_pip(python, "list", "--format", "json"))
-    return {str(d["name"]).lower().replace("_", "-") for d in listed}
-
-
-@pytest.fixture(scope="session")
-def synapse_only(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
-    """A fresh environment with matrix-synapse (this environment's version) and nothing else:
-    its interpreter and the distributions in it."""
-    env = tmp_path_factory.mktemp("synapse-env")
-    venv.create(env, with_pip=False)
-    python = env / "bin" / "python"
-    _pip(
-        python,
-        "install",
-        "--quiet",
-        "--no-compile",
-        f"matrix-synapse=={version('matrix-synapse')}",
-    )
-    return python, _distributions(python)
-
-
 @dataclass
 class Merged:
     """Synapse from the environment with the modules' package alone, on a homeserver.yaml that
@@ -221,8 +184,8 @@ def merged_synapse(synapse_only: tuple[Path, set[str]], tmp_path: Path) -> Itera
         tmp_path / "synapse-modules",
         ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
     )
-    _pip(python, "install", "--quiet", "--no-compile", str(source))
-    installed = _distributions(python)
+    pip(python, "install", "--quiet", "--no-compile", str(source))
+    installed = distributions(python)
     assert installed - synapse_alone == {"practice-bridge-synapse"}
     assert not {"practice-bridge", "aiohttp", "mautrix", "asyncpg", "ruamel-yaml"} & installed
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
