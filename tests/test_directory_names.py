@@ -7,8 +7,11 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
+
+pytestmark = pytest.mark.synapse_workers
 
 V3 = "/_matrix/client/v3"
 

@@ -23,6 +23,10 @@ from registration.homeserver import read_homeserver_config, write_homeserver_con
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply
 from tests.conftest import bridge_config, synapse_process
 
+# make run WORKERS=1 writes the same homeserver.yaml for every process: profiles stay private
+# whichever worker answers.
+pytestmark = pytest.mark.synapse_workers
+
 
 async def _anonymous(homeserver: HomeserverInfo, path: str) -> Reply:
     async with aiohttp.ClientSession() as session:

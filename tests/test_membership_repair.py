@@ -10,12 +10,15 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
 from tests.conftest import bridge_config
+
+pytestmark = pytest.mark.synapse_workers
 
 V3 = "/_matrix/client/v3"
 
