@@ -127,6 +127,8 @@ def _drop(psql: list[str], db: str, users: list[str]) -> None:
         subprocess.run(["userdel", user], capture_output=True, timeout=60)
 
 
+# pip installs the bridge, maybe the Synapse environment too: minutes on a loaded machine.
+@pytest.mark.timeout(900)
 def test_the_guide_runs_as_written(synapse_only: tuple[Path, set[str]], root_dir: Path) -> None:
     dsn = os.environ.get(PG_ENV)
     if not dsn:

@@ -241,6 +241,8 @@ def merged_synapse(synapse_only: tuple[Path, set[str]], tmp_path: Path) -> Itera
         yield Merged(hs, other_token)
 
 
+# The first use of the Synapse-only environment builds it: minutes on a loaded machine.
+@pytest.mark.timeout(900)
 async def test_the_modules_package_alone_in_synapses_environment(
     merged_synapse: Merged, tmp_path: Path
 ) -> None:
