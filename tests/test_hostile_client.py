@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from practice_bridge_synapse.content import FILE_NAME_MAX
 from tests.clients import LIMIT, ApiClient, MatrixClient, Reply, chat_with_limit, eventually
 from tests.media import sample_png, upload
 
@@ -364,6 +365,25 @@ async def test_a_caption_counts_plain_or_formatted(
         media
         | {"body": "ok", "format": "org.matrix.custom.html", "formatted_body": f"<i>{mark}</i>"},
     )
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+
+
+async def test_a_file_name_is_free_up_to_what_file_systems_keep_then_counts_whole(
+    chat: tuple[MatrixClient, MatrixClient, str],
+) -> None:
+    owner, client, room = chat
+    r = await upload(client, sample_png(), "image/png", "results.png")
+    assert r.status == 200, r.body
+    media = {"msgtype": "m.file", "url": r.body["content_uri"]}
+    # A real file's name, longer than the limit, is a name and passes.
+    r = await client.send(room, media | {"body": "lab-results-" + "x" * 80 + ".png"})
+    assert r.status == 200, r.body
+    # A "name" longer than any file system keeps is text: in the body or in filename.
+    mark = _mark(FILE_NAME_MAX + 1)
+    r = await client.send(room, media | {"body": mark})
+    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    mark = _mark(FILE_NAME_MAX + 1)
+    r = await client.send(room, media | {"body": "ok", "filename": mark})
     await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
 
 

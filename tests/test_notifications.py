@@ -814,3 +814,21 @@ def test_redacted_messages_and_attachments_as_emails_show_them() -> None:
     }
     view = message_view("Sam", image)
     assert view is not None and (view.attachment, view.text) == ("rash.jpg", "Look at this")
+
+
+def test_a_reply_in_an_email_is_what_was_typed_not_the_quoted_original() -> None:
+    reply = {
+        "type": "m.room.message",
+        "origin_server_ts": 1,
+        "content": {
+            "msgtype": "m.text",
+            "body": "> <@dana:example.org> Drink water\n> every day\n\nThanks, will do!",
+            "m.relates_to": {"m.in_reply_to": {"event_id": "$original"}},
+        },
+    }
+    view = message_view("Sam", reply)
+    assert view is not None and view.text == "Thanks, will do!"
+    # A message that only looks like a quote is shown as written.
+    quote = {"type": "m.room.message", "origin_server_ts": 1, "content": {"body": "> a quote"}}
+    view = message_view("Sam", quote | {"content": {"msgtype": "m.text", "body": "> a quote"}})
+    assert view is not None and view.text == "> a quote"

@@ -18,6 +18,8 @@ from email.utils import format_datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from practice_bridge_synapse.content import is_reply, strip_reply_fallback
+
 MAX_TEXT = 4000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
@@ -96,7 +98,7 @@ def message_view(sender_name: str, event: dict[str, Any]) -> MessageView | None:
     elif content.get("msgtype") == "m.location":
         view.text = "(a location)"
     elif body is not None:
-        view.text = body_text(body)
+        view.text = body_text(strip_reply_fallback(body) if is_reply(content) else body)
     else:
         return None
     return view

@@ -5,7 +5,8 @@ the product uses; anything else a portal user sends into a practice chat is refu
 a client's message is held to is what the client wrote, wherever it is written: ``body``
 without a reply's quoted fallback, ``formatted_body`` as the text it shows without its
 ``<mx-reply>`` block, captions of files and media, the new content of edits, reaction keys and
-redaction reasons.
+redaction reasons. A file's name is not counted up to ``FILE_NAME_MAX`` characters (the longest
+name file systems keep); a longer one counts whole, so a name cannot carry a message.
 
 Standard library only: the Synapse module imports it.
 """
@@ -30,6 +31,8 @@ MSGTYPES = MEDIA_MSGTYPES | {"m.text"}
 # commands), clients have none.
 STAFF_MSGTYPES = MSGTYPES | {"m.notice"}
 
+# The longest file name counted as a name rather than as text the sender wrote.
+FILE_NAME_MAX = 255
 _EDIT_FALLBACK = "* "
 # Attributes whose text a client shows (a tooltip, an image's stand-in).
 _SHOWN_ATTRIBUTES = frozenset({"title", "alt"})
@@ -123,8 +126,14 @@ def _contents(content: Any) -> Iterator[Mapping[str, Any]]:
 def _texts(content: Any, *, reply: bool, edit: bool) -> Iterator[str]:
     if not isinstance(content, Mapping):
         return
+    filename = content.get("filename")
+    if isinstance(filename, str) and len(filename) > FILE_NAME_MAX:
+        yield filename
     body = content.get("body")
-    if isinstance(body, str) and not _is_file_name(content, body):
+    if isinstance(body, str) and _is_file_name(content, body):
+        if len(body) > FILE_NAME_MAX:
+            yield body
+    elif isinstance(body, str):
         if reply:
             body = strip_reply_fallback(body)
         yield body.removeprefix(_EDIT_FALLBACK) if edit else body
