@@ -27,7 +27,7 @@ ROW_OF = {
     # Also the row's start when chromium is missing and it measured nothing.
     "messenger": "messenger: Messages page opened -> chat list on screen",
     "module": "client message send through Synapse",
-    "scale": "scale, SQLite: GET /chats p99",
+    "scale": "scale, SQLite: GET /chats first screen",
 }
 # And what else a bench's table must hold (anywhere in a row).
 ALSO = {
