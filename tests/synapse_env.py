@@ -1,8 +1,9 @@
 """A fresh Python environment with matrix-synapse and nothing else, as a Synapse host has it:
 for the tests that install the modules' package there (test_synapse_install) and run the
-admin guide (test_admin_guide). Built once per test session from pip's cache (about a minute),
-from the system's Python where there is one (a service user cannot run one under /root, as a
-pyenv is), in a folder every user may enter, since the guide runs Synapse as a user of its own.
+admin guide (test_admin_guide). Built once per test session from pip's cache (10 s quiet, a
+minute and more under load), from the system's Python where there is one (a service user
+cannot run one under /root, as a pyenv is), in a folder every user may enter, since the guide
+runs Synapse as a user of its own.
 """
 
 from __future__ import annotations

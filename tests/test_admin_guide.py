@@ -9,8 +9,10 @@ function for each ``sh ci:NAME`` block, which the guide shows for systemd (``res
 installs, the config, registration, merge, ``check``, the bridge running as its own user and
 the shared secret read back, is the guide's own text.
 
-Expensive: about two minutes, mostly pip installing the bridge into a fresh environment. Needs
-root (useradd, runuser) and PostgreSQL (PRACTICE_BRIDGE_TEST_POSTGRES); skipped otherwise.
+Expensive: about 20 s on a quiet machine (half of it pip installing the bridge into a fresh
+environment from its cache), three minutes under heavy load; each step prints the second it
+started at. Needs root (useradd, runuser) and PostgreSQL (PRACTICE_BRIDGE_TEST_POSTGRES);
+skipped otherwise.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def test_the_guide_runs_as_written(synapse_only: tuple[Path, set[str]], root_dir
             else:
                 assert mark == "ci", mark
             title = shlex.quote(f">>> {mark}: {text.splitlines()[0][:60]}")
-            script.append(f"echo {title}\n{text}")
+            script.append(f'echo {title} "(at ${{SECONDS}} s)"\n{text}')
         (root_dir / "guide.sh").write_text("\n".join(script))
         result = subprocess.run(
             ["bash", str(root_dir / "guide.sh")],
@@ -227,6 +229,7 @@ def test_the_guide_runs_as_written(synapse_only: tuple[Path, set[str]], root_dir
         )
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-6000:]
+        print(result.stdout)  # each step with the second it started at (pytest -s shows it)
         assert "is as the config describes" in result.stdout
         assert '"created":true' in result.stdout
         synapse_log = (logs / "synapse.log").read_text()

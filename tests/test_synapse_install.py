@@ -139,8 +139,8 @@ async def test_synapse_before_the_bridge_waits_quietly_then_promotes_the_bot(
 
 
 # -- the modules' package alone in Synapse's environment ---------------------------------------
-# Expensive (about a minute on a quiet machine, mostly pip installing matrix-synapse from its
-# cache into a fresh environment): one environment for the test session (tests/synapse_env.py).
+# Expensive (10 s to a minute and more under load, pip installing matrix-synapse from its cache
+# into a fresh environment): one environment for the test session (tests/synapse_env.py).
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_MODULE = '''
