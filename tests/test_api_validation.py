@@ -128,6 +128,10 @@ DIRECT_CHAT_ACCESS = Endpoint(
     {"enabled": False},
     backend_only=False,
 )
+APP_LOGIN = [
+    Endpoint(method, "/practices/{practice_id}/staff/{staff_id}/matrix-login")
+    for method in ("POST", "DELETE")
+]
 
 # Every authenticated operation of the API: a route added later belongs here too.
 ENDPOINTS = [
@@ -151,6 +155,7 @@ ENDPOINTS = [
     GET_SETTINGS,
     PUT_SETTINGS,
     DIRECT_CHAT_ACCESS,
+    *APP_LOGIN,
 ]
 BODY_ENDPOINTS = [e for e in ENDPOINTS if e.body is not None]
 PRACTICE_ROUTES = [e for e in ENDPOINTS if "{practice_id}" in e.template and e is not PRACTICE]
