@@ -39,6 +39,7 @@ def is_export_format(value: str) -> TypeGuard[ExportFormat]:
 
 
 # Opening direct chats in bulk (POST /chats/direct/bulk): clients per request, and chats made
-# at once (Synapse creates one room at a time per process; a few at once keep it busy).
+# at once. On one Synapse process two at a time made chats faster than one by one, four slower
+# (bench/creation.py, docs/scaling.md): Synapse, not the bridge, is the limit.
 BULK_DIRECT_MAX: Final = 100
-BULK_DIRECT_CONCURRENCY: Final = 4
+BULK_DIRECT_CONCURRENCY: Final = 2
