@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -161,27 +162,20 @@ class Metrics:
             self.intake_last_lag.set(lag)
 
 
+@dataclass(eq=False)
 class Sampler:
     """Brings the gauges that come from the database (and the health checks) up to date before
     a scrape; at most once every ``max_age`` seconds, however many scrapers ask."""
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        queue: EventQueue,
-        pipeline: Pipeline,
-        outbox: OutboxStore,
-        health: Health,
-        *,
-        max_age: float = 2.0,
-    ) -> None:
-        self.metrics = metrics
-        self.queue = queue
-        self.pipeline = pipeline
-        self.outbox = outbox
-        self.health = health
-        self.max_age = max_age
-        self._at = -max_age
+    metrics: Metrics
+    queue: EventQueue
+    pipeline: Pipeline
+    outbox: OutboxStore
+    health: Health
+    max_age: float = field(default=2.0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        self._at = -self.max_age
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> None:

@@ -11,6 +11,7 @@ import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mautrix.types import RoomID
@@ -73,27 +74,19 @@ class _Reply:
 Handler = Callable[[Job, Actor, Chat | None, _Reply], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class CommandRunner:
-    def __init__(
-        self,
-        directory: DirectoryStore,
-        chats: ChatStore,
-        service: ChatService,
-        listing: ChatDirectory,
-        private: PrivateRooms,
-        store: CommandStore,
-        domain: str,
-        exporter: ChatExporter | None = None,
-    ) -> None:
-        self.directory = directory
-        self.chats = chats
-        self.service = service
-        self.listing = listing
-        self.mirror = listing.mirror
-        self.private = private
-        self.store = store
-        self.domain = domain
-        self.exporter = exporter
+    directory: DirectoryStore
+    chats: ChatStore
+    service: ChatService
+    listing: ChatDirectory
+    private: PrivateRooms
+    store: CommandStore
+    domain: str
+    exporter: ChatExporter | None = None
+
+    def __post_init__(self) -> None:
+        self.mirror = self.listing.mirror
         self._handlers: dict[str, Handler] = {
             "help": self._help,
             "unknown": self._unknown,

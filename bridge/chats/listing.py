@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mautrix.types import RoomID
@@ -37,21 +37,15 @@ class ChatPage:
     next_batch: str | None  # where the next page starts; None on the last page
 
 
+@dataclass(eq=False)
 class ChatDirectory:
-    def __init__(
-        self,
-        directory: DirectoryStore,
-        chats: ChatStore,
-        mirror: UserStateMirror,
-        bot: str,
-        *,
-        unread_counts: UnreadCounter | None = None,
-    ) -> None:
-        self.directory = directory
-        self.chats = chats
-        self.mirror = mirror
-        self.bot = bot
-        self.unread_counts = unread_counts
+    directory: DirectoryStore
+    chats: ChatStore
+    mirror: UserStateMirror
+    bot: str
+    unread_counts: UnreadCounter | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
         self._background: set[asyncio.Task[None]] = set()
         self.passes = Passes()
 

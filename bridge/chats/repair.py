@@ -24,6 +24,7 @@ noted just before a crash is covered by the sweep at the next start.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from mautrix.types import RoomID, UserID
@@ -55,22 +56,16 @@ def _profile_changed(payload: dict[str, Any]) -> bool:
     return any(prev.get(key) != content.get(key) for key in ("displayname", "avatar_url"))
 
 
+@dataclass(eq=False)
 class MembershipRepair:
-    def __init__(
-        self,
-        service: ChatService,
-        store: ChatStore,
-        rooms: Rooms,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        mapper: IdentityMapper,
-    ) -> None:
-        self.service = service
-        self.store = store
-        self.rooms = rooms
-        self.homeserver = homeserver
-        self.audit = audit
-        self.mapper = mapper
+    service: ChatService
+    store: ChatStore
+    rooms: Rooms
+    homeserver: Homeserver
+    audit: AuditLog
+    mapper: IdentityMapper
+
+    def __post_init__(self) -> None:
         self._noted: set[str] = set()
         self._sweep_pending = False
         self._loop = BackgroundLoop("membership-repair", self._work, log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 from mautrix.types import RoomID, UserID
 
@@ -34,24 +35,18 @@ from .store import ChatStore
 log = logging.getLogger("practice.chats")
 
 
+@dataclass(eq=False)
 class ChatService:
-    def __init__(
-        self,
-        directory: DirectoryStore,
-        chats: ChatStore,
-        rooms: Rooms,
-        audit: AuditLog,
-        bot: UserID,
-        plans: dict[str, dict[str, bool]],
-    ) -> None:
-        self.directory = directory
-        self.chats = chats
-        self.rooms = rooms
-        self.audit = audit
-        self.bot = bot
-        self.plans = plans
-        self.direct = DirectRooms(rooms)
-        self.names = RoomNames(directory, chats, rooms)
+    directory: DirectoryStore
+    chats: ChatStore
+    rooms: Rooms
+    audit: AuditLog
+    bot: UserID
+    plans: dict[str, dict[str, bool]]
+
+    def __post_init__(self) -> None:
+        self.direct = DirectRooms(self.rooms)
+        self.names = RoomNames(self.directory, self.chats, self.rooms)
         self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._room_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 

@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from mautrix.types import RoomID, UserID
@@ -82,16 +83,13 @@ RECEIPTS_FILTER: dict[str, Any] = {
 UNREAD_TYPES = (MARKED_UNREAD, MARKED_UNREAD_UNSTABLE)
 
 
+@dataclass(eq=False)
 class UserStateMirror:
-    def __init__(
-        self,
-        chats: ChatStore,
-        rooms: Rooms,
-        source: UserStateSource,
-    ) -> None:
-        self.chats = chats
-        self.rooms = rooms
-        self.source = source
+    chats: ChatStore
+    rooms: Rooms
+    source: UserStateSource
+
+    def __post_init__(self) -> None:
         # Per user: a lock over each read-change-write of their mirror, and how many changes
         # the API made, so that a sync answer computed before such a change is not applied
         # over it (it is asked again from the same position instead, and comes back current).

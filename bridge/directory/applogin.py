@@ -58,7 +58,7 @@ class AppLoginService:
     def __init__(self, directory: DirectoryService, audit: AuditLog) -> None:
         self.directory = directory
         self.store = directory.store
-        self.hs = directory.hs
+        self.hs = directory.homeserver
         self.audit = audit
         # Called with the team member's user id after a password was issued (the bot's room).
         self.issued_listeners: list[Callable[[UserID], Awaitable[None]]] = []

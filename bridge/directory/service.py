@@ -53,22 +53,16 @@ class SessionGrant:
         }
 
 
+@dataclass(eq=False)
 class DirectoryService:
-    def __init__(
-        self,
-        store: DirectoryStore,
-        audit: AuditLog,
-        homeserver: Homeserver,
-        mapper: IdentityMapper,
-        plans: dict[str, dict[str, bool]],
-        default_plan: str,
-    ) -> None:
-        self.store = store
-        self.audit = audit
-        self.hs = homeserver
-        self.mapper = mapper
-        self.plans = plans
-        self.default_plan = default_plan
+    store: DirectoryStore
+    audit: AuditLog
+    homeserver: Homeserver
+    mapper: IdentityMapper
+    plans: dict[str, dict[str, bool]]
+    default_plan: str
+
+    def __post_init__(self) -> None:
         # Called after a client record changed (the chats follow family moves).
         self.client_listeners: list[Callable[[Client | None, Client], Awaitable[None]]] = []
         # Called after a team member was removed, under their lock (their app sign-in ends).
@@ -125,7 +119,7 @@ class DirectoryService:
             role,
             active=True,
         )
-        await self.hs.ensure_user(staff.user_id, name)
+        await self.homeserver.ensure_user(staff.user_id, name)
         await self.store.upsert_staff(staff)
         await self.audit.record(
             practice_id,
@@ -193,7 +187,7 @@ class DirectoryService:
         )
         async with self._user_locks[client.user_id]:
             if client.has_account:
-                await self.hs.ensure_user(client.user_id, name)
+                await self.homeserver.ensure_user(client.user_id, name)
             await self.store.upsert_client(client)
             ended = 0
             if existing is not None and existing.has_account and not client.has_account:
@@ -264,7 +258,7 @@ class DirectoryService:
 
     async def _revoke(self, user_id: UserID) -> int:
         try:
-            ended = await self.hs.logout_all(user_id)
+            ended = await self.homeserver.logout_all(user_id)
             await self.store.drop_portal_devices(user_id)
             return ended
         except PracticeError:
@@ -287,13 +281,15 @@ class DirectoryService:
         if not staff.active:
             raise refuse.staff_removed()
         async with self._user_locks[staff.user_id]:
-            await self.hs.ensure_user(staff.user_id, staff.name)
-            session = await self.hs.login(staff.user_id, PORTAL_DEVICE_NAME, portal_device_id())
+            await self.homeserver.ensure_user(staff.user_id, staff.name)
+            session = await self.homeserver.login(
+                staff.user_id, PORTAL_DEVICE_NAME, portal_device_id()
+            )
             await self.store.add_portal_device(staff.user_id, session.device_id)
         await self.audit.record(
             practice_id, actor, "session.minted", staff.user_id, {"device_id": session.device_id}
         )
-        return SessionGrant(session, self.hs.base_url)
+        return SessionGrant(session, self.homeserver.base_url)
 
     async def mint_client_session(
         self, practice_id: str, client_id: str, actor: str
@@ -306,13 +302,15 @@ class DirectoryService:
             # Read again under the lock: a revocation that just finished must win.
             client = await self.store.get_client(practice_id, client_id) or client
             self.check_client_access(client)
-            await self.hs.ensure_user(client.user_id, client.name)
-            session = await self.hs.login(client.user_id, PORTAL_DEVICE_NAME, portal_device_id())
+            await self.homeserver.ensure_user(client.user_id, client.name)
+            session = await self.homeserver.login(
+                client.user_id, PORTAL_DEVICE_NAME, portal_device_id()
+            )
             await self.store.add_portal_device(client.user_id, session.device_id)
         await self.audit.record(
             practice_id, actor, "session.minted", client.user_id, {"device_id": session.device_id}
         )
-        return SessionGrant(session, self.hs.base_url)
+        return SessionGrant(session, self.homeserver.base_url)
 
     @staticmethod
     def check_client_access(client: Client) -> None:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import IO, Literal
@@ -154,36 +154,32 @@ class ExportedFile:
             self.file.close()
 
 
+@dataclass(eq=False)
 class ChatExport:
     """One prepared export: authorised, audited, reactions read; streams on demand."""
 
-    def __init__(
-        self,
-        service: ExportService,
-        chat: Chat,
-        practice: Practice,
-        requester: Requester,
-        fmt: ExportFormat,
-        window: Window,
-        people: SenderBook,
-        reactions: dict[str, str],
-        start: str | None,
-        stats: ExportStats,
-    ) -> None:
-        self.service = service
-        self.chat = chat
-        self.practice = practice
-        self.requester = requester
-        self.fmt = fmt
-        self.window = window
-        self.people = people
-        self.reactions = reactions
-        self.start = start
-        self.stats = stats
-        self.zone = zone_of(practice)
+    service: ExportService
+    chat: Chat
+    practice: Practice
+    requester: Requester
+    fmt: ExportFormat
+    window: Window
+    people: SenderBook
+    reactions: dict[str, str]
+    start: str | None
+    stats: ExportStats
+
+    def __post_init__(self) -> None:
+        self.zone = zone_of(self.practice)
         self.exported_at = now_ms()
         self.maker = RowMaker(
-            service.rooms, chat.room_id, people, reactions, self.zone, service.media_base, stats
+            self.service.rooms,
+            self.chat.room_id,
+            self.people,
+            self.reactions,
+            self.zone,
+            self.service.media_base,
+            self.stats,
         )
         self.title = ""
         self.members: list[str] = []
@@ -300,27 +296,20 @@ class ChatExport:
         return rows
 
 
+@dataclass(eq=False)
 class ExportService:
-    def __init__(
-        self,
-        directory: DirectoryStore,
-        chats: ChatStore,
-        rooms: Rooms,
-        audit: AuditLog,
-        *,
-        bot: UserID,
-        bot_name: str,
-        media_base: str,
-        page_size: int = PAGE_SIZE,
-    ) -> None:
-        self.directory = directory
-        self.chats = chats
-        self.rooms = rooms
-        self.audit = audit
-        self.bot = bot
-        self.bot_name = bot_name
-        self.media_base = media_base.rstrip("/")
-        self.page_size = page_size
+    directory: DirectoryStore
+    chats: ChatStore
+    rooms: Rooms
+    audit: AuditLog
+    _: KW_ONLY
+    bot: UserID
+    bot_name: str
+    media_base: str
+    page_size: int = PAGE_SIZE
+
+    def __post_init__(self) -> None:
+        self.media_base = self.media_base.rstrip("/")
 
     async def authorize(self, requester: Requester, chat_id: str) -> tuple[Chat, Practice]:
         """The chat, if this requester may export it. Outsiders learn nothing (404); a client

@@ -146,26 +146,20 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= EXCERPT else flat[: EXCERPT - 1] + "…"
 
 
+@dataclass(eq=False)
 class RowMaker:
     """Turns the message events of one chat into rows, in the order they are read."""
 
-    def __init__(
-        self,
-        rooms: Rooms,
-        room_id: RoomID,
-        people: SenderBook,
-        reactions: dict[str, str],
-        zone: tzinfo,
-        media_base: str,
-        stats: WalkStats,
-    ) -> None:
-        self.rooms = rooms
-        self.room_id = room_id
-        self.people = people
-        self.reactions = reactions
-        self.zone = zone
-        self.media_base = media_base.rstrip("/")
-        self.stats = stats
+    rooms: Rooms
+    room_id: RoomID
+    people: SenderBook
+    reactions: dict[str, str]
+    zone: tzinfo
+    media_base: str
+    stats: WalkStats
+
+    def __post_init__(self) -> None:
+        self.media_base = self.media_base.rstrip("/")
         self.number = 0
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._fetched: dict[str, str] = {}

@@ -67,7 +67,7 @@ class Notifications:
             EmailSettings(config.portal_url, smtp.from_address),
             mapper.bot_mxid,
             sending=smtp.enabled,
-            metrics=metrics,
+            metrics=metrics or Metrics(),
         )
 
     def start(self) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from email.errors import MessageError
 from enum import Enum
 
@@ -79,40 +79,26 @@ class EmailSettings:
     from_address: str
 
 
+@dataclass(eq=False)
 class NotificationWorker:
-    def __init__(
-        self,
-        db: Database,
-        store: OutboxStore,
-        index: MessageIndex,
-        directory: DirectoryStore,
-        mirror: UserStateMirror,
-        source: MessageSource,
-        mailer: Mailer,
-        audit: AuditLog,
-        settings: EmailSettings,
-        bot: str,
-        *,
-        pacing: Pacing | None = None,
-        clock: Callable[[], int] = now_ms,
-        sending: bool = True,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.db = db
-        self.store = store
-        self.index = index
-        self.directory = directory
-        self.mirror = mirror
-        self.source = source
-        self.mailer = mailer
-        self.audit = audit
-        self.settings = settings
-        self.bot = bot
-        self.pacing = pacing or Pacing()
-        self.clock = clock
-        # Off while no mail server is configured: then the worker only prunes.
-        self.sending = sending
-        self.metrics = metrics or Metrics()
+    db: Database
+    store: OutboxStore
+    index: MessageIndex
+    directory: DirectoryStore
+    mirror: UserStateMirror
+    source: MessageSource
+    mailer: Mailer
+    audit: AuditLog
+    settings: EmailSettings
+    bot: str
+    _: KW_ONLY
+    pacing: Pacing = field(default_factory=Pacing)
+    clock: Callable[[], int] = now_ms
+    # Off while no mail server is configured: then the worker only prunes.
+    sending: bool = True
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

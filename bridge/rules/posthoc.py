@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -104,19 +105,15 @@ def notice_content(v: Violation) -> dict[str, Any]:
     }
 
 
+@dataclass(eq=False)
 class PostHocRules(LoopWorker):
-    def __init__(
-        self,
-        store: RuleStore,
-        audit: AuditLog,
-        matrix: MatrixActions,
-        mapper: IdentityMapper,
-    ) -> None:
-        self.store = store
-        self.audit = audit
-        self.matrix = matrix
-        self.mapper = mapper
-        self.bot = mapper.bot_mxid
+    store: RuleStore
+    audit: AuditLog
+    matrix: MatrixActions
+    mapper: IdentityMapper
+
+    def __post_init__(self) -> None:
+        self.bot = self.mapper.bot_mxid
         self.enforcing = False  # set by check_module(): True when the module is absent
         # Woken when the pipeline records a violation (perhaps just before its commit); a short
         # poll picks up what a wake came too early for and what a restart left.
