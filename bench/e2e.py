@@ -64,7 +64,7 @@ from bench._product import (  # noqa: E402
     start_homeserver,
     stop_process,
 )
-from bench.table import latency_rows, script_main  # noqa: E402
+from bench.table import latency_rows, script_main, size  # noqa: E402
 
 TARGET_RATIO = 1.05
 BLOCK = 50  # sends per side before switching between shared and split CPUs
@@ -307,10 +307,7 @@ async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    smoke = getattr(args, "smoke", False)
-    messages = 10 if smoke else getattr(args, "sends", 600)
-    warmup = 3 if smoke else getattr(args, "warmup_sends", 50)
-    return await measure(messages, warmup)
+    return await measure(size(args, "sends", 600, 10), size(args, "warmup_sends", 50, 3))
 
 
 def main() -> None:

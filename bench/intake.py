@@ -40,7 +40,7 @@ from mautrix.types import RoomID  # noqa: E402
 from mautrix.util.async_db import Database  # noqa: E402
 
 from appservice.homeserver import MemoryASStateStore  # noqa: E402
-from bench.table import script_main  # noqa: E402
+from bench.table import script_main, size  # noqa: E402
 from bridge.app import Bridge  # noqa: E402
 from bridge.chats.models import Chat  # noqa: E402
 from bridge.db import create_database  # noqa: E402
@@ -280,9 +280,8 @@ async def _on_postgres(
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    smoke = getattr(args, "smoke", False)
-    transactions = 3 if smoke else getattr(args, "transactions", 200)
-    rounds = 1 if smoke else getattr(args, "rounds", 3)
+    transactions = size(args, "transactions", 200, 3)
+    rounds = size(args, "rounds", 3, 1)
     dsn = getattr(args, "postgres", None) or os.environ.get(PG_ENV)
     modes = [True, False] if getattr(args, "without_handlers", False) else [True]
     logging.getLogger().setLevel(logging.WARNING)

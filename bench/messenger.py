@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
 from bench._product import product_config, start_bridge, start_homeserver, stop_process  # noqa: E402
 from bench.scale import CONCURRENCY, Practice, Run, build, marked  # noqa: E402
-from bench.table import p99, script_main  # noqa: E402
+from bench.table import p99, script_main, size  # noqa: E402
 from bridge.db import create_database  # noqa: E402
 from registration.homeserver import free_port  # noqa: E402
 from tests.browser import browser_missing, chromium, portal_server  # noqa: E402
@@ -100,8 +100,8 @@ async def rows_drawn(context: Any, portal: str, session: dict[str, Any], expecte
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     smoke = getattr(args, "smoke", False)
-    chats = 10 if smoke else getattr(args, "messenger_chats", 2_000)
-    opens = 3 if smoke else getattr(args, "messenger_opens", 15)
+    chats = size(args, "messenger_chats", 2_000, 10)
+    opens = size(args, "messenger_opens", 15, 3)
     missing = browser_missing()
     if missing:
         return [{"name": NAME, "target": f"not measured: {missing} cannot run", "met": None}]

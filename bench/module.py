@@ -35,7 +35,7 @@ from ruamel.yaml import YAML
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
 from bench._product import call  # noqa: E402
-from bench.table import latency_rows, script_main  # noqa: E402
+from bench.table import latency_rows, script_main, size  # noqa: E402
 from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
 from config import generate_config  # noqa: E402
@@ -224,10 +224,7 @@ async def measure(messages: int, warmup: int) -> list[dict[str, Any]]:
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    smoke = getattr(args, "smoke", False)
-    messages = 20 if smoke else getattr(args, "messages", 1000)
-    warmup = 5 if smoke else getattr(args, "warmup", 100)
-    return await measure(messages, warmup)
+    return await measure(size(args, "messages", 1000, 20), size(args, "warmup", 100, 5))
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ from bench._product import (  # noqa: E402
     start_homeserver,
     stop_process,
 )
-from bench.table import p99, script_main  # noqa: E402
+from bench.table import p99, script_main, size  # noqa: E402
 from bridge.chats.userstate import SYNC_FILTER  # noqa: E402
 from bridge.db import create_database  # noqa: E402
 from config import Config  # noqa: E402
@@ -524,11 +524,11 @@ def _rows(
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    smoke = getattr(args, "smoke", False)
-    clients = 40 if smoke else getattr(args, "clients", 10_000)
-    chats = 10 if smoke else getattr(args, "chats", 2_000)
-    requests = 10 if smoke else getattr(args, "requests", 300)
-    sizes = (clients, chats, requests)
+    sizes = (
+        size(args, "clients", 10_000, 40),
+        size(args, "chats", 2_000, 10),
+        size(args, "requests", 300, 10),
+    )
     dsn = getattr(args, "postgres", None) or os.environ.get(PG_ENV)
     logging.getLogger("practice").setLevel(logging.WARNING)
     rows: list[dict[str, Any]] = []

@@ -86,6 +86,12 @@ def script_main(
     print(markdown_table(asyncio.run(run(parser.parse_args()))))
 
 
+def size(args: argparse.Namespace, option: str, full: int, smoke: int) -> int:
+    """An option's figure as given on the command line (``full`` when the bench runs from
+    run_all without it), or ``smoke`` for a ``--smoke`` run."""
+    return smoke if getattr(args, "smoke", False) else int(getattr(args, option, full))
+
+
 def verdict(row: dict[str, Any]) -> tuple[bool | None, str]:
     """Whether the row's target was met (None: it has none), and its target text without the
     verdict written into it."""
