@@ -264,6 +264,14 @@ async def policy_of(mc: MatrixClient, room: str) -> dict[str, Any]:
     return dict(r.body)
 
 
+async def as_bot(hs: HomeserverInfo, method: str, path: str, body: Any = None) -> Reply:
+    """A request with the appservice's token, made outside the bridge."""
+    headers = {"Authorization": f"Bearer {hs.config.appservice.as_token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, hs.url + path, json=body, headers=headers) as resp:
+            return Reply(resp.status, await resp.json(content_type=None))
+
+
 async def chat_with_limit(
     api: ApiClient,
     practice_id: str,

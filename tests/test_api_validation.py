@@ -51,6 +51,17 @@ class Endpoint:
     def params(self, practice_id: str, domain: str) -> dict[str, str]:
         return {k: v.format(practice_id=practice_id, domain=domain) for k, v in self.query.items()}
 
+    def target(self, practice_id: str, domain: str) -> tuple[str, dict[str, str]]:
+        """The path and query parameters for this practice (and client c1, staff s1)."""
+        return self.path(practice_id), self.params(practice_id, domain)
+
+    def body_target(
+        self, practice_id: str, domain: str
+    ) -> tuple[dict[str, Any], str, dict[str, str]]:
+        """The valid body of a route that takes one, and its path and query parameters."""
+        assert self.body is not None, self.name
+        return self.body, *self.target(practice_id, domain)
+
     @property
     def name(self) -> str:
         return f"{self.method} {self.template}"
@@ -496,9 +507,8 @@ NOT_AN_OBJECT = [b"[]", b'[{"name": "x"}]', b'"text"', b"42", b"null", b"true"]
 async def test_bodies_that_are_not_json_objects_are_refused(
     api: ApiClient, practice: str, endpoint: Endpoint
 ) -> None:
-    path = endpoint.path(practice)
     domain = api.homeserver.domain
-    params = endpoint.params(practice, domain)
+    path, params = endpoint.target(practice, domain)
     checks = Checks()
     for raw in NOT_JSON:
         reply = await api.call(endpoint.method, path, raw=raw, params=params)
@@ -523,11 +533,9 @@ async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
 async def test_bodies_over_64_kib_are_refused(
     api: ApiClient, practice: str, endpoint: Endpoint
 ) -> None:
-    assert endpoint.body is not None
-    path = endpoint.path(practice)
-    params = endpoint.params(practice, api.homeserver.domain)
+    body, path, params = endpoint.body_target(practice, api.homeserver.domain)
     auth = {"Authorization": f"Bearer {api.secret}", "Content-Type": "application/json"}
-    huge = json.dumps(endpoint.body | {"padding": "x" * (64 * 1024)}).encode()
+    huge = json.dumps(body | {"padding": "x" * (64 * 1024)}).encode()
     checks = Checks()
     # With a Content-Length, and streamed in chunks without one.
     reply = await send(api, endpoint.method, path, headers=auth, data=huge, params=params)
@@ -542,7 +550,7 @@ async def test_bodies_over_64_kib_are_refused(
     # whitespace: PUT /settings refuses unknown fields).
     if "{chat_id}" in endpoint.template:
         path = endpoint.path(practice, chat_id=await direct_chat(api, practice))
-    fits = (json.dumps(endpoint.body)[:-1] + " " * (60 * 1024) + "}").encode()
+    fits = (json.dumps(body)[:-1] + " " * (60 * 1024) + "}").encode()
     chunked = _chunks(fits, 8 * 1024)
     reply = await send(api, endpoint.method, path, headers=auth, data=chunked, params=params)
     assert reply.status in (200, 201), reply.body
@@ -729,13 +737,11 @@ FIELDS: dict[str, dict[str, list[Bad]]] = {
 async def test_each_field_refuses_wrong_types_missing_values_and_bad_text(
     api: ApiClient, practice: str, endpoint: Endpoint
 ) -> None:
-    assert endpoint.body is not None
-    path = endpoint.path(practice)
-    params = endpoint.params(practice, api.homeserver.domain)
+    valid_body, path, params = endpoint.body_target(practice, api.homeserver.domain)
     validator = C.request_validator(endpoint.method, path)
     checks = Checks()
     for name, cases in FIELDS[endpoint.name].items():
-        base = {name: "s1"} if endpoint is SESSIONS and name == "staff_id" else endpoint.body
+        base = {name: "s1"} if endpoint is SESSIONS and name == "staff_id" else valid_body
         assert not list(validator.iter_errors(base)), base
         for case in cases:
             body = {k: v for k, v in base.items() if k != name}
@@ -1251,32 +1257,21 @@ async def test_chat_refusals_say_why(api: ApiClient, practice: str) -> None:
 
     for row in table:
         await refused(*row)
+
+    async def sharing_refused(errcode: str, example: str) -> None:
+        share = f"/chats/{chat}/share"
+        await refused("s1", "POST", share, {"staff_id": "boss"}, 403, P + errcode, example)
+
     # Sharing needs the plan and the practice's consent.
     assert (
         await api.call("PUT", PRACTICE.path(practice), PRACTICE.body | {"plan": "solo"})
     ).status == 200
-    await refused(
-        "s1",
-        "POST",
-        f"/chats/{chat}/share",
-        {"staff_id": "boss"},
-        403,
-        P + "PLAN_FORBIDS_SHARING",
-        "PlanForbidsSharing",
-    )
+    await sharing_refused("PLAN_FORBIDS_SHARING", "PlanForbidsSharing")
     assert (await api.call("PUT", PRACTICE.path(practice), PRACTICE.body)).status == 200
     off = {"practice": {"allow_direct_chat_sharing": False}}
     reply = await api.call("PUT", "/settings", off, params=acting(practice, domain, "boss"))
     assert reply.status == 200, reply.body
-    await refused(
-        "s1",
-        "POST",
-        f"/chats/{chat}/share",
-        {"staff_id": "boss"},
-        403,
-        P + "SHARING_DISABLED",
-        "SharingDisabled",
-    )
+    await sharing_refused("SHARING_DISABLED", "SharingDisabled")
     checks.done(len(table) + 2)
 
 
@@ -1288,8 +1283,7 @@ async def test_unknown_practice_is_named_on_every_practice_route(
 ) -> None:
     checks = Checks()
     for endpoint in PRACTICE_ROUTES:
-        path = endpoint.path(practice_id)
-        params = endpoint.params(practice_id, api.homeserver.domain)
+        path, params = endpoint.target(practice_id, api.homeserver.domain)
         reply = await api.call(endpoint.method, path, endpoint.body, params=params)
         checks.expect(reply, endpoint.method, path, 404, "ORG.PRACTICEBRIDGE.UNKNOWN_PRACTICE")
         if not checks.problems:

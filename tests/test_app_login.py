@@ -58,6 +58,27 @@ class Apps:
             await self.sign_in(username, password, device_id)
         return refused.value
 
+    async def assert_refused(
+        self,
+        username: str,
+        password: str,
+        status: int = 403,
+        errcode: str | None = "M_FORBIDDEN",
+        device_id: str | None = None,
+    ) -> None:
+        """The sign-in fails with ``status`` (and ``errcode``, unless None)."""
+        refused = await self.refused(username, password, device_id)
+        assert refused.http_status == status, (username, device_id)
+        if errcode is not None:
+            assert refused.errcode == errcode, (username, device_id)
+
+    async def issue_and_sign_in(
+        self, api: ApiClient, practice_id: str, staff_id: str = "s1"
+    ) -> tuple[dict[str, Any], ClientAPI]:
+        """A Matrix password issued for the staff member, and an app signed in with it."""
+        grant = await _issue(api, practice_id, staff_id)
+        return grant, await self.sign_in(grant["username"], grant["password"])
+
     async def close(self) -> None:
         for app in self.open:
             await app.api.session.close()
@@ -137,8 +158,7 @@ async def test_ending_signs_the_apps_out_and_the_password_stops_working(
 ) -> None:
     await api.setup_practice(practice_id)
     portal = await api.session_for(practice_id, staff_id="s1")
-    grant = await _issue(api, practice_id, "s1")
-    phone = await apps.sign_in(grant["username"], grant["password"])
+    grant, phone = await apps.issue_and_sign_in(api, practice_id)
     desktop = await apps.sign_in(grant["username"], grant["password"])
 
     r = await api.call("DELETE", f"/practices/{practice_id}/staff/s1/matrix-login")
@@ -146,8 +166,7 @@ async def test_ending_signs_the_apps_out_and_the_password_stops_working(
     assert r.body == {"user_id": grant["user_id"], "apps_signed_out": 2}
     await _signed_out(phone)
     await _signed_out(desktop)
-    refused = await apps.refused(grant["username"], grant["password"])
-    assert (refused.http_status, refused.errcode) == (403, "M_FORBIDDEN")
+    await apps.assert_refused(grant["username"], grant["password"])
     # The portal's session is not an app's: it goes on.
     assert (await portal.whoami()).status == 200
 
@@ -169,8 +188,7 @@ async def test_an_app_cannot_hide_on_a_device_of_the_bridge(
     assert device.startswith("PBPORTAL_")
     grant = await _issue(api, practice_id, "s1")
     for taken in (device, "PBPORTAL_MINE", "PRACTICEBRIDGE"):
-        refused = await apps.refused(grant["username"], grant["password"], taken)
-        assert (refused.http_status, refused.errcode) == (403, "M_FORBIDDEN"), taken
+        await apps.assert_refused(grant["username"], grant["password"], device_id=taken)
     app = await apps.sign_in(grant["username"], grant["password"], "MYPHONE")
     r = await api.call("DELETE", f"/practices/{practice_id}/staff/s1/matrix-login")
     assert r.body["apps_signed_out"] == 1
@@ -182,13 +200,11 @@ async def test_a_replaced_password_stops_working_at_once(
     api: ApiClient, apps: Apps, bridge: Bridge, practice_id: str
 ) -> None:
     await api.setup_practice(practice_id)
-    first = await _issue(api, practice_id, "s1")
-    old_app = await apps.sign_in(first["username"], first["password"])
+    first, old_app = await apps.issue_and_sign_in(api, practice_id)
     second = await _issue(api, practice_id, "s1")
     assert second["password"] != first["password"]
 
-    refused = await apps.refused(first["username"], first["password"])
-    assert refused.http_status == 403
+    await apps.assert_refused(first["username"], first["password"], errcode=None)
     # Without logout=true the app signed in with the old password stays signed in.
     assert (await old_app.whoami()).user_id == first["user_id"]
     new_app = await apps.sign_in(second["username"], second["password"])
@@ -216,21 +232,17 @@ async def test_a_client_never_gets_a_password(
     # A client account has no password Synapse would take.
     await api.session_for(practice_id, client_id="c1")
     client_user = bridge.mapper.user_id("client", practice_id, "c1")
-    refused = await apps.refused(client_user, "")
-    assert refused.http_status == 403
+    await apps.assert_refused(client_user, "", errcode=None)
 
     # Even with a password set behind the bridge's back (an admin, Synapse's admin API), the
     # Synapse module refuses the login: by user id and by bare username alike.
     await bridge.homeserver.set_password(client_user, "a password an admin set")
     for username in (client_user, client_user[1:].split(":")[0]):
-        refused = await apps.refused(username, "a password an admin set")
-        assert (refused.http_status, refused.errcode) == (
-            403,
-            "ORG.PRACTICEBRIDGE.APP_LOGIN_STAFF_ONLY",
+        await apps.assert_refused(
+            username, "a password an admin set", errcode="ORG.PRACTICEBRIDGE.APP_LOGIN_STAFF_ONLY"
         )
     # A wrong password is just wrong, and the portal's sessions are minted as before.
-    refused = await apps.refused(client_user, "a guess")
-    assert (refused.http_status, refused.errcode) == (403, "M_FORBIDDEN")
+    await apps.assert_refused(client_user, "a guess")
     portal = await api.session_for(practice_id, client_id="c1")
     assert (await portal.whoami()).status == 200
 
@@ -239,14 +251,12 @@ async def test_a_removed_team_members_password_no_longer_works(
     api: ApiClient, apps: Apps, bridge: Bridge, practice_id: str
 ) -> None:
     await api.setup_practice(practice_id)
-    grant = await _issue(api, practice_id, "s1")
-    app = await apps.sign_in(grant["username"], grant["password"])
+    grant, app = await apps.issue_and_sign_in(api, practice_id)
 
     r = await api.call("DELETE", f"/practices/{practice_id}/staff/s1")
     assert r.status == 200, r.body
     await _signed_out(app)
-    refused = await apps.refused(grant["username"], grant["password"])
-    assert refused.http_status == 403
+    await apps.assert_refused(grant["username"], grant["password"], errcode=None)
     r = await api.call("POST", f"/practices/{practice_id}/staff/s1/matrix-login")
     assert (r.status, r.errcode) == (403, "ORG.PRACTICEBRIDGE.STAFF_REMOVED")
     ended = [e for e in await bridge.audit.list(practice_id) if e.action == "app_login.ended"]
@@ -254,8 +264,7 @@ async def test_a_removed_team_members_password_no_longer_works(
 
     # Restored, they need a new password: the old one stays dead.
     await api.setup_practice(practice_id, clients=())
-    refused = await apps.refused(grant["username"], grant["password"])
-    assert refused.http_status == 403
+    await apps.assert_refused(grant["username"], grant["password"], errcode=None)
 
 
 async def test_no_password_is_ever_logged_or_audited(
@@ -312,8 +321,7 @@ async def test_the_app_shows_each_chat_by_what_it_is_and_the_bot_room_with_its_c
     family = await chat("/chats/direct", {"client_id": "kid"})
     group = await chat("/chats/group", {"name": "Tuesday group", "client_ids": ["c1", "fam"]})
 
-    grant = await _issue(api, practice_id, "s1")
-    app = await apps.sign_in(grant["username"], grant["password"])
+    grant, app = await apps.issue_and_sign_in(api, practice_id)
     assert {direct, family, group} <= set(await app.get_joined_rooms())
     assert await _room_name(app, direct) == "Client c1"
     assert await _room_name(app, family) == "Kid (family of Client fam)"
@@ -366,8 +374,7 @@ async def test_portal_pins_unread_marks_and_hidden_chats_are_what_the_app_shows(
     portal = await api.session_for(practice_id, staff_id="s1")
     r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=portal.token)
     room = RoomID(r.body["chat_id"])
-    grant = await _issue(api, practice_id, "s1")
-    app = await apps.sign_in(grant["username"], grant["password"])
+    grant, app = await apps.issue_and_sign_in(api, practice_id)
     chat = f"/chats/{room}"
 
     assert (await api.call("PUT", chat + "/pin", token=portal.token)).status == 200

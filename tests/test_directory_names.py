@@ -6,21 +6,23 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import pytest
 
-from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
+from tests.clients import ApiClient, HomeserverInfo, MatrixClient, as_bot, eventually
 
 pytestmark = pytest.mark.synapse_workers
 
 V3 = "/_matrix/client/v3"
 
 
-async def _as_bot(hs: HomeserverInfo, method: str, path: str, body: Any = None) -> Reply:
-    headers = {"Authorization": f"Bearer {hs.config.appservice.as_token}"}
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, hs.url + path, json=body, headers=headers) as resp:
-            return Reply(resp.status, await resp.json(content_type=None))
+async def _direct_chat(api: ApiClient, practice_id: str) -> tuple[MatrixClient, MatrixClient, str]:
+    """A practice with practitioner s1 and client c1, their sessions, and their direct chat."""
+    staff, client = await api.staff_and_client(
+        practice_id, clients=("c1",), staff=(("s1", "practitioner"),)
+    )
+    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
+    assert r.status == 201, r.body
+    return staff, client, str(r.body["chat_id"])
 
 
 async def _seen(viewer: MatrixClient, room: str, user: str) -> tuple[Any, Any, Any]:
@@ -36,33 +38,18 @@ async def _seen(viewer: MatrixClient, room: str, user: str) -> tuple[Any, Any, A
 async def test_a_name_changed_in_the_directory_reaches_the_chats(
     api: ApiClient, homeserver: HomeserverInfo, practice_id: str
 ) -> None:
-    await api.setup_practice(practice_id, clients=("c1",), staff=(("s1", "practitioner"),))
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
-    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
-    assert r.status == 201, r.body
-    room = str(r.body["chat_id"])
+    staff, client, room = await _direct_chat(api, practice_id)
     assert await _seen(staff, room, client.user_id) == ("Client c1", None, "Client c1")
 
     # An avatar set behind the bridge's back (an admin, or while the module was not loaded).
-    r = await _as_bot(
+    r = await as_bot(
         homeserver,
         "PUT",
         f"{V3}/profile/{quote(client.user_id)}/avatar_url",
         {"avatar_url": "mxc://practice.test/someavatar"},
     )
     assert r.status == 200, r.body
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/c1",
-        {
-            "name": "Sam Okafor",
-            "email": "c1@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": None,
-        },
-    )
+    r = await api.put_client(practice_id, "c1", name="Sam Okafor")
     assert r.status == 200, r.body
     renamed = ("Sam Okafor", None, "Sam Okafor")
     await eventually(lambda: _is(_seen(staff, room, client.user_id), renamed), timeout=30)
@@ -83,14 +70,9 @@ async def test_a_name_set_in_one_chat_behind_the_bridges_back_gives_way(
     """A member event with another name and a picture, sent for the client through the
     appservice (as the bridge's token could, or the client while the module was not loaded):
     the bridge sees it and gives the chat the directory's name again."""
-    await api.setup_practice(practice_id, clients=("c1",), staff=(("s1", "practitioner"),))
-    staff = await api.session_for(practice_id, staff_id="s1")
-    client = await api.session_for(practice_id, client_id="c1")
-    r = await api.call("POST", "/chats/direct", {"client_id": "c1"}, token=staff.token)
-    assert r.status == 201, r.body
-    room = str(r.body["chat_id"])
+    staff, client, room = await _direct_chat(api, practice_id)
     member = f"{V3}/rooms/{quote(room)}/state/m.room.member/{quote(client.user_id)}"
-    r = await _as_bot(
+    r = await as_bot(
         homeserver,
         "PUT",
         f"{member}?user_id={quote(client.user_id)}",

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import pytest
 from mautrix.types import RoomID
 from mautrix.util.async_db import Database
 
 from bridge.app import Bridge
-from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
+from tests.clients import ApiClient, HomeserverInfo, MatrixClient, as_bot, eventually
 from tests.conftest import bridge_config
 
 pytestmark = pytest.mark.synapse_workers
@@ -23,23 +22,15 @@ pytestmark = pytest.mark.synapse_workers
 V3 = "/_matrix/client/v3"
 
 
-async def _as_bot(hs: HomeserverInfo, method: str, path: str, body: Any = None) -> Reply:
-    """A request with the appservice's token, made outside the bridge."""
-    headers = {"Authorization": f"Bearer {hs.config.appservice.as_token}"}
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, hs.url + path, json=body, headers=headers) as resp:
-            return Reply(resp.status, await resp.json(content_type=None))
-
-
 async def _remove(hs: HomeserverInfo, room: str, user: str, how: str = "kick") -> None:
-    r = await _as_bot(
+    r = await as_bot(
         hs, "POST", f"{V3}/rooms/{quote(room)}/{how}", {"user_id": user, "reason": "admin"}
     )
     assert r.status == 200, r.body
 
 
 async def _membership(hs: HomeserverInfo, room: str, user: str) -> str | None:
-    r = await _as_bot(hs, "GET", f"{V3}/rooms/{quote(room)}/state/m.room.member/{quote(user)}")
+    r = await as_bot(hs, "GET", f"{V3}/rooms/{quote(room)}/state/m.room.member/{quote(user)}")
     return r.body.get("membership") if r.status == 200 else None
 
 
@@ -139,17 +130,7 @@ async def test_the_bridges_own_removals_stay(
         "PUT", f"/practices/{practice_id}/clients/c1/direct-chat", {"enabled": False}
     )
     assert r.status == 200, r.body
-    r = await api.call(
-        "PUT",
-        f"/practices/{practice_id}/clients/c2",
-        {
-            "name": "Client c2",
-            "email": "c2@example.com",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": "c1",
-        },
-    )
+    r = await api.put_client(practice_id, "c2", family_primary_id="c1")
     assert r.status == 200, r.body
 
     async def removed() -> bool:
