@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +30,7 @@ PROFILE_LOCKED = "ORG.PRACTICEBRIDGE.PROFILE_FROM_DIRECTORY"
 # The owner's name in the directory (ApiClient.setup_practice names staff "Staff <id>").
 OWNER_NAME = "Staff own"
 CLIENT_NAME = "Client c1"
+_NOT_ALLOWED: dict[str, Any] = {"status": 403, "errcode": NOT_ALLOWED, "length": 12}
 
 
 def _mark(length: int = 12) -> str:
@@ -58,6 +60,32 @@ async def _refused_and_not_stored(
 ) -> None:
     _refused(r, status, errcode)
     assert not await _stored(reader, room, mark)
+
+
+async def _attempt(
+    sender: MatrixClient,
+    reader: MatrixClient,
+    room: str,
+    content: Callable[[str], dict[str, Any]],
+    *,
+    status: int = 400,
+    errcode: str = TOO_LONG,
+    length: int = LIMIT + 1,
+    event_type: str = "m.room.message",
+) -> Reply:
+    """``sender`` sends ``content(mark)``, with a fresh mark of ``length`` characters: the
+    refusal is ``status`` and ``errcode``, and ``reader`` finds the mark nowhere in the room."""
+    mark = _mark(length)
+    r = await sender.send(room, content(mark), event_type)
+    await _refused_and_not_stored(r, status, errcode, reader, room, mark)
+    return r
+
+
+async def _png(sender: MatrixClient, filename: str) -> str:
+    """A small PNG uploaded by ``sender``: its mxc URI."""
+    r = await upload(sender, sample_png(), "image/png", filename)
+    assert r.status == 200, r.body
+    return str(r.body["content_uri"])
 
 
 async def _profile(reader: MatrixClient, user_id: str) -> Any:
@@ -95,15 +123,23 @@ async def chat(api: ApiClient, practice_id: str) -> tuple[MatrixClient, MatrixCl
     return await chat_with_limit(api, practice_id)
 
 
+@pytest.fixture(params=["client", "staff"])
+def either(
+    request: pytest.FixtureRequest, chat: tuple[MatrixClient, MatrixClient, str]
+) -> tuple[MatrixClient, MatrixClient, str]:
+    """(me, other, room): the client trying something, then the owner, with the other member
+    reading the chat."""
+    owner, client, room = chat
+    return (client, owner, room) if request.param == "client" else (owner, client, room)
+
+
 # -- names and pictures ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["client", "staff"])
 async def test_nobody_renames_themselves_as_staff(
-    chat: tuple[MatrixClient, MatrixClient, str], who: str
+    either: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
-    owner, client, room = chat
-    me, other = (client, owner) if who == "client" else (owner, client)
+    me, other, room = either
     before = await _profile(other, me.user_id)
     assert before[0] in (CLIENT_NAME, OWNER_NAME)
     r = await me.request(
@@ -126,15 +162,9 @@ async def test_nobody_renames_themselves_as_staff(
     assert not await _stored(other, room, "Dana Whitfield")
 
 
-@pytest.mark.parametrize("who", ["client", "staff"])
-async def test_nobody_sets_a_picture(
-    chat: tuple[MatrixClient, MatrixClient, str], who: str
-) -> None:
-    owner, client, room = chat
-    me, other = (client, owner) if who == "client" else (owner, client)
-    r = await upload(me, sample_png(), "image/png", "me.png")
-    assert r.status == 200, r.body
-    mxc = r.body["content_uri"]
+async def test_nobody_sets_a_picture(either: tuple[MatrixClient, MatrixClient, str]) -> None:
+    me, other, room = either
+    mxc = await _png(me, "me.png")
     r = await me.request(
         "PUT",
         f"/_matrix/client/v3/profile/{quote(me.user_id)}/avatar_url",
@@ -145,12 +175,10 @@ async def test_nobody_sets_a_picture(
     assert not await _stored(other, room, mxc)
 
 
-@pytest.mark.parametrize("who", ["client", "staff"])
 async def test_no_name_or_picture_of_ones_own_in_a_chat(
-    chat: tuple[MatrixClient, MatrixClient, str], who: str
+    either: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
-    owner, client, room = chat
-    me, other = (client, owner) if who == "client" else (owner, client)
+    me, other, room = either
     path = _room(room, f"state/m.room.member/{quote(me.user_id)}")
     fake = f"Dana Whitfield {_mark()}"
     r = await me.request("PUT", path, {"membership": "join", "displayname": fake})
@@ -203,9 +231,7 @@ async def test_everything_on_the_allow_list_passes(
 ) -> None:
     owner, client, room = chat
     first = await client.say(room, "Hello")
-    r = await upload(client, sample_png(), "image/png", "scan.png")
-    assert r.status == 200, r.body
-    mxc = r.body["content_uri"]
+    mxc = await _png(client, "scan.png")
     media = {"url": mxc, "info": {"mimetype": "image/png", "size": 95}}
     for content in (
         _html("Hello **you**", "Hello <b>you</b>"),
@@ -274,9 +300,14 @@ async def test_client_sends_nothing_off_the_allow_list(
     chat: tuple[MatrixClient, MatrixClient, str], event_type: str, content: dict[str, Any]
 ) -> None:
     owner, client, room = chat
-    mark = _mark()
-    r = await client.send(room, content | {"org.example.mark": mark}, event_type)
-    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+    r = await _attempt(
+        client,
+        owner,
+        room,
+        lambda mark: content | {"org.example.mark": mark},
+        **_NOT_ALLOWED,
+        event_type=event_type,
+    )
     assert r.body["event_type"] == event_type
 
 
@@ -288,9 +319,14 @@ async def test_staff_send_nothing_off_the_allow_list_either(
     chat: tuple[MatrixClient, MatrixClient, str], event_type: str, content: dict[str, Any]
 ) -> None:
     owner, client, room = chat
-    mark = _mark()
-    r = await owner.send(room, content | {"org.example.mark": mark}, event_type)
-    await _refused_and_not_stored(r, 403, NOT_ALLOWED, client, room, mark)
+    await _attempt(
+        owner,
+        client,
+        room,
+        lambda mark: content | {"org.example.mark": mark},
+        **_NOT_ALLOWED,
+        event_type=event_type,
+    )
 
 
 async def test_staff_send_notices_and_clients_do_not(
@@ -299,9 +335,9 @@ async def test_staff_send_notices_and_clients_do_not(
     owner, client, room = chat
     r = await owner.send(room, {"msgtype": "m.notice", "body": "The practice is closed today."})
     assert r.status == 200, r.body
-    mark = _mark()
-    r = await client.send(room, {"msgtype": "m.notice", "body": mark})
-    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+    r = await _attempt(
+        client, owner, room, lambda mark: {"msgtype": "m.notice", "body": mark}, **_NOT_ALLOWED
+    )
     assert r.body["msgtype"] == "m.notice"
 
 
@@ -310,16 +346,15 @@ async def test_an_edit_cannot_turn_a_message_into_something_else(
 ) -> None:
     owner, client, room = chat
     original = await client.say(room, "Hello")
-    mark = _mark()
-    edit = _edit(original, {"msgtype": "m.location", "body": mark, "geo_uri": "geo:0,0"})
-    edit["msgtype"] = "m.text"
-    r = await client.send(room, edit)
-    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+
+    def edit(new_content: dict[str, Any]) -> dict[str, Any]:
+        return _edit(original, new_content) | {"msgtype": "m.text"}
+
+    location = {"msgtype": "m.location", "geo_uri": "geo:0,0"}
+    await _attempt(client, owner, room, lambda m: edit(location | {"body": m}), **_NOT_ALLOWED)
     # A new content whose msgtype is no string at all is refused the same way, not a 500.
-    mark = _mark()
-    edit = _edit(original, {"msgtype": ["m.text"], "body": mark}) | {"msgtype": "m.text"}
-    r = await client.send(room, edit)
-    await _refused_and_not_stored(r, 403, NOT_ALLOWED, owner, room, mark)
+    not_a_string = {"msgtype": ["m.text"]}
+    await _attempt(client, owner, room, lambda m: edit(not_a_string | {"body": m}), **_NOT_ALLOWED)
 
 
 # -- the length limit counts what the client wrote -------------------------------------------
@@ -329,14 +364,10 @@ async def test_a_short_body_does_not_carry_a_long_formatted_body(
     chat: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
     owner, client, room = chat
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _html("hi", f"<b>{mark}</b>"))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    r = await _attempt(client, owner, room, lambda mark: _html("hi", f"<b>{mark}</b>"))
     assert r.body["max_length"] == LIMIT
     # Markup no parser reads is counted whole, never a server error.
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _html("hi", f"<![{mark}"))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    await _attempt(client, owner, room, lambda mark: _html("hi", f"<![{mark}"))
     # Markup is not text: a formatted body of exactly LIMIT visible characters passes, and
     # entities count as the one character they show.
     at_limit = _mark(LIMIT - 1)
@@ -353,38 +384,29 @@ async def test_a_caption_counts_plain_or_formatted(
     chat: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
     owner, client, room = chat
-    r = await upload(client, sample_png(), "image/png", "scan.png")
-    assert r.status == 200, r.body
-    media = {"msgtype": "m.image", "url": r.body["content_uri"], "filename": "scan.png"}
-    mark = _mark(LIMIT * 30)
-    r = await client.send(room, media | {"body": mark})
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
-    mark = _mark(LIMIT + 1)
-    r = await client.send(
-        room,
-        media
-        | {"body": "ok", "format": "org.matrix.custom.html", "formatted_body": f"<i>{mark}</i>"},
+    media = {"msgtype": "m.image", "url": await _png(client, "scan.png"), "filename": "scan.png"}
+    await _attempt(client, owner, room, lambda mark: media | {"body": mark}, length=LIMIT * 30)
+    html = {"body": "ok", "format": "org.matrix.custom.html"}
+    await _attempt(
+        client, owner, room, lambda mark: media | html | {"formatted_body": f"<i>{mark}</i>"}
     )
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
 
 
 async def test_a_file_name_is_free_up_to_what_file_systems_keep_then_counts_whole(
     chat: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
     owner, client, room = chat
-    r = await upload(client, sample_png(), "image/png", "results.png")
-    assert r.status == 200, r.body
-    media = {"msgtype": "m.file", "url": r.body["content_uri"]}
+    media = {"msgtype": "m.file", "url": await _png(client, "results.png")}
     # A real file's name, longer than the limit, is a name and passes.
     r = await client.send(room, media | {"body": "lab-results-" + "x" * 80 + ".png"})
     assert r.status == 200, r.body
     # A "name" longer than any file system keeps is text: in the body or in filename.
-    mark = _mark(FILE_NAME_MAX + 1)
-    r = await client.send(room, media | {"body": mark})
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
-    mark = _mark(FILE_NAME_MAX + 1)
-    r = await client.send(room, media | {"body": "ok", "filename": mark})
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    too_long = FILE_NAME_MAX + 1
+    await _attempt(client, owner, room, lambda mark: media | {"body": mark}, length=too_long)
+    as_filename = {"body": "ok"}
+    await _attempt(
+        client, owner, room, lambda mark: media | as_filename | {"filename": mark}, length=too_long
+    )
 
 
 async def test_an_edit_counts_its_new_content_plain_or_formatted(
@@ -392,13 +414,15 @@ async def test_an_edit_counts_its_new_content_plain_or_formatted(
 ) -> None:
     owner, client, room = chat
     original = await client.say(room, "Hello")
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _edit(original, _html("ok", f"<b>{mark}</b>")))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
-    edit = _edit(original, _text("ok"))
-    edit |= {"format": "org.matrix.custom.html", "formatted_body": f"* <b>{mark}</b>"}
-    r = await client.send(room, edit)
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    await _attempt(client, owner, room, lambda m: _edit(original, _html("ok", f"<b>{m}</b>")))
+    # The edit's own fallback (outside m.new_content) counts too.
+    html = {"format": "org.matrix.custom.html"}
+    await _attempt(
+        client,
+        owner,
+        room,
+        lambda m: _edit(original, _text("ok")) | html | {"formatted_body": f"* <b>{m}</b>"},
+    )
 
 
 async def test_a_reply_counts_what_was_typed_not_what_it_quotes(
@@ -418,20 +442,16 @@ async def test_a_reply_counts_what_was_typed_not_what_it_quotes(
     assert r.status == 200, r.body
     r = await client.send(room, _html(f"{quoted}\n\n{typed}", html) | _reply_to(original))
     assert r.status == 200, r.body
-    # What follows the fallback is the client's own text, and counts.
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _text(f"{quoted}\n\n{mark}") | _reply_to(original))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _html(typed, html.replace(typed, mark)) | _reply_to(original))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
-    # A quote is a fallback only in a reply: elsewhere it is shown, and counts.
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _text(f"> {mark}\n\n{typed}"))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
-    mark = _mark(LIMIT + 1)
-    r = await client.send(room, _html(typed, f"<mx-reply>{mark}</mx-reply>{typed}"))
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
+    attempts: list[Callable[[str], dict[str, Any]]] = [
+        # What follows the fallback is the client's own text, and counts.
+        lambda mark: _text(f"{quoted}\n\n{mark}") | _reply_to(original),
+        lambda mark: _html(typed, html.replace(typed, mark)) | _reply_to(original),
+        # A quote is a fallback only in a reply: elsewhere it is shown, and counts.
+        lambda mark: _text(f"> {mark}\n\n{typed}"),
+        lambda mark: _html(typed, f"<mx-reply>{mark}</mx-reply>{typed}"),
+    ]
+    for content in attempts:
+        await _attempt(client, owner, room, content)
 
 
 async def test_reaction_keys_and_redaction_reasons_are_text_too(
@@ -439,13 +459,13 @@ async def test_reaction_keys_and_redaction_reasons_are_text_too(
 ) -> None:
     owner, client, room = chat
     mine = await client.say(room, "Hello")
-    mark = _mark(LIMIT + 1)
-    r = await client.send(
+    await _attempt(
+        client,
+        owner,
         room,
-        {"m.relates_to": {"rel_type": "m.annotation", "event_id": mine, "key": mark}},
-        "m.reaction",
+        lambda mark: {"m.relates_to": {"rel_type": "m.annotation", "event_id": mine, "key": mark}},
+        event_type="m.reaction",
     )
-    await _refused_and_not_stored(r, 400, TOO_LONG, owner, room, mark)
     mark = _mark(LIMIT + 1)
     r = await client.request(
         "PUT", _room(room, f"redact/{quote(mine)}/{uuid.uuid4().hex}"), {"reason": mark}
@@ -466,12 +486,10 @@ async def test_staff_have_no_limit_anywhere(
 # -- membership is the practice's ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["client", "staff"])
 async def test_nobody_leaves_a_chat_on_their_own(
-    chat: tuple[MatrixClient, MatrixClient, str], who: str
+    either: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
-    owner, client, room = chat
-    me, other = (client, owner) if who == "client" else (owner, client)
+    me, other, room = either
     r = await me.request("POST", _room(room, "leave"), {"reason": "bye"})
     _refused(r, 403, CANNOT_LEAVE)
     r = await me.request(
@@ -484,12 +502,10 @@ async def test_nobody_leaves_a_chat_on_their_own(
     assert r.status == 200, r.body
 
 
-@pytest.mark.parametrize("who", ["client", "staff"])
 async def test_nobody_sends_a_member_event_for_someone_else(
-    chat: tuple[MatrixClient, MatrixClient, str], who: str
+    either: tuple[MatrixClient, MatrixClient, str],
 ) -> None:
-    owner, client, room = chat
-    me, other = (client, owner) if who == "client" else (owner, client)
+    me, other, room = either
     target = other.user_id
     for method, path, body in (
         ("POST", _room(room, "kick"), {"user_id": target, "reason": "go"}),
