@@ -191,7 +191,18 @@ BACKEND_ROUTES = [
         *[FORBIDDEN] * 7,
     ),
 ]
-# Routes that act as a portal user (the backend names them with ?user_id=).
+# Routes that act as a portal user (the backend names them with ?user_id=). Cells many share,
+# from the backend's to the client's (and the outsider's, where it ends in _OWN):
+EVERYONE = (NO_USER, *[OK] * 6)  # the backend must name a user; everyone in the practice may
+EVERYONE_OWN = (*EVERYONE, OWN)  # ... and the outsider sees their own practice's
+STAFF_WORK = (NO_USER, *[OK] * 4, STAFF_ONLY, STAFF_ONLY)
+# On a chat: its members (owner, practitioner, shared) may, the unshared member finds none;
+# then the client's, the primary's and the outsider's cells.
+IN_CHAT = (NO_USER, OK, OK, OK, NO_CHAT)
+STAFF_IN_CHAT = (STAFF_ONLY, STAFF_ONLY, NO_CHAT)
+NO_EXPORT_IN_CHAT = (NO_EXPORT, NO_EXPORT, NO_CHAT)
+CHAT_OWNERS = (NO_USER, OK, OK, NOT_CHAT_OWNER, NO_CHAT, *STAFF_IN_CHAT)
+TO_GROUP = {"name": "Group", "staff_ids": ["t2"]}
 USER_ROUTES = [
     row(
         Op("GET", "/audit", query={"practice_id": "{practice_id}"}),
@@ -200,103 +211,28 @@ USER_ROUTES = [
         *[FORBIDDEN] * 6,
         revoked_acting=FORBIDDEN,
     ),
-    row(Op("GET", "/contacts"), NO_USER, OK, OK, OK, OK, OK, OK, OWN),
-    row(Op("GET", "/chats"), NO_USER, OK, OK, OK, OK, OK, OK, OWN),
-    row(Op("POST", "/chats/direct", _direct_body), NO_USER, OK, OK, OK, OK, OK, OK, NO_CLIENT),
+    row(Op("GET", "/contacts"), *EVERYONE_OWN),
+    row(Op("GET", "/chats"), *EVERYONE_OWN),
+    row(Op("POST", "/chats/direct", _direct_body), *EVERYONE, NO_CLIENT),
+    row(Op("POST", "/chats/direct/bulk", {"client_ids": ["c1"]}), *STAFF_WORK, OWN),
     row(
-        Op("POST", "/chats/direct/bulk", {"client_ids": ["c1"]}),
-        NO_USER,
-        OK,
-        OK,
-        OK,
-        OK,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        OWN,
+        Op("POST", "/chats/group", {"name": "Group", "client_ids": ["c1"]}), *STAFF_WORK, NO_CLIENT
     ),
-    row(
-        Op("POST", "/chats/group", {"name": "Group", "client_ids": ["c1"]}),
-        NO_USER,
-        OK,
-        OK,
-        OK,
-        OK,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        NO_CLIENT,
-    ),
-    row(
-        Op("POST", CHAT + "/convert", {"name": "Group", "staff_ids": ["t2"]}, ends_chat=True),
-        NO_USER,
-        OK,
-        OK,
-        OK,
-        NO_CHAT,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        NO_CHAT,
-    ),
-    row(
-        Op("POST", CHAT + "/share", {"staff_id": "t2"}, ends_chat=True),
-        NO_USER,
-        OK,
-        OK,
-        NOT_CHAT_OWNER,
-        NO_CHAT,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        NO_CHAT,
-    ),
-    row(
-        Op("DELETE", CHAT, ends_chat=True),
-        NO_USER,
-        OK,
-        OK,
-        NOT_CHAT_OWNER,
-        NO_CHAT,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        NO_CHAT,
-    ),
+    row(Op("POST", CHAT + "/convert", TO_GROUP, ends_chat=True), *IN_CHAT, *STAFF_IN_CHAT),
+    row(Op("POST", CHAT + "/share", {"staff_id": "t2"}, ends_chat=True), *CHAT_OWNERS),
+    row(Op("DELETE", CHAT, ends_chat=True), *CHAT_OWNERS),
     *[
-        row(Op(method, f"{CHAT}/{flag}"), NO_USER, OK, OK, OK, NO_CHAT, OK, OK, NO_CHAT)
+        row(Op(method, f"{CHAT}/{flag}"), *IN_CHAT, OK, OK, NO_CHAT)
         for flag in ("pin", "hide", "unread")
         for method in ("PUT", "DELETE")
     ],
-    row(
-        Op("GET", CHAT + "/export", query={"format": "csv"}),
-        NO_USER,
-        OK,
-        OK,
-        OK,
-        NO_CHAT,
-        NO_EXPORT,
-        NO_EXPORT,
-        NO_CHAT,
-    ),
-    row(Op("GET", "/settings"), NO_USER, OK, OK, OK, OK, OK, OK, OWN),
+    row(Op("GET", CHAT + "/export", query={"format": "csv"}), *IN_CHAT, *NO_EXPORT_IN_CHAT),
+    row(Op("GET", "/settings"), *EVERYONE_OWN),
     row(
         Op("PUT", "/settings", {"enter_key": "send"}, label="PUT /settings (own preferences)"),
-        NO_USER,
-        OK,
-        OK,
-        OK,
-        OK,
-        OK,
-        OK,
-        OWN,
+        *EVERYONE_OWN,
     ),
-    row(
-        Op("PUT", "/settings", AWAY, label="PUT /settings (autoresponder)"),
-        NO_USER,
-        OK,
-        OK,
-        OK,
-        OK,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        OWN,
-    ),
+    row(Op("PUT", "/settings", AWAY, label="PUT /settings (autoresponder)"), *STAFF_WORK, OWN),
     row(
         Op(
             "PUT",
@@ -306,23 +242,13 @@ USER_ROUTES = [
         ),
         NO_USER,
         OK,
-        OWNER_ONLY,
-        OWNER_ONLY,
-        OWNER_ONLY,
-        OWNER_ONLY,
-        OWNER_ONLY,
+        *[OWNER_ONLY] * 5,
         OWN,
     ),
     row(
         Op("PUT", CLIENT_PATH + "/direct-chat", {"enabled": True}, ids={"client_id": "c1"}),
-        OK,
-        OK,
-        OK,
-        OK,
-        OK,
-        STAFF_ONLY,
-        STAFF_ONLY,
-        STAFF_ONLY,
+        *[OK] * 5,
+        *[STAFF_ONLY] * 3,
     ),
 ]
 API_MATRIX = BACKEND_ROUTES + USER_ROUTES
