@@ -100,37 +100,18 @@ async def _product(session: aiohttp.ClientSession, side: Side, config: Any) -> N
     """A practice through the API: its practitioner and client, sessions, a direct chat."""
     api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
     secret = config.provisioning.shared_secret
-    p = "bench"
-    await call(
-        session,
-        "PUT",
-        f"{api}/practices/{p}",
-        {"name": "Sunrise", "plan": "team", "timezone": "UTC"},
-        token=secret,
-    )
-    await call(
-        session,
-        "PUT",
-        f"{api}/practices/{p}/staff/s1",
-        {"name": "Dr. Lee", "email": "lee@example.org", "role": "practitioner"},
-        token=secret,
-    )
-    await call(
-        session,
-        "PUT",
-        f"{api}/practices/{p}/clients/c1",
-        {
-            "name": "Anna Example",
-            "email": "anna@example.org",
-            "activated": True,
-            "portal_access": True,
-            "family_primary_id": None,
-        },
-        token=secret,
-    )
-    sessions = f"{api}/practices/{p}/sessions"
-    staff = await call(session, "POST", sessions, {"staff_id": "s1"}, token=secret)
-    client = await call(session, "POST", sessions, {"client_id": "c1"}, token=secret)
+    practice = f"{api}/practices/bench"
+
+    async def backend(method: str, path: str, body: dict[str, Any]) -> Any:
+        return await call(session, method, practice + path, body, token=secret)
+
+    await backend("PUT", "", {"name": "Sunrise", "plan": "team", "timezone": "UTC"})
+    lee = {"name": "Dr. Lee", "email": "lee@example.org", "role": "practitioner"}
+    await backend("PUT", "/staff/s1", lee)
+    anna = {"name": "Anna Example", "email": "anna@example.org", "activated": True}
+    await backend("PUT", "/clients/c1", anna | {"portal_access": True, "family_primary_id": None})
+    staff = await backend("POST", "/sessions", {"staff_id": "s1"})
+    client = await backend("POST", "/sessions", {"client_id": "c1"})
     side.staff_token, side.client_token = staff["access_token"], client["access_token"]
     chat = await call(
         session, "POST", f"{api}/chats/direct", {"client_id": "c1"}, token=side.staff_token

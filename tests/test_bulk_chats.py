@@ -80,9 +80,7 @@ async def test_bulk_opens_each_clients_chat_and_says_why_not_for_the_others(
 async def test_bulk_is_for_staff_and_takes_a_bounded_list(
     api: ApiClient, practice_id: str
 ) -> None:
-    await api.setup_practice(practice_id)
-    client = await api.session_for(practice_id, client_id="c1")
-    staff = await api.session_for(practice_id, staff_id="s1")
+    staff, client = await api.staff_and_client(practice_id)
     r = await api.call("POST", BULK, {"client_ids": ["c1"]}, token=client.token)
     assert (r.status, r.errcode) == (403, PREFIX + "STAFF_ONLY")
     for body, errcode in [

@@ -43,6 +43,11 @@ async def _chat(
     return staff, client, str(r.body["chat_id"])
 
 
+async def _synced(room: str, event_id: str, reader: MatrixClient) -> dict[str, Any]:
+    """The event as it comes down ``reader``'s /sync, as a frontend would show it."""
+    return await Syncer(reader).wait_for_event(room, event_id)
+
+
 async def _state(mc: MatrixClient, room: str, event_type: str, content: Any = None) -> Reply:
     path = f"/_matrix/client/v3/rooms/{quote(room)}/state/{event_type}/"
     if content is None:
@@ -188,8 +193,7 @@ async def test_voice_note_plays_back_on_the_other_side(api: ApiClient, practice_
     }
     voice_id = await client.sent(room, voice)
 
-    staff_sync = Syncer(staff)
-    got = await staff_sync.wait_for_event(room, voice_id)
+    got = await _synced(room, voice_id, staff)
     assert got["content"] == voice
     assert "org.matrix.msc3245.voice" in got["content"]
     assert got["content"]["org.matrix.msc1767.audio"] == {"duration": 1500, "waveform": waveform}
@@ -266,8 +270,7 @@ async def test_reactions_added_seen_removed_and_no_duplicates(
         return sorted((e["sender"], e["content"]["m.relates_to"]["key"]) for e in r.body["chunk"])
 
     thumbs_id = await staff.sent(room, reaction("👍"), "m.reaction")
-    client_sync = Syncer(client)
-    got = await client_sync.wait_for_event(room, thumbs_id)
+    got = await _synced(room, thumbs_id, client)
     assert (got["type"], got["sender"], got["content"]) == (
         "m.reaction",
         staff.user_id,
@@ -305,8 +308,7 @@ async def test_staff_pin_and_unpin_messages_clients_read_but_cannot_pin(
     r = await _state(staff, room, "m.room.pinned_events", {"pinned": [plan_id]})
     assert r.status == 200, r.body
     pin_event = r.body["event_id"]
-    client_sync = Syncer(client)
-    got = await client_sync.wait_for_event(room, pin_event)
+    got = await _synced(room, pin_event, client)
     assert (got["type"], got["state_key"], got["sender"]) == (
         "m.room.pinned_events",
         "",
@@ -339,8 +341,7 @@ async def test_users_delete_their_own_messages_only(api: ApiClient, practice_id:
     r = await _redact(client, room, mistake, reason="Sent by mistake")
     assert r.status == 200, r.body
     redaction_id = r.body["event_id"]
-    staff_sync = Syncer(staff)
-    got = await staff_sync.wait_for_event(room, redaction_id)
+    got = await _synced(room, redaction_id, staff)
     assert (got["type"], got["redacts"], got["sender"]) == (
         "m.room.redaction",
         mistake,
@@ -466,8 +467,7 @@ async def test_primary_answers_a_family_members_chat_and_staff_see_who_it_is_abo
 
     question = {"msgtype": "m.text", "body": "How is Leo sleeping this week?"}
     question_id = await staff.sent(room, question)
-    parent_sync = Syncer(parent)
-    got = await parent_sync.wait_for_event(room, question_id)
+    got = await _synced(room, question_id, parent)
     assert got["content"] == question
     answer = {"msgtype": "m.text", "body": "Much better since Monday."}
     answer_id = await parent.sent(room, answer)
