@@ -10,6 +10,8 @@ import hmac
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,23 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
+@asynccontextmanager
+async def running_product(
+    root: Path, config: Config
+) -> AsyncIterator[tuple[Homeserver, subprocess.Popen[bytes]]]:
+    """The product's Synapse and the bridge process, as deployed, for the length of the block:
+    (homeserver, bridge process); both are stopped after it."""
+    hs = start_homeserver(root, config, product=True)
+    try:
+        bridge = await start_bridge(config, root / "bridge.log")
+        try:
+            yield hs, bridge
+        finally:
+            stop_process(bridge)
+    finally:
+        hs.stop()
+
+
 async def call(
     session: aiohttp.ClientSession,
     method: str,
@@ -151,3 +170,20 @@ async def register_plain_user(
         },
     ) as resp:
         return str((await resp.json())["access_token"])
+
+
+class ProductApi:
+    """The product as a portal's backend reaches it: the provisioning API with the shared
+    secret, and Synapse with the appservice's token."""
+
+    def __init__(self, config: Config, hs: Homeserver, session: aiohttp.ClientSession) -> None:
+        self.hs = hs
+        self.session = session
+        self.api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
+        self.secret = config.provisioning.shared_secret
+        self.as_token = config.appservice.as_token
+        self.mapper = config.identity_mapper()
+
+    async def put(self, path: str, body: Any) -> Any:
+        """``PUT`` on the provisioning API as the portal backend."""
+        return await call(self.session, "PUT", self.api + path, body, token=self.secret)

@@ -44,13 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from bench._product import (  # noqa: E402
-    call,
-    product_config,
-    start_bridge,
-    start_homeserver,
-    stop_process,
-)
+from bench._product import call, product_config, running_product  # noqa: E402
 from bench.table import script_main  # noqa: E402
 from registration.homeserver import free_port  # noqa: E402
 from tests.postgres import postgres_schema  # noqa: E402
@@ -257,10 +251,7 @@ async def _measure(
                 **database,
             },
         )
-        hs = start_homeserver(root, config, product=True)
-        bridge = None
-        try:
-            bridge = await start_bridge(config, root / "bridge.log")
+        async with running_product(root, config) as (hs, bridge):
             pids = (bridge.pid, hs.synapse.pids[0])
             base = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
             async with aiohttp.ClientSession() as session:
@@ -268,10 +259,6 @@ async def _measure(
                 secret = config.provisioning.shared_secret
                 table = await routes(session, base, secret, size, metrics)
                 figures = [(route, await drive(route, seconds, pids)) for route in table]
-        finally:
-            if bridge is not None:
-                stop_process(bridge)
-            hs.stop()
     floor = figures[0][1].rate
     backend = "PostgreSQL" if database else "SQLite"
     return [

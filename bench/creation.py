@@ -45,11 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from bench._product import (  # noqa: E402
     V3,
     Homeserver,
+    ProductApi,
     call,
     product_config,
-    start_bridge,
-    start_homeserver,
-    stop_process,
+    running_product,
 )
 from bench.table import script_main  # noqa: E402
 from bridge.chats.layout import ROOM_VERSION, create_room_body  # noqa: E402
@@ -79,14 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--creation-batch", type=int, default=100, help="clients a bulk request")
 
 
-class Bench:
+class Bench(ProductApi):
     def __init__(self, config: Any, hs: Homeserver, session: aiohttp.ClientSession) -> None:
-        self.hs = hs
-        self.session = session
-        self.api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
-        self.secret = config.provisioning.shared_secret
-        self.as_token = config.appservice.as_token
-        self.mapper = config.identity_mapper()
+        super().__init__(config, hs, session)
         self.staff_token = ""
         self.staff_user = ""
 
@@ -122,9 +116,6 @@ class Bench:
             token=self.secret,
         )
         self.staff_token, self.staff_user = session["access_token"], session["user_id"]
-
-    async def put(self, path: str, body: Any) -> Any:
-        return await call(self.session, "PUT", self.api + path, body, token=self.secret)
 
     async def direct(self, client: int) -> tuple[float, str]:
         start = time.perf_counter()
@@ -212,10 +203,7 @@ async def measure(
         config.appservice.database = url
         config.appservice.database_opts = opts
         config.save()
-        hs = start_homeserver(root, config, product=True)
-        bridge = None
-        try:
-            bridge = await start_bridge(config, root / "bridge.log")
+        async with running_product(root, config) as (hs, bridge):
             async with aiohttp.ClientSession() as session:
                 bench = Bench(config, hs, session)
                 # Clients 0..chats-1 get a chat from the bridge, chats..2*chats-1 a bare room,
@@ -236,10 +224,6 @@ async def measure(
                     bulk_s, beside_s = await bench.bulk_against_one_by_one(2 * chats, bulk, batch)
             if bridge.poll() is not None:
                 raise RuntimeError("the bridge stopped during the run")
-        finally:
-            if bridge is not None:
-                stop_process(bridge)
-            hs.stop()
     per_chat, per_room = sum(ours) / len(ours), sum(theirs) / len(theirs)
     ratio = per_chat / per_room
     one_by_one = 1 / per_chat

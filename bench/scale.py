@@ -70,6 +70,7 @@ from mautrix.util.async_db import Database  # noqa: E402
 from bench._product import (  # noqa: E402
     V3,
     Homeserver,
+    ProductApi,
     call,
     product_config,
     start_bridge,
@@ -121,23 +122,15 @@ def marked(rooms: list[str]) -> dict[str, list[str]]:
     }
 
 
-class Run:
+class Run(ProductApi):
     """One bridge database: the API and Synapse as a portal sees them, and the database itself
     (read only: to know when the bridge has processed what was sent)."""
 
     def __init__(
         self, config: Config, hs: Homeserver, db: Database, session: aiohttp.ClientSession
     ) -> None:
-        self.hs = hs
+        super().__init__(config, hs, session)
         self.db = db
-        self.session = session
-        self.api = f"http://127.0.0.1:{config.appservice.port}{config.provisioning.prefix}"
-        self.secret = config.provisioning.shared_secret
-        self.as_token = config.appservice.as_token
-        self.mapper = config.identity_mapper()
-
-    async def put(self, path: str, body: Any) -> Any:
-        return await call(self.session, "PUT", self.api + path, body, token=self.secret)
 
     async def as_user(self, method: str, path: str, user: str, body: Any = None) -> Any:
         """A Matrix request as a namespace user through the appservice (``?user_id=``)."""
