@@ -21,7 +21,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -258,16 +258,25 @@ def bridge_config(homeserver: HomeserverInfo, tmp_path: Path) -> Config:
     return load_config(path)
 
 
-@pytest.fixture
-async def bridge(
-    homeserver: HomeserverInfo, database: Database, tmp_path: Path
+@asynccontextmanager
+async def running_bridge(
+    homeserver: HomeserverInfo, tmp_path: Path, db: Database
 ) -> AsyncIterator[Bridge]:
-    instance = Bridge(bridge_config(homeserver, tmp_path), db=database)
+    """An in-process bridge on ``db`` (config from ``bridge_config``), stopped afterwards."""
+    instance = Bridge(bridge_config(homeserver, tmp_path), db=db)
     await instance.start()
     try:
         yield instance
     finally:
         await instance.stop()
+
+
+@pytest.fixture
+async def bridge(
+    homeserver: HomeserverInfo, database: Database, tmp_path: Path
+) -> AsyncIterator[Bridge]:
+    async with running_bridge(homeserver, tmp_path, database) as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ from config import generate_config, load_config
 from registration import generate_registration, module_entries
 from registration.homeserver import LocalSynapse, SynapseSpec, free_port
 from tests.clients import ApiClient, HomeserverInfo, MatrixClient, Reply, eventually
-from tests.conftest import PG_ENV, backend_params, bridge_config
+from tests.conftest import PG_ENV, backend_params, bridge_config, running_bridge
 from tests.postgres import postgres_schema
 from tests.test_notifications import SmtpServer
 from tests.test_openapi import contract
@@ -632,12 +632,8 @@ async def sqlite_bridge(homeserver: HomeserverInfo, tmp_path: Path) -> AsyncIter
     read-only with SQLite's own pragmas (the faults SQLite reports for a full disk and a
     read-only file: SQLITE_FULL, SQLITE_READONLY)."""
     db = create_database(f"sqlite:{tmp_path / 'bridge.db'}")
-    bridge = Bridge(bridge_config(homeserver, tmp_path), db=db)
-    await bridge.start()
-    try:
+    async with running_bridge(homeserver, tmp_path, db) as bridge:
         yield bridge
-    finally:
-        await bridge.stop()
 
 
 class Attempts:
