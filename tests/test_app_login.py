@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +80,15 @@ class Apps:
         grant = await _issue(api, practice_id, staff_id)
         return grant, await self.sign_in(grant["username"], grant["password"])
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         for app in self.open:
             await app.api.session.close()
 
 
 @pytest.fixture
 async def apps(homeserver: HomeserverInfo) -> AsyncIterator[Apps]:
-    held = Apps(homeserver)
-    try:
+    async with aclosing(Apps(homeserver)) as held:
         yield held
-    finally:
-        await held.close()
 
 
 async def _issue(api: ApiClient, practice_id: str, staff_id: str, **params: str) -> Any:

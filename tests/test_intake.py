@@ -13,6 +13,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ class Homeserver:
         self.token = bridge.config.appservice.hs_token
         self.session = aiohttp.ClientSession()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self.session.close()
 
     async def request(
@@ -170,11 +171,8 @@ async def queue_rows(db: Database, event_ids: list[str]) -> dict[str, str | None
 
 @pytest.fixture
 async def hs(bridge: Bridge) -> AsyncIterator[Homeserver]:
-    client = Homeserver(bridge)
-    try:
+    async with aclosing(Homeserver(bridge)) as client:
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
@@ -442,7 +440,7 @@ async def test_restart_mid_stream_neither_loses_nor_repeats_an_event(
         await first.stop()
         if delivering:
             await delivering
-        await hs.close()
+        await hs.aclose()
 
     # Between the two processes: what the first committed, and what it left.
     look = database_factory()
@@ -476,7 +474,7 @@ async def test_restart_mid_stream_neither_loses_nor_repeats_an_event(
             assert after.order[r] == in_room  # Resumed in order.
         assert await queue_rows(second.db, ids) == dict.fromkeys(ids, "ok")
     finally:
-        await hs.close()
+        await hs.aclose()
         await second.stop()
 
 
