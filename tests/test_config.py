@@ -420,91 +420,56 @@ def delete_key(key: str) -> Callable[[Path], None]:
     return set_key(key, _ABSENT)
 
 
+def bad(
+    key: str, value: Any, words: str, *, named: str | None = None
+) -> tuple[str, Callable[[Path], None], str]:
+    """A bad-value case: ``key`` set to ``value``; the one error line names ``named`` (the key
+    itself, unless said otherwise) and says ``words``."""
+    return named or key, set_key(key, value), words
+
+
 BAD_VALUES = {
-    "port_is_text": ("appservice.port", set_key("appservice.port", "abc"), "port number"),
-    "port_out_of_range": ("appservice.port", set_key("appservice.port", 70000), "port number"),
-    "verify_ssl_is_text": (
-        "homeserver.verify_ssl",
-        set_key("homeserver.verify_ssl", "yes"),
+    "port_is_text": bad("appservice.port", "abc", "port number"),
+    "port_out_of_range": bad("appservice.port", 70000, "port number"),
+    "verify_ssl_is_text": bad("homeserver.verify_ssl", "yes", "true or false"),
+    "domain_empty": bad("homeserver.domain", "", "is required"),
+    "domain_with_spaces": bad("homeserver.domain", "my server", "server name"),
+    "address_not_a_url": bad("homeserver.address", "matrix.example.com", "http(s) URL"),
+    "mysql": bad(
+        "appservice.database", "mysql://bridge@db/bridge", "unknown database scheme 'mysql'"
+    ),
+    "database_opts_not_numbers": bad(
+        "appservice.database_opts.max_size", "ten", "positive integer"
+    ),
+    "section_is_text": bad("appservice", "everything", "mapping"),
+    "section_is_a_list": bad("provisioning", [1, 2], "mapping"),
+    "smtp_is_text": bad("notifications.smtp", "on", "mapping"),
+    "template_without_id": bad("appservice.username_template", "pb_{kind}_{practice}", "{id}"),
+    "template_ambiguous": bad(
+        "appservice.username_template", "pb_{kind}-{practice}-{id}", "separated"
+    ),
+    "template_too_long_for_the_domain": bad(
+        "homeserver.domain", "d" * 120 + ".example", "255", named="appservice.username_template"
+    ),
+    "bot_shaped_like_a_portal_user": bad("appservice.bot_username", "pb_staff_bot_one", "shape"),
+    "default_plan_unknown": bad("practice.default_plan", "gold", "solo, plus, team"),
+    "plans_empty": bad("practice.plans", {}, "plan names"),
+    "plan_feature_not_bool": bad(
+        "practice.plans.solo.direct_chat_sharing",
+        "sometimes",
         "true or false",
+        named="practice.plans.solo",
     ),
-    "domain_empty": ("homeserver.domain", set_key("homeserver.domain", ""), "is required"),
-    "domain_with_spaces": (
-        "homeserver.domain",
-        set_key("homeserver.domain", "my server"),
-        "server name",
+    "smtp_security_unknown": bad("notifications.smtp.security", "ssl", "none, starttls, tls"),
+    "prefix_trailing_slash": bad("provisioning.prefix", "/_matrix/provision/v1/", "trailing"),
+    "logging_not_a_mapping": bad("logging", "verbose", "mapping"),
+    "logging_wrong_version": bad("logging.version", 2, "version: 1", named="logging"),
+    "logging_unknown_handler_class": bad(
+        "logging.handlers.console.class", "logging.NoSuchHandler", "NoSuchHandler", named="logging"
     ),
-    "address_not_a_url": (
-        "homeserver.address",
-        set_key("homeserver.address", "matrix.example.com"),
-        "http(s) URL",
-    ),
-    "mysql": (
-        "appservice.database",
-        set_key("appservice.database", "mysql://bridge@db/bridge"),
-        "unknown database scheme 'mysql'",
-    ),
-    "database_opts_not_numbers": (
-        "appservice.database_opts.max_size",
-        set_key("appservice.database_opts.max_size", "ten"),
-        "positive integer",
-    ),
-    "section_is_text": ("appservice", set_key("appservice", "everything"), "mapping"),
-    "section_is_a_list": ("provisioning", set_key("provisioning", [1, 2]), "mapping"),
-    "smtp_is_text": ("notifications.smtp", set_key("notifications.smtp", "on"), "mapping"),
-    "template_without_id": (
-        "appservice.username_template",
-        set_key("appservice.username_template", "pb_{kind}_{practice}"),
-        "{id}",
-    ),
-    "template_ambiguous": (
-        "appservice.username_template",
-        set_key("appservice.username_template", "pb_{kind}-{practice}-{id}"),
-        "separated",
-    ),
-    "template_too_long_for_the_domain": (
-        "appservice.username_template",
-        set_key("homeserver.domain", "d" * 120 + ".example"),
-        "255",
-    ),
-    "bot_shaped_like_a_portal_user": (
-        "appservice.bot_username",
-        set_key("appservice.bot_username", "pb_staff_bot_one"),
-        "shape",
-    ),
-    "default_plan_unknown": (
-        "practice.default_plan",
-        set_key("practice.default_plan", "gold"),
-        "solo, plus, team",
-    ),
-    "plans_empty": ("practice.plans", set_key("practice.plans", {}), "plan names"),
-    "plan_feature_not_bool": (
-        "practice.plans.solo",
-        set_key("practice.plans.solo.direct_chat_sharing", "sometimes"),
-        "true or false",
-    ),
-    "smtp_security_unknown": (
-        "notifications.smtp.security",
-        set_key("notifications.smtp.security", "ssl"),
-        "none, starttls, tls",
-    ),
-    "prefix_trailing_slash": (
-        "provisioning.prefix",
-        set_key("provisioning.prefix", "/_matrix/provision/v1/"),
-        "trailing",
-    ),
-    "logging_not_a_mapping": ("logging", set_key("logging", "verbose"), "mapping"),
-    "logging_wrong_version": ("logging", set_key("logging.version", 2), "version: 1"),
-    "logging_unknown_handler_class": (
-        "logging",
-        set_key("logging.handlers.console.class", "logging.NoSuchHandler"),
-        "NoSuchHandler",
-    ),
-    "logging_unknown_level": ("logging", set_key("logging.root.level", "LOUD"), "LOUD"),
-    "logging_missing_formatter": (
-        "logging",
-        set_key("logging.handlers.console.formatter", "fancy"),
-        "fancy",
+    "logging_unknown_level": bad("logging.root.level", "LOUD", "LOUD", named="logging"),
+    "logging_missing_formatter": bad(
+        "logging.handlers.console.formatter", "fancy", "fancy", named="logging"
     ),
 }
 
