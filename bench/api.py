@@ -47,9 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from bench._product import call, product_config, running_product  # noqa: E402
 from bench.table import script_main  # noqa: E402
 from registration.homeserver import free_port  # noqa: E402
-from tests.postgres import postgres_schema  # noqa: E402
+from tests.postgres import PG_ENV, postgres_schema  # noqa: E402
 
-PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 CONCURRENCY = 8
 SIZE = (40, 20)  # clients, and direct chats among them
 SMOKE_SIZE = (4, 2)

@@ -53,10 +53,9 @@ from bench._product import (  # noqa: E402
 from bench.table import script_main  # noqa: E402
 from bridge.chats.layout import ROOM_VERSION, create_room_body  # noqa: E402
 from bridge.constants import CHAT_STATE, POLICY_STATE  # noqa: E402
-from tests.postgres import postgres_schema  # noqa: E402
+from tests.postgres import PG_ENV, postgres_schema  # noqa: E402
 
 TARGET_RATIO = 1.2
-PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 # A bridge database: None for SQLite in the run's folder, or a PostgreSQL DSN and pool options.
 Database = tuple[str, dict[str, Any]] | None
 PRACTICE = "creation"

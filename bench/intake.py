@@ -40,6 +40,7 @@ from mautrix.types import RoomID  # noqa: E402
 from mautrix.util.async_db import Database  # noqa: E402
 
 from appservice.homeserver import MemoryASStateStore  # noqa: E402
+from bench._product import DOMAIN  # noqa: E402
 from bench.table import script_main, size  # noqa: E402
 from bridge.app import Bridge  # noqa: E402
 from bridge.chats.models import Chat  # noqa: E402
@@ -47,10 +48,8 @@ from bridge.db import create_database  # noqa: E402
 from bridge.directory.models import Client, Practice, Staff  # noqa: E402
 from config import generate_config  # noqa: E402
 from registration.homeserver import free_port  # noqa: E402
-from tests.postgres import postgres_schema  # noqa: E402
+from tests.postgres import PG_ENV, postgres_schema  # noqa: E402
 
-PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
-DOMAIN = "bench.test"
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing at start-up may need the homeserver
 EVENTS_PER_TXN = 100
 ROOMS = 8

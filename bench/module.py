@@ -34,7 +34,7 @@ from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from bench._product import call  # noqa: E402
+from bench._product import DOMAIN, V3, call  # noqa: E402
 from bench.table import latency_rows, script_main, size  # noqa: E402
 from bridge.chats import layout  # noqa: E402
 from bridge.identity import IdentityMapper  # noqa: E402
@@ -42,12 +42,10 @@ from config import generate_config  # noqa: E402
 from registration import generate_registration, module_entry  # noqa: E402
 from registration.homeserver import LocalSynapse, SynapseSpec, free_port  # noqa: E402
 
-DOMAIN = "bench.test"
 PRACTICE = "bench"
 LIMIT = 1000
 BODY_LENGTH = 200
 TARGET_RATIO = 1.05
-_V3 = "/_matrix/client/v3"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +119,7 @@ async def _prepare(
             session,
             side,
             "POST",
-            f"{_V3}/register",
+            f"{V3}/register",
             {"type": "m.login.application_service", "username": user[1:].split(":")[0]},
             as_token,
         )
@@ -135,7 +133,7 @@ async def _prepare(
         session,
         side,
         "POST",
-        f"{_V3}/createRoom",
+        f"{V3}/createRoom",
         layout.create_room_body(
             name=None,
             is_direct=True,
@@ -148,13 +146,13 @@ async def _prepare(
     side.room = str(created["room_id"])
     for user in (staff, client):
         await _call(
-            session, side, "POST", f"{_V3}/rooms/{quote(side.room)}/join", {}, as_token, user
+            session, side, "POST", f"{V3}/rooms/{quote(side.room)}/join", {}, as_token, user
         )
     login = await _call(
         session,
         side,
         "POST",
-        f"{_V3}/login",
+        f"{V3}/login",
         {
             "type": "m.login.application_service",
             "identifier": {"type": "m.id.user", "user": client},
@@ -163,7 +161,7 @@ async def _prepare(
     )
     side.token = str(login["access_token"])
     # The module is really in the path: an over-limit message is refused with it, not without.
-    path = f"{side.url}{_V3}/rooms/{quote(side.room)}/send/m.room.message/{uuid.uuid4().hex}"
+    path = f"{side.url}{V3}/rooms/{quote(side.room)}/send/m.room.message/{uuid.uuid4().hex}"
     async with session.put(
         path,
         json={"msgtype": "m.text", "body": "x" * (LIMIT + 1)},
@@ -175,7 +173,7 @@ async def _prepare(
 
 
 async def _send(session: aiohttp.ClientSession, side: Side, body: str) -> float:
-    path = f"{side.url}{_V3}/rooms/{quote(side.room)}/send/m.room.message/{uuid.uuid4().hex}"
+    path = f"{side.url}{V3}/rooms/{quote(side.room)}/send/m.room.message/{uuid.uuid4().hex}"
     headers = {"Authorization": f"Bearer {side.token}"}
     content = {"msgtype": "m.text", "body": body}
     start = time.perf_counter()

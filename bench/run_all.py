@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.table import summary_table, verdict  # noqa: E402
+from tests.postgres import PG_ENV  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "latest.md"
-PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 
 
 def name_of(module: ModuleType) -> str:

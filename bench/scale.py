@@ -81,9 +81,8 @@ from bench.table import p99, script_main, size  # noqa: E402
 from bridge.chats.userstate import SYNC_FILTER  # noqa: E402
 from bridge.db import create_database  # noqa: E402
 from config import Config  # noqa: E402
-from tests.postgres import postgres_schema  # noqa: E402
+from tests.postgres import PG_ENV, postgres_schema  # noqa: E402
 
-PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 TARGET_FIRST_SCREEN_P99_MS = 25.0
 TARGET_WHOLE_LIST_P99_MS = 60.0
 TARGET_CONTACTS_P99_MS = 50.0

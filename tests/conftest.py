@@ -36,10 +36,9 @@ from registration.homeserver import LocalSynapse, SynapseSpec, client_listener, 
 from registration.processes import ProcessGroup
 from registration.workers import Backing, BackingUnavailable, SynapseWorkers
 from tests.clients import ApiClient, HomeserverInfo
-from tests.postgres import postgres_schema
+from tests.postgres import PG_ENV, postgres_schema
 from tests.synapse_env import synapse_only_environment
 
-PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
 REDIS_ENV = "PRACTICE_BRIDGE_TEST_REDIS"
 ONE_PROCESS = "one-process"
 WORKERS = "workers"

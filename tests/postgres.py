@@ -13,6 +13,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+# The environment variable with the PostgreSQL DSN of the tests' and benches' PostgreSQL legs.
+PG_ENV = "PRACTICE_BRIDGE_TEST_POSTGRES"
+
 
 @asynccontextmanager
 async def postgres_schema(dsn: str, prefix: str = "test") -> AsyncIterator[str]:
