@@ -94,20 +94,9 @@ class ChatService:
     async def accounts(self, chat: Chat) -> list[UserID]:
         """The accounts the records put in the chat's room now: its active staff, and the
         accounts of its clients with access (in a 1:1 chat, only with direct chat access)."""
-        users = await self._staff_users(chat)
-        for cid in chat.client_ids:
-            client = await self.directory.get_client(chat.practice_id, cid)
-            if client is None or not client.active:
-                continue
-            if chat.kind == "direct" and not client.direct_chat_access:
-                continue
-            try:
-                user = await self.account_of(client)
-            except PracticeError:
-                continue
-            if user not in users:
-                users.append(user)
-        return users
+        staff = await self._staff_users(chat)
+        clients = await self._client_users(chat, direct=chat.kind == "direct")
+        return staff + [user for user in clients if user not in staff]
 
     async def _practice(self, practice_id: str) -> Practice:
         practice = await self.directory.get_practice(practice_id)
@@ -208,19 +197,13 @@ class ChatService:
         self, actor: Actor, chat_id: str, name: str, client_ids: list[str], staff_ids: list[str]
     ) -> Chat:
         """Turn a 1:1 chat into a group chat in the same room: the history stays."""
-        self._require_staff(actor)
-        chat = await self.visible_chat(actor, chat_id)
-        if chat.kind != "direct":
-            raise refuse.already_group()
-        new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
+        chat, new_clients, new_staff = await self._growing(
+            actor, chat_id, "direct", client_ids, staff_ids
+        )
         async with self._room_locks[chat.room_id]:
-            old_users = await self._users(chat)
             chat.kind = "group"
             chat.name = name
-            chat.staff_ids += [s.staff_id for s in new_staff]
-            chat.client_ids += [c.client_id for c in new_clients]
-            await self._sync_room(chat, old_users)
-            await self.chats.update(chat)
+            old_users = await self._seat(chat, new_clients, new_staff)
             await self.names.apply(chat)
             for user in old_users:
                 await self.direct.forget(user, chat.room_id)
@@ -237,17 +220,11 @@ class ChatService:
         self, actor: Actor, chat_id: str, client_ids: list[str], staff_ids: list[str]
     ) -> Chat:
         """Add people to a group chat; they see its history (history visibility is shared)."""
-        self._require_staff(actor)
-        chat = await self.visible_chat(actor, chat_id)
-        if chat.kind != "group":
-            raise refuse.not_group()
-        new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
+        chat, new_clients, new_staff = await self._growing(
+            actor, chat_id, "group", client_ids, staff_ids
+        )
         async with self._room_locks[chat.room_id]:
-            old_users = await self._users(chat)
-            chat.staff_ids += [s.staff_id for s in new_staff]
-            chat.client_ids += [c.client_id for c in new_clients]
-            await self._sync_room(chat, old_users)
-            await self.chats.update(chat)
+            await self._seat(chat, new_clients, new_staff)
         await self.audit.record(
             actor.practice_id,
             actor.user_id,
@@ -259,6 +236,34 @@ class ChatService:
             },
         )
         return chat
+
+    async def _seat(
+        self, chat: Chat, new_clients: list[Client], new_staff: list[Staff]
+    ) -> list[UserID]:
+        """Add the newcomers to the chat's record and its room (under the room's lock); returns
+        the users it had before."""
+        old_users = await self._users(chat)
+        chat.staff_ids += [s.staff_id for s in new_staff]
+        chat.client_ids += [c.client_id for c in new_clients]
+        await self._sync_room(chat, old_users)
+        await self.chats.update(chat)
+        return old_users
+
+    async def _growing(
+        self,
+        actor: Actor,
+        chat_id: str,
+        kind: ChatKind,
+        client_ids: list[str],
+        staff_ids: list[str],
+    ) -> tuple[Chat, list[Client], list[Staff]]:
+        """A staff caller's chat of this kind, and the records joining it."""
+        self._require_staff(actor)
+        chat = await self.visible_chat(actor, chat_id)
+        if chat.kind != kind:
+            raise refuse.already_group() if chat.kind == "group" else refuse.not_group()
+        new_clients, new_staff = await self._newcomers(actor, chat, client_ids, staff_ids)
+        return chat, new_clients, new_staff
 
     async def _newcomers(
         self, actor: Actor, chat: Chat, client_ids: list[str], staff_ids: list[str]
@@ -411,14 +416,18 @@ class ChatService:
         return users
 
     async def _client_users(
-        self, chat: Chat, old_records: dict[str, Client] | None = None
+        self, chat: Chat, old_records: dict[str, Client] | None = None, *, direct: bool = False
     ) -> list[UserID]:
+        """The accounts of the chat's active clients (with ``direct``, only of those with direct
+        chat access)."""
         users: list[UserID] = []
         for cid in chat.client_ids:
             client = (old_records or {}).get(cid) or await self.directory.get_client(
                 chat.practice_id, cid
             )
             if client is None or not client.active:
+                continue
+            if direct and not client.direct_chat_access:
                 continue
             try:
                 user = await self.account_of(client)
