@@ -29,6 +29,24 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
+async def _get_found(
+    api: Any, path: str, query: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """GET ``path``: the answer, or None when the homeserver has no such thing (404)."""
+    try:
+        resp: dict[str, Any] = await api.request(Method.GET, PathBuilder(path), query_params=query)
+    except MatrixRequestError as e:
+        if e.http_status == 404:
+            return None
+        raise
+    return resp
+
+
+async def _put(api: Any, path: str, content: dict[str, Any]) -> None:
+    """PUT ``content`` at ``path`` (the answer carries nothing the bridge needs)."""
+    await api.request(Method.PUT, PathBuilder(path), content)
+
+
 class SynapseRooms:
     def __init__(self, az: AppService, delete_timeout: float = 120) -> None:
         self.az = az
@@ -113,9 +131,9 @@ class SynapseRooms:
     async def set_member_name(self, room_id: RoomID, user_id: UserID, name: str) -> None:
         """PUT /rooms/{roomId}/state/m.room.member/{userId} as the user (spec: Room
         membership): their own join again, with the name and without a picture."""
-        await self._as(user_id).request(
-            Method.PUT,
-            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/state/m.room.member/{_q(user_id)}"),
+        await _put(
+            self._as(user_id),
+            f"{_V3}/rooms/{_q(room_id)}/state/m.room.member/{_q(user_id)}",
             {"membership": "join", "displayname": name},
         )
 
@@ -181,30 +199,18 @@ class SynapseRooms:
 
     async def get_event(self, room_id: RoomID, event_id: str) -> dict[str, Any] | None:
         """GET /rooms/{roomId}/event/{eventId} as the bot (spec: Getting events for a room)."""
-        try:
-            resp: dict[str, Any] = await self._bot().request(
-                Method.GET,
-                PathBuilder(f"{_V3}/rooms/{_q(room_id)}/event/{_q(event_id)}"),
-            )
-        except MatrixRequestError as e:
-            if e.http_status == 404:
-                return None
-            raise
-        return resp
+        return await _get_found(self._bot(), f"{_V3}/rooms/{_q(room_id)}/event/{_q(event_id)}")
 
     async def token_at(self, room_id: RoomID, ts: int) -> str | None:
         """GET /timestamp_to_event (spec: v1, dir=f) for the first event at or after ``ts``,
         then GET /context/{eventId} for a token just before it."""
-        try:
-            found = await self._bot().request(
-                Method.GET,
-                PathBuilder(f"/_matrix/client/v1/rooms/{_q(room_id)}/timestamp_to_event"),
-                query_params={"ts": str(ts), "dir": "f"},
-            )
-        except MatrixRequestError as e:
-            if e.http_status == 404:
-                return None
-            raise
+        found = await _get_found(
+            self._bot(),
+            f"/_matrix/client/v1/rooms/{_q(room_id)}/timestamp_to_event",
+            {"ts": str(ts), "dir": "f"},
+        )
+        if found is None:
+            return None
         context = await self._bot().request(
             Method.GET,
             PathBuilder(f"{_V3}/rooms/{_q(room_id)}/context/{_q(found['event_id'])}"),
@@ -216,56 +222,39 @@ class SynapseRooms:
         self, room_id: RoomID, event_type: str, content: dict[str, Any], state_key: str = ""
     ) -> None:
         """PUT /rooms/{roomId}/state/{eventType}/{stateKey} (spec: Sending events)."""
-        await self._bot().request(
-            Method.PUT,
-            PathBuilder(f"{_V3}/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}"),
+        await _put(
+            self._bot(),
+            f"{_V3}/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}",
             content,
         )
 
     async def get_state(
         self, room_id: RoomID, event_type: str, state_key: str = ""
     ) -> dict[str, Any] | None:
-        try:
-            resp: dict[str, Any] = await self._bot().request(
-                Method.GET,
-                PathBuilder(f"{_V3}/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}"),
-            )
-        except MatrixRequestError as e:
-            if e.http_status == 404:
-                return None
-            raise
-        return resp
+        return await _get_found(
+            self._bot(), f"{_V3}/rooms/{_q(room_id)}/state/{_q(event_type)}/{_q(state_key)}"
+        )
 
     async def get_account_data(self, user_id: UserID, event_type: str) -> dict[str, Any]:
         """GET /user/{userId}/account_data/{type} (spec: Client config)."""
-        try:
-            resp: dict[str, Any] = await self._as(user_id).request(
-                Method.GET,
-                PathBuilder(f"{_V3}/user/{_q(user_id)}/account_data/{_q(event_type)}"),
-            )
-        except MatrixRequestError as e:
-            if e.http_status == 404:
-                return {}
-            raise
-        return resp
+        found = await _get_found(
+            self._as(user_id), f"{_V3}/user/{_q(user_id)}/account_data/{_q(event_type)}"
+        )
+        return {} if found is None else found
 
     async def set_account_data(
         self, user_id: UserID, event_type: str, content: dict[str, Any]
     ) -> None:
-        await self._as(user_id).request(
-            Method.PUT,
-            PathBuilder(f"{_V3}/user/{_q(user_id)}/account_data/{_q(event_type)}"),
-            content,
+        await _put(
+            self._as(user_id), f"{_V3}/user/{_q(user_id)}/account_data/{_q(event_type)}", content
         )
 
     async def set_room_account_data(
         self, user_id: UserID, room_id: RoomID, event_type: str, content: dict[str, Any]
     ) -> None:
-        await self._as(user_id).request(
-            Method.PUT,
-            PathBuilder(
-                f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/account_data/{_q(event_type)}"
-            ),
+        await _put(
+            self._as(user_id),
+            f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/account_data/{_q(event_type)}",
             content,
         )
 
@@ -273,9 +262,9 @@ class SynapseRooms:
         self, user_id: UserID, room_id: RoomID, tag: str, content: dict[str, Any]
     ) -> None:
         """PUT /user/{userId}/rooms/{roomId}/tags/{tag} (spec: Room tagging)."""
-        await self._as(user_id).request(
-            Method.PUT,
-            PathBuilder(f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/tags/{_q(tag)}"),
+        await _put(
+            self._as(user_id),
+            f"{_V3}/user/{_q(user_id)}/rooms/{_q(room_id)}/tags/{_q(tag)}",
             content,
         )
 
