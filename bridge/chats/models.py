@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from mautrix.types import RoomID
 
+from bridge.rows import dataclass_from_row
+
 ChatKind = Literal["direct", "group"]
 
 
@@ -27,17 +29,7 @@ class Chat:
 
     @classmethod
     def from_row(cls, row: Any) -> Chat:
-        return cls(
-            RoomID(row["room_id"]),
-            row["practice_id"],
-            row["kind"],
-            row["name"],
-            row["owner_staff_id"],
-            row["created_at"],
-            row["last_message_ts"],
-            row["last_sender"],
-            bool(row["deleted"]),
-        )
+        return dataclass_from_row(cls, row)
 
     @property
     def chat_id(self) -> str:

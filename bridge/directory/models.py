@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from mautrix.types import UserID
 
+from bridge.rows import dataclass_from_row
+
 Role = Literal["owner", "practitioner", "team_member"]
 ROLES: tuple[Role, ...] = ("owner", "practitioner", "team_member")
 
@@ -24,15 +26,7 @@ class Practice:
 
     @classmethod
     def from_row(cls, row: Any) -> Practice:
-        return cls(
-            row["practice_id"],
-            row["name"],
-            row["plan"],
-            row["timezone"],
-            json.loads(row["settings"] or "{}"),
-            row["created_at"],
-            row["updated_at"],
-        )
+        return dataclass_from_row(cls, row, settings=json.loads(row["settings"] or "{}"))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,16 +50,7 @@ class Staff:
 
     @classmethod
     def from_row(cls, row: Any) -> Staff:
-        return cls(
-            row["practice_id"],
-            row["staff_id"],
-            UserID(row["user_id"]),
-            row["name"],
-            row["email"],
-            row["role"],
-            bool(row["active"]),
-            row["updated_at"],
-        )
+        return dataclass_from_row(cls, row)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,19 +80,7 @@ class Client:
 
     @classmethod
     def from_row(cls, row: Any) -> Client:
-        return cls(
-            row["practice_id"],
-            row["client_id"],
-            UserID(row["user_id"]),
-            row["name"],
-            row["email"],
-            bool(row["activated"]),
-            bool(row["portal_access"]),
-            row["family_primary_id"],
-            bool(row["direct_chat_access"]),
-            bool(row["active"]),
-            row["updated_at"],
-        )
+        return dataclass_from_row(cls, row)
 
     @property
     def is_sub_record(self) -> bool:

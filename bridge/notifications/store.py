@@ -8,6 +8,7 @@ from typing import Any
 from mautrix.util.async_db import Connection, Database
 
 from bridge.db import transaction
+from bridge.rows import dataclass_from_row
 
 # Outbox rows done (sent, read, skipped, failed) are kept this long, then pruned.
 RETENTION_MS = 14 * 24 * 3600 * 1000
@@ -26,15 +27,7 @@ class OutboxRow:
 
     @classmethod
     def from_row(cls, row: Any) -> OutboxRow:
-        return cls(
-            int(row["id"]),
-            row["recipient"],
-            row["room_id"],
-            row["event_id"],
-            row["sender"],
-            int(row["message_ts"]),
-            int(row["email_id"]) if row["email_id"] is not None else None,
-        )
+        return dataclass_from_row(cls, row)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 from mautrix.util.async_db import Connection, Database
 
 from bridge.clock import now_ms
+from bridge.rows import dataclass_from_row
 from practice_bridge_synapse.policy import Policy
 
 
@@ -24,15 +25,7 @@ class Violation:
 
     @classmethod
     def from_row(cls, row: Any) -> Violation:
-        return cls(
-            row["event_id"],
-            row["room_id"],
-            row["sender"],
-            row["rule"],
-            row["max_length"],
-            row["target"],
-            row["attempts"],
-        )
+        return dataclass_from_row(cls, row)
 
 
 class RuleStore:
