@@ -88,15 +88,26 @@ class PracticeAppService(AppService):
             token = header[len("Bearer ") :]
         return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.hs_token.encode())
 
-    async def _http_handle_transaction(self, request: web.Request) -> web.Response:
+    async def _received(
+        self, request: web.Request, key: str, what: str
+    ) -> tuple[str, Any] | web.Response:
+        """The id in the path and the JSON body of a homeserver's push, or the refusal to send
+        back (wrong token, unusable id, unreadable body)."""
         if not self._check_token(request):
             return _forbidden()
-        txn_id = request.match_info["transaction_id"]
-        if not valid_id(txn_id):
-            return _error(400, Codes.INVALID_PARAM, "The transaction id is not usable.")
+        ident = request.match_info[key]
+        if not valid_id(ident):
+            return _error(400, Codes.INVALID_PARAM, f"The {what} id is not usable.")
         body = await _read_json(request)
         if isinstance(body, web.Response):
             return body
+        return ident, body
+
+    async def _http_handle_transaction(self, request: web.Request) -> web.Response:
+        received = await self._received(request, "transaction_id", "transaction")
+        if isinstance(received, web.Response):
+            return received
+        txn_id, body = received
         if not isinstance(body, dict):
             return _error(400, Codes.BAD_JSON, "The transaction body must be a JSON object.")
         events = _list(body.get("events"))
@@ -123,14 +134,10 @@ class PracticeAppService(AppService):
     async def _http_refusal(self, request: web.Request) -> web.Response:
         """The Synapse module reports a refusal; stored once per id before the answer, so that
         the module sends it again until it is on record."""
-        if not self._check_token(request):
-            return _forbidden()
-        refusal_id = request.match_info["refusal_id"]
-        if not valid_id(refusal_id):
-            return _error(400, Codes.INVALID_PARAM, "The refusal id is not usable.")
-        body = await _read_json(request)
-        if isinstance(body, web.Response):
-            return body
+        received = await self._received(request, "refusal_id", "refusal")
+        if isinstance(received, web.Response):
+            return received
+        refusal_id, body = received
         try:
             report = RefusalReport.model_validate(body)
         except ValidationError:

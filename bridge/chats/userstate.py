@@ -71,14 +71,8 @@ POSITION_FILTER: dict[str, Any] = {
 }
 # The user's read receipts in every room, nothing else.
 RECEIPTS_FILTER: dict[str, Any] = {
-    "presence": {"types": []},
-    "account_data": {"types": []},
-    "room": {
-        "timeline": {"limit": 0},
-        "state": {"types": []},
-        "ephemeral": {"types": ["m.receipt"]},
-        "account_data": {"types": []},
-    },
+    **SYNC_FILTER,
+    "room": {**SYNC_FILTER["room"], "account_data": {"types": []}},
 }
 UNREAD_TYPES = (MARKED_UNREAD, MARKED_UNREAD_UNSTABLE)
 
