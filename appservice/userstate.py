@@ -58,7 +58,8 @@ class SynapseUserState:
             )
             return resp
         if self._polls is None:
-            self._polls = aiohttp.ClientSession()
+            # As many connections as users followed (the mirror bounds that number).
+            self._polls = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         async with self._polls.get(
             f"{self.base_url}{_V3}/sync",
             params={**params, "user_id": user_id},

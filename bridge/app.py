@@ -127,7 +127,9 @@ class Bridge:
             self.user_state,
             bot,
             unread_counts=self.notifications.index.unread_counts,
+            metrics=self.metrics,
         )
+        self.metrics.followed_users.set_function(lambda: len(self.user_state.following))
         # First among the handlers: a violation is on record before any other effect of it.
         self.rules = PostHocRules(
             RuleStore(self.db), self.audit, MatrixEnforcement(self.az, self.rooms), self.mapper

@@ -129,6 +129,17 @@ class Metrics:
             "method",
             "route",
         )
+        self.chat_lists = counter(
+            "chat_lists",
+            "Chat lists started (a first page), by where the person's flags came from: "
+            "followed (the mirror, kept current by their open sync) or synced (waited for a "
+            "sync of their own first: the first list, or after the person was let go).",
+            "source",
+        )
+        self.followed_users = gauge(
+            "followed_users",
+            "People whose chat flags the bridge follows live (one open sync to Synapse each).",
+        )
         self.health = gauge(
             "health_check", "Each check of the health endpoint: 1 passing, 0 failing.", "check"
         )

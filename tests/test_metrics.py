@@ -207,6 +207,45 @@ async def test_counters_move_by_what_was_done(
     await eventually(command_ran)
 
 
+async def test_a_person_using_the_list_is_followed_and_lists_wait_on_no_sync(
+    api: ApiClient, bridge: Bridge
+) -> None:
+    """The first list of a person catches up with Synapse; from then on their flags are
+    followed live, so the next lists are made from the mirror alone, and a flag set in another
+    Matrix app still shows on them."""
+    practice_id = f"p{uuid.uuid4().hex[:10]}"
+    staff, _, rooms = await _setup(api, practice_id)
+    room = rooms["c1"]
+    url = _url(bridge)
+    lists = "practice_bridge_chat_lists_total"
+    before = await Scrape.of(url)
+    assert (await api.call("GET", "/chats", token=staff.token)).status == 200
+    first = await Scrape.of(url)
+    assert first.moved(before, lists, source="synced") == 1
+    assert first.moved(before, lists, source="followed") == 0
+    assert first.value("practice_bridge_followed_users") >= 1
+
+    # Pinned in another app, with the person's own token: the next lists show it.
+    me = quote(staff.user_id)
+    r = await staff.request(
+        "PUT",
+        f"/_matrix/client/v3/user/{me}/rooms/{quote(room)}/tags/m.favourite",
+        {"order": 0.5},
+    )
+    assert r.status == 200, r.body
+
+    async def pinned() -> bool:
+        r = await api.call("GET", "/chats", token=staff.token)
+        return bool(r.body["chats"][0]["pinned"])
+
+    assert await eventually(pinned)
+    for _ in range(3):
+        assert (await api.call("GET", "/chats", token=staff.token)).status == 200
+    after = await Scrape.of(url)
+    assert after.moved(first, lists, source="synced") == 0
+    assert after.moved(first, lists, source="followed") >= 4
+
+
 async def test_module_refusals_are_counted_on_synapses_endpoint(
     api: ApiClient, bridge: Bridge, homeserver: HomeserverInfo
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from mautrix.types import RoomID
 
 from bridge.directory import Client, DirectoryStore, Staff
+from bridge.metrics import Metrics
 
 from .actors import Actor
 from .models import Chat, UserChatState
@@ -44,6 +45,7 @@ class ChatDirectory:
     mirror: UserStateMirror
     bot: str
     unread_counts: UnreadCounter | None = field(default=None, kw_only=True)
+    metrics: Metrics | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         self._background: set[asyncio.Task[None]] = set()
@@ -75,22 +77,17 @@ class ChatDirectory:
             states = await self.chats.user_states(actor.user_id)
             items = await self._items(actor, order, offset, end, view, states)
         else:
-            # A new pass starts with the user's sync (their account data and receipts). While
-            # Synapse answers, the page is made from the state mirrored so far; it stands if
-            # the sync changed nothing, which is the rule.
-            fresh = asyncio.ensure_future(self.mirror.current(actor.user_id))
-            try:
-                keys, mirrored = await asyncio.gather(
-                    self.chats.list_keys(actor.practice_id, actor.member_kind, actor.member_ids),
-                    self.chats.user_states(actor.user_id),
-                )
-                after = cursor.last if cursor is not None else None
-                order, end, items = await self._first(actor, keys, after, limit, view, mirrored)
-                states = await fresh
-            finally:
-                fresh.cancel()  # (done by now, unless something above failed)
-            if states != mirrored:
-                order, end, items = await self._first(actor, keys, after, limit, view, states)
+            after = cursor.last if cursor is not None else None
+            keys, mirrored = await asyncio.gather(
+                self.chats.list_keys(actor.practice_id, actor.member_kind, actor.member_ids),
+                self.chats.user_states(actor.user_id),
+            )
+            # Followed: the mirror is as Matrix has it (bridge/chats/following.py).
+            followed = self.mirror.live(actor.user_id)
+            if self.metrics is not None:
+                self.metrics.chat_lists.labels("followed" if followed else "synced").inc()
+            first = self._first if followed else self._caught_up
+            order, end, items = await first(actor, keys, after, limit, view, mirrored)
             pass_id, offset = "", 0
         next_batch = None
         if end < len(order):
@@ -100,6 +97,28 @@ class ChatDirectory:
         elif pass_id:
             self.passes.drop(pass_id)  # its last page
         return ChatPage(items, next_batch)
+
+    async def _caught_up(
+        self,
+        actor: Actor,
+        keys: dict[str, ListKey],
+        after: SortKey | None,
+        limit: int | None,
+        view: str,
+        mirrored: dict[str, UserChatState],
+    ) -> tuple[list[SortKey], int, list[dict[str, Any]]]:
+        """A new pass of someone not followed: it waits for their sync (account data and
+        receipts). While Synapse answers, the page is made from the state mirrored so far; it
+        stands if the sync changed nothing, which is the rule."""
+        fresh = asyncio.ensure_future(self.mirror.current(actor.user_id))
+        try:
+            order, end, items = await self._first(actor, keys, after, limit, view, mirrored)
+            states = await fresh
+        finally:
+            fresh.cancel()  # (done by now, unless something above failed)
+        if states != mirrored:
+            order, end, items = await self._first(actor, keys, after, limit, view, states)
+        return order, end, items
 
     async def _first(
         self,

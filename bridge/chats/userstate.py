@@ -11,9 +11,10 @@ and any Matrix client may change it. The bridge mirrors it in its database:
   missed. Receipts sent before it (private ones reach the bridge no other way) come from the
   user's full first sync, run once in the background; until it is done, such a chat may show
   unread;
-- from then on, an incremental /sync as the user (account data and receipts only, no
-  timelines) each time their list starts, so a change made in any Matrix client shows on the
-  next list.
+- from then on, while they use the list, a long-polling /sync as the user (account data and
+  receipts only, no timelines; bridge/chats/following.py) that Synapse answers as soon as
+  something changes in any Matrix client, so their lists are made from the mirror alone; a list
+  of someone not followed (any more) first catches up with one incremental /sync.
 
 What standard Matrix apps show: pinned is the favourite tag and unread the marked-unread flag,
 as they are; hidden is written as the low priority tag too (``m.lowpriority``, Element's "Low
@@ -45,6 +46,7 @@ from bridge.db import transaction
 from bridge.ports import Rooms, UserStateSource
 
 from .facts import Read
+from .following import Following
 from .models import Chat, UserChatState
 from .store import ChatStore
 
@@ -92,13 +94,21 @@ class UserStateMirror:
         self._background: set[asyncio.Task[None]] = set()
         # Hiding and the unhiding a new message causes never interleave for one chat.
         self._hide_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.following = Following(self._poll)
+
+    def live(self, user_id: UserID) -> bool:
+        """True if the user is followed: the mirror is as Matrix has it (a moment ago)."""
+        return self.following.live(user_id)
 
     async def current(self, user_id: UserID) -> dict[str, UserChatState]:
-        """Every chat's state for the user, as Matrix has it now (for their chat list)."""
+        """Every chat's state for the user, as Matrix has it now (for their chat list); the
+        user is followed from now on while they use the list."""
         if await self.chats.sync_token(user_id) is not None:
-            return await self.refresh(user_id)
-        states = await self._snapshot(user_id)
-        self._later(self._backfill_reads(user_id))
+            states = await self.refresh(user_id)
+        else:
+            states = await self._snapshot(user_id)
+            self._later(self._backfill_reads(user_id))
+        self.following.follow(user_id)
         return states
 
     async def refresh(self, user_id: UserID) -> dict[str, UserChatState]:
@@ -112,13 +122,26 @@ class UserStateMirror:
                 return states
         return await self.chats.user_states(user_id)
 
+    async def _poll(self, user_id: UserID, wait_ms: int) -> bool:
+        """Wait (up to ``wait_ms``) for a change to the user's state and mirror it; False if
+        the answer was not applied (changed meanwhile: to be asked again)."""
+        since = await self.chats.sync_token(user_id)
+        if since is None:
+            raise LookupError("no sync position to follow from")
+        writes = self._writes[user_id]
+        resp = await self.source.sync(user_id, since, SYNC_FILTER, wait_ms)
+        return await self._absorb(user_id, since, resp, writes) is not None
+
     async def _absorb(
         self, user_id: UserID, since: str | None, resp: dict[str, Any], writes: int | None
     ) -> dict[str, UserChatState] | None:
         """Mirror a sync answer; None (nothing done) if the API changed the user's state
-        since the answer was asked for."""
+        since the answer was asked for, or another answer from the same position was
+        mirrored first (this one may be older)."""
         async with self._locks[user_id]:
             if writes is not None and writes != self._writes[user_id]:
+                return None
+            if since != await self.chats.sync_token(user_id):
                 return None
             return await self._save(user_id, since, resp)
 
@@ -176,7 +199,8 @@ class UserStateMirror:
             # An older Synapse, no admin rights, too many tags: the full first sync, as before.
             log.warning("Reading %s's chat state in one sync (%s)", user_id, type(e).__name__)
             first = await self.source.sync(user_id, None, SYNC_FILTER)
-            return await self._absorb(user_id, None, first, None) or {}
+            states = await self._absorb(user_id, None, first, None)
+            return states if states is not None else await self.refresh(user_id)
         rooms: dict[str, dict[str, Any]] = {}
         for room_id, tags in tagged.items():
             rooms[room_id] = {"account_data": {"events": [_event("m.tag", {"tags": tags})]}}
@@ -187,9 +211,15 @@ class UserStateMirror:
                 room["account_data"]["events"] += events
         resp = {"rooms": {"join": rooms}, "next_batch": position.get("next_batch")}
         states = await self._absorb(user_id, None, resp, writes)
-        return states if states is not None else await self._snapshot(user_id)
+        if states is not None:
+            return states
+        # Changed meanwhile: through the API (take it again), or mirrored by another list.
+        if await self.chats.sync_token(user_id) is None:
+            return await self._snapshot(user_id)
+        return await self.refresh(user_id)
 
     async def stop(self) -> None:
+        await self.following.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
