@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from mautrix.errors import MatrixError
 
@@ -30,12 +31,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(data, status=status, headers=headers, dumps=_compact)
+    return web.Response(
+        body=compact_json(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
-def _compact(data: Any) -> str:
-    """JSON without the spaces after separators: long lists are a sixth smaller and quicker."""
-    return json.dumps(data, separators=(",", ":"))
+def compact_json(data: Any) -> bytes:
+    """UTF-8 JSON without spaces (orjson: a list of thousands of chats or contacts is written
+    in a few milliseconds, several times quicker than the json module)."""
+    try:
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # (an integer beyond 64 bits, say): the json module can
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def error_response(err: PracticeError) -> web.Response:
