@@ -11,6 +11,10 @@ persister, a media worker, the appservice notifier, behind the router), started 
 session on a fresh PostgreSQL database of its own. There the bridge runs on PostgreSQL only, as
 it does beside such a deployment. Without PostgreSQL (PRACTICE_BRIDGE_TEST_POSTGRES) or Redis
 (PRACTICE_BRIDGE_TEST_REDIS, default redis://127.0.0.1:6379) those runs are skipped.
+
+Such a module's tests so run on each Synapse (one process: SQLite; workers: PostgreSQL) and on
+each bridge backend; the fourth combination, PostgreSQL beside the one-process Synapse, would
+run the same bridge code on the same backend again, so it runs only when the workers leg cannot.
 """
 
 from __future__ import annotations
@@ -126,10 +130,8 @@ def one_process_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield hs
 
 
-@pytest.fixture(scope="session")
-def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
-    """Synapse with workers, with the same modules and settings as the one-process one; on a
-    server name of its own, so that test runs side by side on one Redis never meet."""
+def workers_backing() -> Backing:
+    """PostgreSQL and Redis for Synapse with workers; skips the test when either is missing."""
     if not os.environ.get(PG_ENV):
         pytest.skip(f"Synapse with workers needs PostgreSQL: {PG_ENV} is not set")
     backing = Backing(os.environ[PG_ENV], os.environ.get(REDIS_ENV, Backing.redis))
@@ -137,6 +139,23 @@ def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hom
         backing.check()
     except BackingUnavailable as e:
         pytest.skip(f"Synapse with workers: {e}")
+    return backing
+
+
+def workers_leg_runs() -> bool:
+    """Whether the tests against Synapse with workers will run (not be skipped)."""
+    try:
+        workers_backing()
+    except pytest.skip.Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def workers_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HomeserverInfo]:
+    """Synapse with workers, with the same modules and settings as the one-process one; on a
+    server name of its own, so that test runs side by side on one Redis never meet."""
+    backing = workers_backing()
     with synapse_process(
         tmp_path_factory.mktemp("synapse-workers"),
         with_modules=True,
@@ -179,12 +198,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("homeserver", [ONE_PROCESS, WORKERS], indirect=True, scope="session")
 
 
+def _twin_key(item: pytest.Item) -> tuple[str, frozenset[tuple[str, Any]]]:
+    """The test and its parameters other than the homeserver (a value that is not hashable by
+    its identity: each run of a test gets the same parameter objects)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    others = set()
+    for name, value in params.items():
+        if name != "homeserver":
+            try:
+                others.add((name, value))
+            except TypeError:
+                others.add((name, ("id", id(value))))
+    return item.nodeid.split("[", 1)[0], frozenset(others)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Beside Synapse with workers the bridge runs on PostgreSQL only (as in production)."""
+    """Beside Synapse with workers the bridge runs on PostgreSQL only (as in production). A
+    test that runs there does not run again on PostgreSQL beside the one-process Synapse: the
+    workers leg runs its bridge on PostgreSQL, the one-process leg on SQLite."""
+
+    def params(item: pytest.Item) -> dict[str, Any]:
+        return getattr(getattr(item, "callspec", None), "params", {})
+
+    on_workers = set()
+    if any(params(item).get("homeserver") == WORKERS for item in items) and workers_leg_runs():
+        on_workers = {
+            _twin_key(item)
+            for item in items
+            if params(item).get("homeserver") == WORKERS
+            and params(item).get("database_factory") == "postgres"
+        }
     kept, dropped = [], []
     for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("homeserver") == WORKERS and params.get("database_factory") == "sqlite":
+        leg = params(item).get("homeserver"), params(item).get("database_factory")
+        if leg == (WORKERS, "sqlite") or (
+            leg == (ONE_PROCESS, "postgres") and _twin_key(item) in on_workers
+        ):
             dropped.append(item)
         else:
             kept.append(item)
