@@ -74,7 +74,8 @@ class ChatDirectory:
             # A pass goes on with the state its first page caught up with, as mirrored since.
             pass_id, order, offset = cursor.pass_id, found.order, cursor.offset
             end = min(len(order), offset + (limit or len(order)))
-            states = await self.chats.user_states(actor.user_id)
+            page = [key[2] for key in order[offset:end]]
+            states = await self.chats.user_states(actor.user_id, page)
             items = await self._items(actor, order, offset, end, view, states)
         else:
             after = cursor.last if cursor is not None else None

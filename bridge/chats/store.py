@@ -188,18 +188,20 @@ class ChatStore:
 
     # -- per-user state --------------------------------------------------------------------
 
-    async def user_states(self, user_id: str) -> dict[str, UserChatState]:
-        rows = await self.db.fetch(
-            "SELECT room_id, favourite, marked_unread, hidden_at, read_ts "
-            "FROM user_chat_state WHERE user_id=$1",
-            user_id,
-        )
-        return {
-            r["room_id"]: UserChatState(
-                bool(r["favourite"]), bool(r["marked_unread"]), r["hidden_at"], r["read_ts"]
+    async def user_states(
+        self, user_id: str, room_ids: list[str] | None = None
+    ) -> dict[str, UserChatState]:
+        """The user's state of every chat they have one for, or of these chats only."""
+        columns = "SELECT room_id, favourite, marked_unread, hidden_at, read_ts "
+        if room_ids is None:
+            rows = await self.db.fetch(columns + "FROM user_chat_state WHERE user_id=$1", user_id)
+        else:
+            rows = await self._fetch_in(
+                columns + "FROM user_chat_state WHERE user_id=$1 AND room_id IN ({})",
+                room_ids,
+                user_id,
             )
-            for r in rows
-        }
+        return {r[0]: UserChatState(bool(r[1]), bool(r[2]), r[3], r[4]) for r in rows}
 
     async def user_state(self, user_id: str, room_id: str) -> UserChatState | None:
         r = await self.db.fetchrow(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
-from mautrix.util.async_db import Database
+from mautrix.util.async_db import Connection, Database
 
 from bridge.clock import now_ms
-from bridge.db import fetch_each
+from bridge.db import fetch_each, transaction
 
 from .models import Client, Practice, Staff
+
+CLIENT_LISTS_KEPT = 16  # practices whose whole client list a process keeps in memory
 
 
 class DirectoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # {practice: (its clients_version, its clients by name)}, the least used dropped first.
+        self._client_lists: OrderedDict[str, tuple[int, list[Client]]] = OrderedDict()
 
     async def get_practice(self, practice_id: str) -> Practice | None:
         row = await self.db.fetchrow("SELECT * FROM practice WHERE practice_id=$1", practice_id)
@@ -90,10 +95,27 @@ class DirectoryStore:
         return Client.from_row(row) if row else None
 
     async def list_clients(self, practice_id: str) -> list[Client]:
+        """Every client record of the practice, by name. The list is kept in memory and read
+        again only after a client of the practice was written (by any process: the practice's
+        ``clients_version`` moves on with every write), so a practice of ten thousand clients
+        costs one short read. The records are shared between callers: not to be changed."""
+        version = await self.db.fetchval(
+            "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
+        )
+        kept = self._client_lists.get(practice_id)
+        if kept is not None and kept[0] == version:
+            self._client_lists.move_to_end(practice_id)
+            return list(kept[1])
         rows = await self.db.fetch(
             "SELECT * FROM client WHERE practice_id=$1 ORDER BY name, client_id", practice_id
         )
-        return [Client.from_row(r) for r in rows]
+        clients = [Client.from_row(r) for r in rows]
+        if version is not None:
+            self._client_lists[practice_id] = (int(version), clients)
+            self._client_lists.move_to_end(practice_id)
+            while len(self._client_lists) > CLIENT_LISTS_KEPT:
+                self._client_lists.popitem(last=False)
+        return list(clients)
 
     async def get_clients(self, practice_id: str, client_ids: list[str]) -> dict[str, Client]:
         if not client_ids:
@@ -116,7 +138,16 @@ class DirectoryStore:
         return [Client.from_row(r) for r in rows]
 
     async def upsert_client(self, c: Client) -> None:
-        await self.db.execute(
+        async with transaction(self.db) as conn:
+            await self._upsert_client(conn, c)
+            await conn.execute(
+                "UPDATE practice SET clients_version=clients_version+1 WHERE practice_id=$1",
+                c.practice_id,
+            )
+
+    @staticmethod
+    async def _upsert_client(conn: Connection, c: Client) -> None:
+        await conn.execute(
             """INSERT INTO client (practice_id, client_id, user_id, name, email, activated,
                                    portal_access, family_primary_id, direct_chat_access, active,
                                    updated_at)

@@ -13,7 +13,9 @@ CREATE TABLE practice (
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL,
     -- Bumped by a practice-wide settings change; chats behind it get their policy re-sent.
-    policy_version INTEGER NOT NULL DEFAULT 0
+    policy_version INTEGER NOT NULL DEFAULT 0,
+    -- Moved on by every write of one of the practice's clients (a cached list's version).
+    clients_version BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE staff (
