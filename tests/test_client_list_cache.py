@@ -1,0 +1,52 @@
+"""A practice's client list kept in memory: every process sees each write of a client at once.
+
+Two stores on one database stand for two bridge processes; what one writes, the other lists on
+its next read (the practice's ``clients_version`` moves on with every write)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mautrix.types import UserID
+from mautrix.util.async_db import Database
+
+from bridge.directory import Client, DirectoryStore, Practice
+
+
+def _client(client_id: str, name: str, **fields: bool) -> Client:
+    return Client(
+        "p1", client_id, UserID(f"@{client_id}:x"), name, f"{client_id}@x", True, True, **fields
+    )
+
+
+async def test_a_kept_client_list_follows_every_write_of_any_process(
+    database_factory: Callable[[], Database],
+) -> None:
+    one, other = database_factory(), database_factory()
+    await one.start()
+    await other.start()
+    try:
+        first, second = DirectoryStore(one), DirectoryStore(other)
+        await first.upsert_practice(Practice("p1", "Practice", "pro", "UTC"))
+        await first.upsert_client(_client("c1", "Alma"))
+        await first.upsert_client(_client("c2", "Bea"))
+        assert [c.name for c in await second.list_clients("p1")] == ["Alma", "Bea"]
+        assert [c.name for c in await first.list_clients("p1")] == ["Alma", "Bea"]
+
+        # Written by one process: renamed, removed, added; the other lists it on its next read.
+        await first.upsert_client(_client("c1", "Cleo"))
+        await first.upsert_client(_client("c2", "Bea", active=False))
+        await first.upsert_client(_client("c3", "Ada"))
+        listed = await second.list_clients("p1")
+        assert [(c.client_id, c.name, c.active) for c in listed] == [
+            ("c3", "Ada", True),
+            ("c2", "Bea", False),
+            ("c1", "Cleo", True),
+        ]
+        # A caller changing its copy of the list does not change what the next caller gets.
+        listed.clear()
+        assert len(await second.list_clients("p1")) == 3
+        assert await second.list_clients("nobody") == []
+    finally:
+        await one.stop()
+        await other.stop()
