@@ -24,9 +24,11 @@ What is measured, per bridge database:
   session as a portal frontend calls them, one at a time, the body read to its last byte:
   median and p99. ``GET /chats`` is timed as the Messages page asks for it: the first screen
   (``limit=60``), and the whole list (that screen, then ``next_batch`` pages of 1,000 until the
-  last, summed). Each list starts with the user's incremental ``/sync`` (account data and
-  receipts) on a Synapse where that user is in 2,000 rooms; that ``/sync`` alone (same filter,
-  as the bridge makes it), interleaved, is reported as the floor under every first screen.
+  last, summed). After the first list the bridge follows the practitioner (one open
+  ``/sync`` as them that Synapse answers when a flag or a read changes), so the timed lists
+  read its mirror; an incremental ``/sync`` as that user (same filter, as the bridge makes it on
+  a 2,000-room account), interleaved, is reported beside them for what a list that waited on
+  Synapse would cost at least.
   Baseline: the same requests for the practitioner of a small practice (100 clients, 10 chats)
   on the same bridge, interleaved, so the ratio is what size costs.
 - **first list**: the first screen of each practitioner's very first ``GET /chats`` (the bridge

@@ -43,6 +43,13 @@ async def test_a_kept_client_list_follows_every_write_of_any_process(
             ("c2", "Bea", False),
             ("c1", "Cleo", True),
         ]
+        # Clients by id come from the kept list while it is current, and follow writes too.
+        await first.upsert_client(_client("c3", "Ada Lovelace"))
+        by_id = await second.get_clients("p1", ["c3", "c1", "c9"])
+        assert {cid: c.name for cid, c in by_id.items()} == {"c3": "Ada Lovelace", "c1": "Cleo"}
+        await second.list_clients("p1")
+        await first.upsert_client(_client("c1", "Cleo Marsh"))
+        assert (await second.get_clients("p1", ["c1"]))["c1"].name == "Cleo Marsh"
         # A caller changing its copy of the list does not change what the next caller gets.
         listed.clear()
         assert len(await second.list_clients("p1")) == 3

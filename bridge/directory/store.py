@@ -13,13 +13,15 @@ from bridge.db import fetch_each, transaction
 from .models import Client, Practice, Staff
 
 CLIENT_LISTS_KEPT = 16  # practices whose whole client list a process keeps in memory
+# A practice's kept client list: (its clients_version, its clients by name, the same by id).
+KeptClients = tuple[int, list[Client], dict[str, Client]]
 
 
 class DirectoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # {practice: (its clients_version, its clients by name)}, the least used dropped first.
-        self._client_lists: OrderedDict[str, tuple[int, list[Client]]] = OrderedDict()
+        # {practice: its kept client list}, the least used dropped first.
+        self._client_lists: OrderedDict[str, KeptClients] = OrderedDict()
 
     async def get_practice(self, practice_id: str) -> Practice | None:
         row = await self.db.fetchrow("SELECT * FROM practice WHERE practice_id=$1", practice_id)
@@ -102,24 +104,44 @@ class DirectoryStore:
         version = await self.db.fetchval(
             "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
         )
-        kept = self._client_lists.get(practice_id)
-        if kept is not None and kept[0] == version:
-            self._client_lists.move_to_end(practice_id)
+        kept = self._kept(practice_id, version)
+        if kept is not None:
             return list(kept[1])
         rows = await self.db.fetch(
             "SELECT * FROM client WHERE practice_id=$1 ORDER BY name, client_id", practice_id
         )
         clients = [Client.from_row(r) for r in rows]
         if version is not None:
-            self._client_lists[practice_id] = (int(version), clients)
+            self._client_lists[practice_id] = (
+                int(version),
+                clients,
+                {c.client_id: c for c in clients},
+            )
             self._client_lists.move_to_end(practice_id)
             while len(self._client_lists) > CLIENT_LISTS_KEPT:
                 self._client_lists.popitem(last=False)
         return list(clients)
 
+    def _kept(self, practice_id: str, version: int | None) -> KeptClients | None:
+        kept = self._client_lists.get(practice_id)
+        if kept is None or kept[0] != version:
+            return None
+        self._client_lists.move_to_end(practice_id)
+        return kept
+
     async def get_clients(self, practice_id: str, client_ids: list[str]) -> dict[str, Client]:
+        """These client records of the practice, by id (from the kept list while it is
+        current: a page of a thousand chats names its clients without reading them again)."""
         if not client_ids:
             return {}
+        if practice_id in self._client_lists:
+            version = await self.db.fetchval(
+                "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
+            )
+            kept = self._kept(practice_id, version)
+            if kept is not None:
+                by_id = kept[2]
+                return {cid: by_id[cid] for cid in client_ids if cid in by_id}
         rows = await fetch_each(
             self.db,
             "SELECT * FROM client WHERE practice_id=$1 AND client_id IN ({})",
