@@ -419,3 +419,30 @@ async def test_staff_see_when_the_client_last_read(api: ApiClient, practice_id: 
     # Clients are not shown staff read markers.
     (client_item,) = await _chats(api, client)
     assert all("last_read_ts" not in m for m in client_item["members"])
+
+
+async def test_contacts_follow_every_change_of_the_practices_clients_and_chats(
+    api: ApiClient, practice_id: str
+) -> None:
+    """Contacts are kept made per person between changes: each change to a client or a chat
+    shows on the next contacts."""
+    await api.setup_practice(practice_id, clients=("c1", "c2"))
+    staff = await api.session_for(practice_id, staff_id="s1")
+
+    async def contacts() -> dict[str, Any]:
+        r = await api.call("GET", "/contacts", token=staff.token)
+        assert r.status == 200, r.body
+        return {c["client_id"]: c for c in r.body["clients"]}
+
+    assert [c["chats"] for c in (await contacts()).values()] == [[], []]
+    room = await api.direct_chat(staff, client_id="c1")
+    assert [c["chat_id"] for c in (await contacts())["c1"]["chats"]] == [room]
+    r = await api.put_client(practice_id, "c2", name="Client renamed")
+    assert r.status == 200, r.body
+    assert (await contacts())["c2"]["name"] == "Client renamed"
+    r = await api.put_client(practice_id, "c3")
+    assert r.status == 201, r.body
+    assert sorted(await contacts()) == ["c1", "c2", "c3"]
+    r = await api.call("DELETE", f"/chats/{quote(room)}", token=staff.token)
+    assert r.status == 200, r.body
+    assert (await contacts())["c1"]["chats"] == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,9 +27,25 @@ FILTERS: tuple[ChatFilter, ...] = ("all", "unread", "pinned")
 _FILTER_NAMED: dict[str, ChatFilter] = {name: name for name in FILTERS}
 CHATS_PAGE = 50  # chats on a page unless the caller asks for another number
 CHATS_PAGE_MAX = 1000
+CONTACTS_KEPT = 32  # people whose contacts a process keeps made (the most recent)
 # (user, {chat: read mark}) -> {chat: messages from others after the mark}
 UnreadCounter = Callable[[str, dict[str, int]], Awaitable[dict[str, int]]]
 Reads = dict[tuple[str, str], int]  # {(room_id, user_id): when the user last read it}
+
+
+@dataclass
+class _ContactParts:
+    """What a person's contacts make of the practice's chats and clients, as of ``versions``
+    (the practice's clients_version and chats_version). Shared between answers: not changed."""
+
+    versions: tuple[int, int] | None
+    groups: list[dict[str, Any]]
+    clients: list[dict[str, Any]]
+    by_staff: dict[str, list[dict[str, Any]]]  # their chats, by staff record
+
+    @property
+    def staff_in_chats(self) -> set[str]:
+        return set(self.by_staff)
 
 
 @dataclass
@@ -50,6 +66,7 @@ class ChatDirectory:
     def __post_init__(self) -> None:
         self._background: set[asyncio.Task[None]] = set()
         self.passes = Passes()
+        self._contacts: OrderedDict[str, _ContactParts] = OrderedDict()
 
     async def chats_of(self, actor: Actor) -> list[Chat]:
         chats = await self.chats.for_member(actor.practice_id, actor.member_kind, actor.member_ids)
@@ -316,23 +333,45 @@ class ChatDirectory:
     # -- contacts --------------------------------------------------------------------------
 
     async def contacts(self, actor: Actor) -> dict[str, Any]:
-        chats = await self.chats_of(actor)
+        """The caller's team members, groups and clients, each with the caller's chats with
+        them. What comes of the practice's chats and clients is kept per person and made again
+        only when a client or a chat of the practice was written since (by any process: the
+        practice's versions move on in the same transaction); the team is read each time."""
+        versions = await self.chats.versions(actor.practice_id)
+        parts = self._contacts.get(actor.user_id)
+        if parts is None or versions is None or parts.versions != versions:
+            parts = await self._contact_parts(actor, versions)
+        if versions is not None:
+            self._contacts[actor.user_id] = parts
+            self._contacts.move_to_end(actor.user_id)
+            while len(self._contacts) > CONTACTS_KEPT:
+                self._contacts.popitem(last=False)
         staff = [s for s in await self.directory.list_staff(actor.practice_id) if s.active]
-        refs: dict[str, dict[str, Any]] = {c.room_id: _ref(c) for c in chats}
-        groups = [refs[c.room_id] for c in chats if c.kind == "group"]
         if actor.staff is not None:
             me = actor.staff.staff_id
-            clients = [c for c in await self.directory.list_clients(actor.practice_id) if c.active]
             team = [s for s in staff if s.staff_id != me]
         else:
             assert actor.client is not None
+            if not actor.client.direct_chat_access:
+                staff = [s for s in staff if s.staff_id in parts.staff_in_chats]
+            team = staff
+        return {
+            "team_members": [self._staff_contact(s, parts.by_staff) for s in team],
+            "groups": parts.groups,
+            "clients": parts.clients,
+        }
+
+    async def _contact_parts(
+        self, actor: Actor, versions: tuple[int, int] | None
+    ) -> _ContactParts:
+        chats = await self.chats_of(actor)
+        refs: dict[str, dict[str, Any]] = {c.room_id: _ref(c) for c in chats}
+        groups = [refs[c.room_id] for c in chats if c.kind == "group"]
+        if actor.staff is not None:
+            clients = [c for c in await self.directory.list_clients(actor.practice_id) if c.active]
+        else:
             family = await self.directory.get_clients(actor.practice_id, actor.client_ids)
             clients = [family[cid] for cid in actor.client_ids if cid in family]
-            in_chats = {sid for c in chats for sid in c.staff_ids}
-            if actor.client.direct_chat_access:
-                team = staff
-            else:
-                team = [s for s in staff if s.staff_id in in_chats]
         by_staff: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_client: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for chat in chats:
@@ -340,11 +379,9 @@ class ChatDirectory:
                 by_staff[sid].append(refs[chat.room_id])
             for cid in chat.client_ids:
                 by_client[cid].append(refs[chat.room_id])
-        return {
-            "team_members": [self._staff_contact(s, by_staff) for s in team],
-            "groups": groups,
-            "clients": self._client_contacts(clients, by_client),
-        }
+        return _ContactParts(
+            versions, groups, self._client_contacts(clients, by_client), dict(by_staff)
+        )
 
     @staticmethod
     def _staff_contact(staff: Staff, chats_of: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

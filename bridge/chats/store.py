@@ -42,6 +42,7 @@ class ChatStore:
                 chat.last_sender,
             )
             await self._insert_members(conn, chat)
+            await _chats_changed(conn, chat.room_id)
         if self._live is not None:
             self._live.add(chat.room_id)
 
@@ -68,14 +69,24 @@ class ChatStore:
             )
             await conn.execute("DELETE FROM chat_member WHERE room_id=$1", chat.room_id)
             await self._insert_members(conn, chat)
+            await _chats_changed(conn, chat.room_id)
 
     async def mark_deleted(self, room_id: RoomID) -> None:
         async with transaction(self.db) as conn:
             await conn.execute("UPDATE chat SET deleted=true WHERE room_id=$1", room_id)
             await conn.execute("DELETE FROM chat_member WHERE room_id=$1", room_id)
             await conn.execute("DELETE FROM user_chat_state WHERE room_id=$1", room_id)
+            await _chats_changed(conn, room_id)
         if self._live is not None:
             self._live.discard(room_id)
+
+    async def versions(self, practice_id: str) -> tuple[int, int] | None:
+        """The practice's (clients_version, chats_version): what its contacts were made of."""
+        row = await self.db.fetchrow(
+            "SELECT clients_version, chats_version FROM practice WHERE practice_id=$1",
+            practice_id,
+        )
+        return (int(row[0]), int(row[1])) if row is not None else None
 
     async def get(self, room_id: str) -> Chat | None:
         row = await self.db.fetchrow(
@@ -270,6 +281,15 @@ class ChatStore:
                 "WHERE user_chat_state.read_ts < excluded.read_ts",
                 [(r.user_id, r.room_id, r.ts) for r in reads],
             )
+
+
+async def _chats_changed(conn: Connection, room_id: str) -> None:
+    """Move the chat's practice's chats_version on (in the transaction of the change)."""
+    await conn.execute(
+        "UPDATE practice SET chats_version=chats_version+1 "
+        "WHERE practice_id=(SELECT practice_id FROM chat WHERE room_id=$1)",
+        room_id,
+    )
 
 
 def _chats_from_rows(rows: list[Any], *, dedupe: bool) -> dict[str, Chat]:

@@ -62,5 +62,5 @@ from . import (  # noqa: E402,F401
     v08_event_queue_order,
     v09_chat_message_key,
     v10_app_logins,
-    v11_clients_version,
+    v11_practice_versions,
 )

@@ -15,7 +15,9 @@ CREATE TABLE practice (
     -- Bumped by a practice-wide settings change; chats behind it get their policy re-sent.
     policy_version INTEGER NOT NULL DEFAULT 0,
     -- Moved on by every write of one of the practice's clients (a cached list's version).
-    clients_version BIGINT NOT NULL DEFAULT 0
+    clients_version BIGINT NOT NULL DEFAULT 0,
+    -- Moved on by every write of one of its chats' kind, name or members (cached contacts).
+    chats_version   BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE staff (
