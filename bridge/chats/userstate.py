@@ -95,6 +95,7 @@ class UserStateMirror:
         # Hiding and the unhiding a new message causes never interleave for one chat.
         self._hide_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.following = Following(self._poll)
+        self._polls_again: defaultdict[str, int] = defaultdict(int)
 
     def live(self, user_id: UserID) -> bool:
         """True if the user is followed: the mirror is as Matrix has it (a moment ago)."""
@@ -113,10 +114,12 @@ class UserStateMirror:
 
     async def refresh(self, user_id: UserID) -> dict[str, UserChatState]:
         """Catch up with the user's account data and receipts; return every chat's state."""
-        for _ in range(3):
+        for again in range(3):
             since = await self.chats.sync_token(user_id)
             writes = self._writes[user_id]
-            resp = await self.source.sync(user_id, since, SYNC_FILTER)
+            # (``again`` ms of wait: a request asked again must differ from the first, or
+            # Synapse hands back the answer it keeps for two minutes, made before the change.)
+            resp = await self.source.sync(user_id, since, SYNC_FILTER, again)
             states = await self._absorb(user_id, since, resp, writes)
             if states is not None:
                 return states
@@ -129,8 +132,13 @@ class UserStateMirror:
         if since is None:
             raise LookupError("no sync position to follow from")
         writes = self._writes[user_id]
-        resp = await self.source.sync(user_id, since, SYNC_FILTER, wait_ms)
-        return await self._absorb(user_id, since, resp, writes) is not None
+        # Asked again from the same position after an answer was not applied: a millisecond
+        # more of wait each time, so that Synapse does not hand back the same kept answer.
+        again = self._polls_again[user_id]
+        resp = await self.source.sync(user_id, since, SYNC_FILTER, wait_ms + again)
+        applied = await self._absorb(user_id, since, resp, writes) is not None
+        self._polls_again[user_id] = 0 if applied else again + 1
+        return applied
 
     async def _absorb(
         self, user_id: UserID, since: str | None, resp: dict[str, Any], writes: int | None
