@@ -95,7 +95,7 @@ class UserStateMirror:
         # Hiding and the unhiding a new message causes never interleave for one chat.
         self._hide_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self.following = Following(self._poll)
-        self._polls_again: defaultdict[str, int] = defaultdict(int)
+        self._asked_again: defaultdict[str, int] = defaultdict(int)
 
     def live(self, user_id: UserID) -> bool:
         """True if the user is followed: the mirror is as Matrix has it (a moment ago)."""
@@ -114,13 +114,8 @@ class UserStateMirror:
 
     async def refresh(self, user_id: UserID) -> dict[str, UserChatState]:
         """Catch up with the user's account data and receipts; return every chat's state."""
-        for again in range(3):
-            since = await self.chats.sync_token(user_id)
-            writes = self._writes[user_id]
-            # (``again`` ms of wait: a request asked again must differ from the first, or
-            # Synapse hands back the answer it keeps for two minutes, made before the change.)
-            resp = await self.source.sync(user_id, since, SYNC_FILTER, again)
-            states = await self._absorb(user_id, since, resp, writes)
+        for _ in range(3):
+            states = await self._catch_up(user_id, 0)
             if states is not None:
                 return states
         return await self.chats.user_states(user_id)
@@ -128,17 +123,22 @@ class UserStateMirror:
     async def _poll(self, user_id: UserID, wait_ms: int) -> bool:
         """Wait (up to ``wait_ms``) for a change to the user's state and mirror it; False if
         the answer was not applied (changed meanwhile: to be asked again)."""
-        since = await self.chats.sync_token(user_id)
-        if since is None:
+        if await self.chats.sync_token(user_id) is None:
             raise LookupError("no sync position to follow from")
+        return await self._catch_up(user_id, wait_ms) is not None
+
+    async def _catch_up(self, user_id: UserID, wait_ms: int) -> dict[str, UserChatState] | None:
+        """One incremental sync from the mirrored position (waiting up to ``wait_ms`` for a
+        change), mirrored; None if its answer was not applied. Asked again from the same
+        position, a request waits a millisecond more each time: the same request would get
+        back the answer Synapse keeps for two minutes, made before the change."""
+        since = await self.chats.sync_token(user_id)
         writes = self._writes[user_id]
-        # Asked again from the same position after an answer was not applied: a millisecond
-        # more of wait each time, so that Synapse does not hand back the same kept answer.
-        again = self._polls_again[user_id]
+        again = self._asked_again[user_id]
         resp = await self.source.sync(user_id, since, SYNC_FILTER, wait_ms + again)
-        applied = await self._absorb(user_id, since, resp, writes) is not None
-        self._polls_again[user_id] = 0 if applied else again + 1
-        return applied
+        states = await self._absorb(user_id, since, resp, writes)
+        self._asked_again[user_id] = 0 if states is not None else again + 1
+        return states
 
     async def _absorb(
         self, user_id: UserID, since: str | None, resp: dict[str, Any], writes: int | None

@@ -101,9 +101,7 @@ class DirectoryStore:
         again only after a client of the practice was written (by any process: the practice's
         ``clients_version`` moves on with every write), so a practice of ten thousand clients
         costs one short read. The records are shared between callers: not to be changed."""
-        version = await self.db.fetchval(
-            "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
-        )
+        version = await self._clients_version(practice_id)
         kept = self._kept(practice_id, version)
         if kept is not None:
             return list(kept[1])
@@ -113,7 +111,7 @@ class DirectoryStore:
         clients = [Client.from_row(r) for r in rows]
         if version is not None:
             self._client_lists[practice_id] = (
-                int(version),
+                version,
                 clients,
                 {c.client_id: c for c in clients},
             )
@@ -121,6 +119,12 @@ class DirectoryStore:
             while len(self._client_lists) > CLIENT_LISTS_KEPT:
                 self._client_lists.popitem(last=False)
         return list(clients)
+
+    async def _clients_version(self, practice_id: str) -> int | None:
+        version = await self.db.fetchval(
+            "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
+        )
+        return int(version) if version is not None else None
 
     def _kept(self, practice_id: str, version: int | None) -> KeptClients | None:
         kept = self._client_lists.get(practice_id)
@@ -135,10 +139,7 @@ class DirectoryStore:
         if not client_ids:
             return {}
         if practice_id in self._client_lists:
-            version = await self.db.fetchval(
-                "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
-            )
-            kept = self._kept(practice_id, version)
+            kept = self._kept(practice_id, await self._clients_version(practice_id))
             if kept is not None:
                 by_id = kept[2]
                 return {cid: by_id[cid] for cid in client_ids if cid in by_id}
