@@ -11,6 +11,7 @@ from mautrix.types import UserID
 from mautrix.util.async_db import Database
 
 from bridge.directory import Client, DirectoryStore, Practice
+from bridge.directory.store import KEEP_FOR_MANY
 
 
 def _client(client_id: str, name: str, **fields: bool) -> Client:
@@ -54,6 +55,35 @@ async def test_a_kept_client_list_follows_every_write_of_any_process(
         listed.clear()
         assert len(await second.list_clients("p1")) == 3
         assert await second.list_clients("nobody") == []
+    finally:
+        await one.stop()
+        await other.stop()
+
+
+async def test_asked_for_many_clients_a_process_keeps_the_list_and_follows_writes(
+    database_factory: Callable[[], Database],
+) -> None:
+    """A page of a thousand chats names its clients: asked for that many at once, the store
+    keeps the practice's list (one read), and still answers each write of another process."""
+    one, other = database_factory(), database_factory()
+    await one.start()
+    await other.start()
+    try:
+        first, second = DirectoryStore(one), DirectoryStore(other)
+        await first.upsert_practice(Practice("p1", "Practice", "pro", "UTC"))
+        ids = [f"c{i:03}" for i in range(KEEP_FOR_MANY + 1)]
+        for cid in ids:
+            await first.upsert_client(_client(cid, f"Client {cid}"))
+        few = await second.get_clients("p1", ids[:3])
+        assert sorted(few) == ids[:3]
+        many = await second.get_clients("p1", [*ids, "nobody"])
+        assert sorted(many) == ids and many["c007"].name == "Client c007"
+        await first.upsert_client(_client("c007", "Renamed"))
+        await first.upsert_client(_client("c999", "New"))
+        again = await second.get_clients("p1", [*ids, "c999"])
+        assert again["c007"].name == "Renamed" and again["c999"].name == "New"
+        assert (await second.get_clients("p1", ["c007"]))["c007"].name == "Renamed"
+        assert await second.get_clients("elsewhere", ids) == {}
     finally:
         await one.stop()
         await other.stop()

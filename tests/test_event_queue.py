@@ -16,6 +16,7 @@ import pytest
 from mautrix.util.async_db import Database
 
 from bridge.clock import now_ms
+from bridge.db import Reads
 from bridge.events import EventQueue
 from bridge.events.sqlite import write_transaction
 from tests.test_migrations import upgrades_up_to
@@ -170,5 +171,43 @@ async def test_write_transaction_commits_or_leaves_nothing(database: Database) -
         async with write_transaction(database) as conn:
             await conn.executemany(insert, [("a",), ("b",)])
         assert await database.fetchval("SELECT count(*) FROM appservice_txn") == 3
+    finally:
+        await database.stop()
+
+
+async def test_reads_see_what_is_committed_and_what_their_transaction_wrote(
+    database: Database,
+) -> None:
+    """The chat list's reads (statements on the loop on SQLite) answer as the database's own
+    fetch does: committed rows, a transaction's own rows inside it, bad SQL refused."""
+    await database.start()
+    reads = Reads(database)
+    insert = "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2)"
+    try:
+        assert await reads.fetch("SELECT txn_id FROM appservice_txn") == []
+        assert await reads.fetchrow("SELECT txn_id FROM appservice_txn") is None
+        assert await reads.fetchval("SELECT txn_id FROM appservice_txn") is None
+        await database.execute(insert, "a", 1)
+        await database.execute(insert, "b", 2)
+        rows = await reads.fetch(
+            "SELECT txn_id, received_at FROM appservice_txn WHERE received_at >= $1 "
+            "ORDER BY txn_id",
+            1,
+        )
+        assert [(r["txn_id"], r[1]) for r in rows] == [("a", 1), ("b", 2)]
+        assert await reads.fetchval("SELECT count(*) FROM appservice_txn") == 2
+        row = await reads.fetchrow("SELECT * FROM appservice_txn WHERE txn_id=$1", "b")
+        assert row is not None and row["received_at"] == 2
+
+        async with write_transaction(database) as conn:
+            await conn.execute(insert, "c", 3)
+            # Inside the transaction (its connection): its own row is there already.
+            assert await reads.fetchval("SELECT count(*) FROM appservice_txn") == 3
+            await conn.execute("DELETE FROM appservice_txn WHERE txn_id='c'")
+        with pytest.raises(Exception, match="syntax"):
+            await reads.fetch("SELEC txn_id FROM appservice_txn")
+        # The connection is fit for the next statement, on the loop or on its thread.
+        assert await reads.fetchval("SELECT count(*) FROM appservice_txn") == 2
+        assert await database.fetchval("SELECT count(*) FROM appservice_txn") == 2
     finally:
         await database.stop()

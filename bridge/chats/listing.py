@@ -96,9 +96,8 @@ class ChatDirectory:
             items = await self._items(actor, order, offset, end, view, states)
         else:
             after = cursor.last if cursor is not None else None
-            keys, mirrored = await asyncio.gather(
-                self.chats.list_keys(actor.practice_id, actor.member_kind, actor.member_ids),
-                self.chats.user_states(actor.user_id),
+            keys, mirrored = await self.chats.list_keys(
+                actor.practice_id, actor.member_kind, actor.member_ids, actor.user_id
             )
             # Followed: the mirror is as Matrix has it (bridge/chats/following.py).
             followed = self.mirror.live(actor.user_id)
@@ -134,7 +133,7 @@ class ChatDirectory:
             states = await fresh
         finally:
             fresh.cancel()  # (done by now, unless something above failed)
-        if states != mirrored:
+        if {room: states[room] for room in keys if room in states} != mirrored:
             order, end, items = await self._first(actor, keys, after, limit, view, states)
         return order, end, items
 

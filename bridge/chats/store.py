@@ -8,7 +8,7 @@ from typing import Any
 from mautrix.types import RoomID
 from mautrix.util.async_db import Connection, Database
 
-from bridge.db import fetch_each, transaction
+from bridge.db import Reads, fetch_each, transaction
 
 from .models import Chat, UserChatState
 
@@ -23,6 +23,7 @@ _CHAT_COLUMNS = (
 class ChatStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.reads = Reads(db)  # the chat list's reads (bridge/db/inline.py)
         # The room ids of live chats, loaded on first use and kept in step by insert() and
         # mark_deleted(): the pipeline asks "is this room a chat?" for every batch.
         self._live: set[str] | None = None
@@ -82,7 +83,7 @@ class ChatStore:
 
     async def versions(self, practice_id: str) -> tuple[int, int] | None:
         """The practice's (clients_version, chats_version): what its contacts were made of."""
-        row = await self.db.fetchrow(
+        row = await self.reads.fetchrow(
             "SELECT clients_version, chats_version FROM practice WHERE practice_id=$1",
             practice_id,
         )
@@ -103,7 +104,7 @@ class ChatStore:
         return chat
 
     async def _fetch_in(self, query: str, values: list[str], *args: Any) -> list[Any]:
-        return await fetch_each(self.db, query, values, *args)
+        return await fetch_each(self.reads, query, values, *args)
 
     async def for_member(
         self, practice_id: str, kind: str, member_ids: Iterable[str]
@@ -125,29 +126,36 @@ class ChatStore:
         return list(_chats_from_rows(rows, dedupe=len(ids) > 1).values())
 
     async def list_keys(
-        self, practice_id: str, kind: str, member_ids: Iterable[str]
-    ) -> dict[str, ListKey]:
+        self, practice_id: str, kind: str, member_ids: Iterable[str], user_id: str
+    ) -> tuple[dict[str, ListKey], dict[str, UserChatState]]:
         """What the chat list sorts and filters by, for every live chat of these staff or client
-        records: (kind, last message time, last sender, which of the records are in it)."""
+        records: (kind, last message time, last sender, which of the records are in it); and
+        ``user_id``'s state of each of those chats that has one. One query."""
         ids = list(member_ids)
         if not ids:
-            return {}
+            return {}, {}
         rows = await self._fetch_in(
-            "SELECT c.room_id, c.kind, c.last_message_ts, c.last_sender, m.member_id "
+            "SELECT c.room_id, c.kind, c.last_message_ts, c.last_sender, m.member_id, "
+            "s.favourite, s.marked_unread, s.hidden_at, s.read_ts "
             "FROM chat_member m JOIN chat c ON c.room_id=m.room_id "
+            "LEFT JOIN user_chat_state s ON s.user_id=$3 AND s.room_id=c.room_id "
             "WHERE c.practice_id=$1 AND NOT c.deleted AND m.kind=$2 AND m.member_id IN ({})",
             ids,
             practice_id,
             kind,
+            user_id,
         )
         keys: dict[str, ListKey] = {}
+        states: dict[str, UserChatState] = {}
         for r in rows:
             key = keys.get(r[0])
-            if key is None:
-                keys[r[0]] = (r[1], int(r[2]), r[3], [r[4]])
-            else:
+            if key is not None:
                 key[3].append(r[4])
-        return keys
+                continue
+            keys[r[0]] = (r[1], int(r[2]), r[3], [r[4]])
+            if r[5] is not None:
+                states[r[0]] = UserChatState(bool(r[5]), bool(r[6]), r[7], r[8])
+        return keys, states
 
     async def get_many(self, room_ids: list[str]) -> dict[str, Chat]:
         """These live chats with all their members, by room id (deleted ones left out)."""
@@ -205,7 +213,9 @@ class ChatStore:
         """The user's state of every chat they have one for, or of these chats only."""
         columns = "SELECT room_id, favourite, marked_unread, hidden_at, read_ts "
         if room_ids is None:
-            rows = await self.db.fetch(columns + "FROM user_chat_state WHERE user_id=$1", user_id)
+            rows = await self.reads.fetch(
+                columns + "FROM user_chat_state WHERE user_id=$1", user_id
+            )
         else:
             rows = await self._fetch_in(
                 columns + "FROM user_chat_state WHERE user_id=$1 AND room_id IN ({})",

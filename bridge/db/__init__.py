@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from mautrix.util.async_db import Connection, Database, Scheme
 
+from .inline import Reads
 from .upgrade import upgrade_table
 
 
@@ -57,7 +58,7 @@ async def fetch_in(
 
 
 async def fetch_each(
-    q: Connection | Database, query: str, values: list[str], *args: Any
+    q: Connection | Database | Reads, query: str, values: list[str], *args: Any
 ) -> list[Any]:
     """Run ``query`` whose ``{}`` is an ``IN (...)`` list of the texts ``values``, bound as one
     parameter after ``args`` (a JSON array read by ``json_each`` on SQLite, an array on
@@ -107,6 +108,7 @@ def storage_unavailable(error: BaseException) -> bool:
 __all__ = [
     "Connection",
     "Database",
+    "Reads",
     "create_database",
     "fetch_in",
     "storage_unavailable",

@@ -8,11 +8,12 @@ from collections import OrderedDict
 from mautrix.util.async_db import Connection, Database
 
 from bridge.clock import now_ms
-from bridge.db import fetch_each, transaction
+from bridge.db import Reads, fetch_each, transaction
 
 from .models import Client, Practice, Staff
 
 CLIENT_LISTS_KEPT = 16  # practices whose whole client list a process keeps in memory
+KEEP_FOR_MANY = 200  # asked for this many clients at once, the practice's list is kept
 # A practice's kept client list: (its clients_version, its clients by name, the same by id).
 KeptClients = tuple[int, list[Client], dict[str, Client]]
 
@@ -20,6 +21,7 @@ KeptClients = tuple[int, list[Client], dict[str, Client]]
 class DirectoryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.reads = Reads(db)  # the short reads of every request (bridge/db/inline.py)
         # {practice: its kept client list}, the least used dropped first.
         self._client_lists: OrderedDict[str, KeptClients] = OrderedDict()
 
@@ -59,11 +61,11 @@ class DirectoryStore:
         return Staff.from_row(row) if row else None
 
     async def get_staff_by_user(self, user_id: str) -> Staff | None:
-        row = await self.db.fetchrow("SELECT * FROM staff WHERE user_id=$1", user_id)
+        row = await self.reads.fetchrow("SELECT * FROM staff WHERE user_id=$1", user_id)
         return Staff.from_row(row) if row else None
 
     async def list_staff(self, practice_id: str) -> list[Staff]:
-        rows = await self.db.fetch(
+        rows = await self.reads.fetch(
             "SELECT * FROM staff WHERE practice_id=$1 ORDER BY name, staff_id", practice_id
         )
         return [Staff.from_row(r) for r in rows]
@@ -93,7 +95,7 @@ class DirectoryStore:
         return Client.from_row(row) if row else None
 
     async def get_client_by_user(self, user_id: str) -> Client | None:
-        row = await self.db.fetchrow("SELECT * FROM client WHERE user_id=$1", user_id)
+        row = await self.reads.fetchrow("SELECT * FROM client WHERE user_id=$1", user_id)
         return Client.from_row(row) if row else None
 
     async def list_clients(self, practice_id: str) -> list[Client]:
@@ -121,7 +123,7 @@ class DirectoryStore:
         return list(clients)
 
     async def _clients_version(self, practice_id: str) -> int | None:
-        version = await self.db.fetchval(
+        version = await self.reads.fetchval(
             "SELECT clients_version FROM practice WHERE practice_id=$1", practice_id
         )
         return int(version) if version is not None else None
@@ -135,16 +137,20 @@ class DirectoryStore:
 
     async def get_clients(self, practice_id: str, client_ids: list[str]) -> dict[str, Client]:
         """These client records of the practice, by id (from the kept list while it is
-        current: a page of a thousand chats names its clients without reading them again)."""
+        current: a page of a thousand chats names its clients without reading them again).
+        Asked for many, it keeps the practice's list first, as ``list_clients`` does."""
         if not client_ids:
             return {}
-        if practice_id in self._client_lists:
+        if practice_id in self._client_lists or len(client_ids) >= KEEP_FOR_MANY:
             kept = self._kept(practice_id, await self._clients_version(practice_id))
+            if kept is None and len(client_ids) >= KEEP_FOR_MANY:
+                await self.list_clients(practice_id)
+                kept = self._client_lists.get(practice_id)
             if kept is not None:
                 by_id = kept[2]
                 return {cid: by_id[cid] for cid in client_ids if cid in by_id}
         rows = await fetch_each(
-            self.db,
+            self.reads,
             "SELECT * FROM client WHERE practice_id=$1 AND client_id IN ({})",
             client_ids,
             practice_id,
@@ -152,7 +158,7 @@ class DirectoryStore:
         return {r["client_id"]: Client.from_row(r) for r in rows}
 
     async def list_family(self, practice_id: str, primary_id: str) -> list[Client]:
-        rows = await self.db.fetch(
+        rows = await self.reads.fetch(
             "SELECT * FROM client WHERE practice_id=$1 AND family_primary_id=$2 "
             "ORDER BY name, client_id",
             practice_id,

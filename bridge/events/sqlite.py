@@ -1,20 +1,11 @@
 """The write transactions of the intake and the pipeline on SQLite: statements on the loop.
 
-mautrix's SQLite connection runs every call on the connection's own thread: a statement is a
-hand-over to that thread and back to the event loop, and each hand-over costs about 0.1 ms on
-a small virtual machine, far more than the statement itself. The intake (a transaction's
-events) and the pipeline (a batch's effects) each run several statements per transaction, so
-those hand-overs were most of their time.
-
-In ``write_transaction`` the statements run on the event loop's thread instead, on the same
-connection while this transaction holds it (nothing else can use it meanwhile): they work on
-SQLite's page cache and are short. The commit, which writes the WAL and now and then
-checkpoints it (the only step that may wait for the disk), still goes to the connection's
-thread: one hand-over per transaction. The connection is opened with
-``check_same_thread=False`` for this (see ``bridge.db.create_database``).
-
-It also remembers how each statement reads in SQLite's placeholders (``$1`` becomes ``?1``):
-the same few statements come over and over, some with hundreds of placeholders.
+The intake (a transaction's events) and the pipeline (a batch's effects) each run several
+statements per transaction; hand-overs to the connection's thread were most of their time. In
+``write_transaction`` the statements run on the event loop's thread instead (``bridge.db.inline``
+says why and how), on the same connection while this transaction holds it. The commit, which
+writes the WAL and now and then checkpoints it (the only step that may wait for the disk),
+still goes to the connection's thread: one hand-over per transaction.
 
 On PostgreSQL ``write_transaction`` is the ordinary transaction.
 """
@@ -26,22 +17,16 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from typing import Any
 
 from mautrix.util.async_db import Connection, Database, Scheme
-from mautrix.util.async_db.aiosqlite import POSITIONAL_PARAM_PATTERN, in_transaction
+from mautrix.util.async_db.aiosqlite import in_transaction
 from mautrix.util.async_db.connection import LoggingConnection
 
 from bridge.db import transaction
+from bridge.db.inline import sqlite_connection, sqlite_sql
 
 log = logging.getLogger("practice.db")
-
-
-@lru_cache(maxsize=1024)
-def sqlite_sql(query: str) -> str:
-    """``query`` with SQLite's numbered placeholders, as mautrix's connection would write it."""
-    return POSITIONAL_PARAM_PATTERN.sub(r"?\1", query)
 
 
 class InlineConnection(LoggingConnection):
@@ -79,7 +64,7 @@ async def write_transaction(db: Database) -> AsyncIterator[Connection]:
         return
     pooled: Connection
     async with db.acquire() as pooled:
-        raw = _sqlite_connection(pooled)
+        raw = sqlite_connection(pooled)
         if raw is None:  # Not the aiosqlite connection this was written for: the slow way.
             async with pooled.transaction():
                 yield pooled
@@ -95,12 +80,6 @@ async def write_transaction(db: Database) -> AsyncIterator[Connection]:
             await _commit(pooled, raw)
         finally:
             in_transaction.reset(token)
-
-
-def _sqlite_connection(pooled: Any) -> sqlite3.Connection | None:
-    # aiosqlite keeps the sqlite3 connection it runs on its thread in ``_connection``.
-    raw = getattr(getattr(pooled, "wrapped", None), "_connection", None)
-    return raw if isinstance(raw, sqlite3.Connection) else None
 
 
 async def _commit(pooled: LoggingConnection, raw: sqlite3.Connection) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from mautrix.util.async_db import Connection, Database, Scheme
 
 from bridge.clock import now_ms
+from bridge.db import Reads
 
 # Messages older than this leave the index: an unread count covers at most this period.
 RETENTION_MS = 180 * 24 * 3600 * 1000
@@ -24,6 +25,7 @@ _CHUNK = 2000  # SQLite binds at most 32766 parameters in one statement
 class MessageIndex:
     def __init__(self, db: Database, bot: str) -> None:
         self.db = db
+        self.reads = Reads(db)  # unread counts for the chat list (bridge/db/inline.py)
         self.bot = bot
 
     @staticmethod
@@ -78,7 +80,7 @@ class MessageIndex:
         counts: dict[str, int] = {}
         items = list(read_marks.items())
         if self.db.scheme != Scheme.SQLITE:
-            rows = await self.db.fetch(
+            rows = await self.reads.fetch(
                 count.format(keys="unnest($3::text[], $4::bigint[]) AS k(room_id, ts)"),
                 user_id,
                 self.bot,
@@ -90,7 +92,7 @@ class MessageIndex:
             for start in range(0, len(items), _CHUNK):
                 chunk = items[start : start + _CHUNK]
                 values = ", ".join(f"(${i * 2 + 3}, ${i * 2 + 4})" for i in range(len(chunk)))
-                rows = await self.db.fetch(
+                rows = await self.reads.fetch(
                     f"WITH k(room_id, ts) AS (VALUES {values}) " + count.format(keys="k"),
                     user_id,
                     self.bot,
