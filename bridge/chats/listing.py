@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from mautrix.types import RoomID
@@ -15,10 +15,11 @@ from bridge.directory import Client, DirectoryStore, Staff
 from bridge.metrics import Metrics
 
 from .actors import Actor
+from .kept import KeptList, KeptLists
 from .models import Chat, UserChatState
 from .pages import Cursor, Passes, SortKey
 from .refusals import bad_cursor
-from .store import ChatStore, ListKey
+from .store import ChatStore
 from .userstate import UserStateMirror, hidden, unread
 
 log = logging.getLogger("practice.chatlist")
@@ -66,6 +67,7 @@ class ChatDirectory:
     def __post_init__(self) -> None:
         self._background: set[asyncio.Task[None]] = set()
         self.passes = Passes()
+        self.kept = KeptLists(self.chats)
         self._contacts: OrderedDict[str, _ContactParts] = OrderedDict()
 
     async def chats_of(self, actor: Actor) -> list[Chat]:
@@ -87,24 +89,20 @@ class ChatDirectory:
         if cursor is not None and cursor.view != view:
             raise bad_cursor()
         found = cursor and self.passes.get(cursor.pass_id, actor.user_id, view)
+        kept = await self.kept.get(actor)
         if cursor is not None and found:
-            # A pass goes on with the state its first page caught up with, as mirrored since.
+            # A pass goes on with the order its first page made, each chat as it is now.
             pass_id, order, offset = cursor.pass_id, found.order, cursor.offset
             end = min(len(order), offset + (limit or len(order)))
-            page = [key[2] for key in order[offset:end]]
-            states = await self.chats.user_states(actor.user_id, page)
-            items = await self._items(actor, order, offset, end, view, states)
+            items = await self._items(actor, order, offset, end, view, kept)
         else:
             after = cursor.last if cursor is not None else None
-            keys, mirrored = await self.chats.list_keys(
-                actor.practice_id, actor.member_kind, actor.member_ids, actor.user_id
-            )
             # Followed: the mirror is as Matrix has it (bridge/chats/following.py).
             followed = self.mirror.live(actor.user_id)
             if self.metrics is not None:
                 self.metrics.chat_lists.labels("followed" if followed else "synced").inc()
             first = self._first if followed else self._caught_up
-            order, end, items = await first(actor, keys, after, limit, view, mirrored)
+            order, end, items = await first(actor, kept, after, limit, view)
             pass_id, offset = "", 0
         next_batch = None
         if end < len(order):
@@ -116,57 +114,44 @@ class ChatDirectory:
         return ChatPage(items, next_batch)
 
     async def _caught_up(
-        self,
-        actor: Actor,
-        keys: dict[str, ListKey],
-        after: SortKey | None,
-        limit: int | None,
-        view: str,
-        mirrored: dict[str, UserChatState],
+        self, actor: Actor, kept: KeptList, after: SortKey | None, limit: int | None, view: str
     ) -> tuple[list[SortKey], int, list[dict[str, Any]]]:
         """A new pass of someone not followed: it waits for their sync (account data and
         receipts). While Synapse answers, the page is made from the state mirrored so far; it
         stands if the sync changed nothing, which is the rule."""
         fresh = asyncio.ensure_future(self.mirror.current(actor.user_id))
         try:
-            order, end, items = await self._first(actor, keys, after, limit, view, mirrored)
+            order, end, items = await self._first(actor, kept, after, limit, view)
             states = await fresh
         finally:
             fresh.cancel()  # (done by now, unless something above failed)
-        if {room: states[room] for room in keys if room in states} != mirrored:
-            order, end, items = await self._first(actor, keys, after, limit, view, states)
+        synced = {room: states[room] for room in kept.keys if room in states}
+        if synced != kept.states:
+            kept = replace(kept, states=synced, orders={})
+            order, end, items = await self._first(actor, kept, after, limit, view)
         return order, end, items
 
     async def _first(
-        self,
-        actor: Actor,
-        keys: dict[str, ListKey],
-        after: SortKey | None,
-        limit: int | None,
-        view: str,
-        states: dict[str, UserChatState],
+        self, actor: Actor, kept: KeptList, after: SortKey | None, limit: int | None, view: str
     ) -> tuple[list[SortKey], int, list[dict[str, Any]]]:
         """A new pass's order and its first page (after ``after``: a cursor whose pass is
         gone goes on after the chat it last listed)."""
-        order = self._order(actor, keys, view, states)
+        order = self._order(actor, kept, view)
         if after is not None:
             order = [key for key in order if key > after]
         end = min(len(order), limit or len(order))
-        return order, end, await self._items(actor, order, 0, end, view, states)
+        return order, end, await self._items(actor, order, 0, end, view, kept)
 
-    def _order(
-        self,
-        actor: Actor,
-        keys: dict[str, ListKey],
-        view: str,
-        states: dict[str, UserChatState],
-    ) -> list[SortKey]:
+    def _order(self, actor: Actor, kept: KeptList, view: str) -> list[SortKey]:
         """Every chat of the caller that fits the view, sorted: pinned first, then the latest
-        message first. One short row per chat; the chats' details wait for their page."""
+        message first (kept with the list until it changes; not to be changed)."""
+        order = kept.orders.get(view)
+        if order is not None:
+            return order
         chat_filter, include_hidden = _view(view)
-        user_id, bot, none = actor.user_id, self.bot, UserChatState()
-        order: list[SortKey] = []
-        for room_id, (kind, ts, sender, mine) in keys.items():
+        user_id, bot, none, states = actor.user_id, self.bot, UserChatState(), kept.states
+        order = []
+        for room_id, (kind, ts, sender, mine) in kept.keys.items():
             if not actor.sees(kind, mine, mine):
                 continue
             state = states.get(room_id) or none
@@ -181,27 +166,26 @@ class ChatDirectory:
                 continue
             order.append((not state.favourite, -ts, room_id))
         order.sort()
+        kept.orders[view] = order
         return order
 
     async def _items(
-        self,
-        actor: Actor,
-        order: list[SortKey],
-        offset: int,
-        end: int,
-        view: str,
-        states: dict[str, UserChatState],
+        self, actor: Actor, order: list[SortKey], offset: int, end: int, view: str, kept: KeptList
     ) -> list[dict[str, Any]]:
         """The chats ``offset:end`` of the pass as they are now, in the pass's order; a chat
         deleted since, or that no longer fits the view, is left out."""
         chat_filter, include_hidden = _view(view)
-        page = [key[2] for key in order[offset:end]]
+        keys, states, details = kept.keys, kept.states, kept.details
+        page = [key[2] for key in order[offset:end] if key[2] in keys]
         if not page:
             return []
+        missing = [room for room in page if room not in details]
         chats, staff = await asyncio.gather(
-            self.chats.get_many(page), self.directory.list_staff(actor.practice_id)
+            self.chats.get_many(missing), self.directory.list_staff(actor.practice_id)
         )
-        ids = sorted({cid for chat in chats.values() for cid in chat.client_ids})
+        details.update(chats)
+        listed = [details[room] for room in page if room in details]
+        ids = sorted({cid for chat in listed for cid in chat.client_ids})
         clients = await self.directory.get_clients(actor.practice_id, ids)
         primaries = {c.family_primary_id for c in clients.values() if c.family_primary_id}
         missing = sorted(p for p in primaries if p not in clients)
@@ -216,16 +200,16 @@ class ChatDirectory:
             }
             reads = await self.chats.read_marks_of(sorted(accounts))
         people = ({s.staff_id: s for s in staff}, clients)
-        listed = [chats[r] for r in page if r in chats]
-        counts = await self._unread_counts(actor, listed, states)
+        counts = await self._unread_counts(actor, [chat.room_id for chat in listed], kept)
         user_id, bot, none = actor.user_id, self.bot, UserChatState()
         items: list[dict[str, Any]] = []
         for chat in listed:
             if not actor.sees(chat.kind, chat.staff_ids, chat.client_ids):
                 continue
+            _, ts, sender, _ = keys[chat.room_id]
             state = states.get(chat.room_id) or none
-            is_hidden = hidden(state, chat.last_message_ts)
-            is_unread = unread(state, chat.last_message_ts, chat.last_sender, user_id, bot)
+            is_hidden = hidden(state, ts)
+            is_unread = unread(state, ts, sender, user_id, bot)
             if (is_hidden and not include_hidden) or (chat_filter == "unread" and not is_unread):
                 continue
             if chat_filter == "pinned" and not state.favourite:
@@ -238,7 +222,7 @@ class ChatDirectory:
                     "pinned": state.favourite,
                     "unread": is_unread,
                     "hidden": is_hidden,
-                    "last_message_ts": chat.last_message_ts,
+                    "last_message_ts": ts,
                     "owner_staff_id": chat.owner_staff_id,
                     "shared_with_staff_ids": chat.shared_staff_ids,
                     "members": self._members(chat, people, reads),
@@ -249,17 +233,17 @@ class ChatDirectory:
         return items
 
     async def _unread_counts(
-        self, actor: Actor, chats: list[Chat], states: dict[str, UserChatState]
+        self, actor: Actor, rooms: list[str], kept: KeptList
     ) -> dict[str, int]:
         """Messages from others since the user's read mark, for a badge; asked only for the
         chats with something newer than the mark, so a long page stays one quick query."""
         if self.unread_counts is None:
             return {}
         marks: dict[str, int] = {}
-        for chat in chats:
-            read_ts = (states.get(chat.room_id) or UserChatState()).read_ts
-            if chat.last_message_ts > read_ts:
-                marks[chat.room_id] = read_ts
+        for room_id in rooms:
+            read_ts = (kept.states.get(room_id) or UserChatState()).read_ts
+            if kept.keys[room_id][1] > read_ts:
+                marks[room_id] = read_ts
         return await self.unread_counts(actor.user_id, marks) if marks else {}
 
     def _unhide_later(self, actor: Actor, room_id: str, ts: int) -> None:

@@ -11,6 +11,7 @@ from mautrix.util.async_db import Connection, Database
 from bridge.db import Reads, fetch_each, transaction
 
 from .models import Chat, UserChatState
+from .stamps import chat_stamp, horizons_query, state_stamp
 
 # (kind, last_message_ts, last_sender, the caller's records in the chat)
 ListKey = tuple[str, int, str | None, list[str]]
@@ -200,10 +201,41 @@ class ChatStore:
         """Move chats' last message time forward: (room_id, ts, sender) each."""
         if latest:
             await conn.executemany(
-                "UPDATE chat SET last_message_ts=$2, last_sender=$3 "
+                "UPDATE chat SET last_message_ts=$2, last_sender=$3, "
+                f"activity_stamp={chat_stamp(conn.scheme)} "
                 "WHERE room_id=$1 AND last_message_ts <= $2",
                 latest,
             )
+
+    async def horizons(self, practice_id: str, user_id: str) -> tuple[int, int, int] | None:
+        """The practice's chats_version, then the horizons (bridge/chats/stamps.py) of its chats'
+        activity and of the user's chat states; None for a practice that is not there."""
+        query, per_user = horizons_query(self.db.scheme)
+        row = await self.reads.fetchrow(query, practice_id, *((user_id,) if per_user else ()))
+        return (int(row[0]), int(row[1]), int(row[2])) if row is not None else None
+
+    async def activity_since(
+        self, practice_id: str, horizon: int
+    ) -> list[tuple[str, int, str | None]]:
+        """(room_id, last message time, last sender) of the practice's chats whose last message
+        moved at or after ``horizon``."""
+        rows = await self.reads.fetch(
+            "SELECT room_id, last_message_ts, last_sender FROM chat "
+            "WHERE practice_id=$1 AND activity_stamp >= $2",
+            practice_id,
+            horizon,
+        )
+        return [(r[0], int(r[1]), r[2]) for r in rows]
+
+    async def states_since(self, user_id: str, horizon: int) -> dict[str, UserChatState]:
+        """The user's chat states written at or after ``horizon``."""
+        rows = await self.reads.fetch(
+            "SELECT room_id, favourite, marked_unread, hidden_at, read_ts FROM user_chat_state "
+            "WHERE user_id=$1 AND stamp >= $2",
+            user_id,
+            horizon,
+        )
+        return {r[0]: UserChatState(bool(r[1]), bool(r[2]), r[3], r[4]) for r in rows}
 
     # -- per-user state --------------------------------------------------------------------
 
@@ -243,9 +275,11 @@ class ChatStore:
         async with transaction(self.db) as conn:
             await conn.executemany(
                 "INSERT INTO user_chat_state (user_id, room_id, favourite, marked_unread, "
-                "hidden_at, read_ts) VALUES ($1,$2,$3,$4,$5,$6) "
+                "hidden_at, read_ts, stamp) "
+                f"VALUES ($1,$2,$3,$4,$5,$6,{state_stamp(conn.scheme, '$1')}) "
                 "ON CONFLICT (user_id, room_id) DO UPDATE SET favourite=excluded.favourite, "
                 "marked_unread=excluded.marked_unread, hidden_at=excluded.hidden_at, "
+                "stamp=excluded.stamp, "
                 # A read mark only moves forward, whoever writes it meanwhile.
                 "read_ts=CASE WHEN excluded.read_ts > user_chat_state.read_ts "
                 "THEN excluded.read_ts ELSE user_chat_state.read_ts END",
@@ -286,9 +320,10 @@ class ChatStore:
         has user_id, room_id and ts. A read mark only ever moves forward."""
         if reads:
             await conn.executemany(
-                "INSERT INTO user_chat_state (user_id, room_id, read_ts) VALUES ($1,$2,$3) "
-                "ON CONFLICT (user_id, room_id) DO UPDATE SET read_ts=excluded.read_ts "
-                "WHERE user_chat_state.read_ts < excluded.read_ts",
+                "INSERT INTO user_chat_state (user_id, room_id, read_ts, stamp) "
+                f"VALUES ($1,$2,$3,{state_stamp(conn.scheme, '$1')}) "
+                "ON CONFLICT (user_id, room_id) DO UPDATE SET read_ts=excluded.read_ts, "
+                "stamp=excluded.stamp WHERE user_chat_state.read_ts < excluded.read_ts",
                 [(r.user_id, r.room_id, r.ts) for r in reads],
             )
 

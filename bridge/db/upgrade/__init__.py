@@ -63,4 +63,5 @@ from . import (  # noqa: E402,F401
     v09_chat_message_key,
     v10_app_logins,
     v11_practice_versions,
+    v12_change_stamps,
 )

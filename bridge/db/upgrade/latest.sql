@@ -95,9 +95,12 @@ CREATE TABLE chat (
     -- The practice's policy_version this chat's policy state was last sent for.
     policy_version  INTEGER NOT NULL DEFAULT 0,
     -- The m.room.name the bridge last wrote (a direct chat is named after its client).
-    room_name       TEXT
+    room_name       TEXT,
+    -- When last_message_ts last moved, as a change stamp (bridge/chats/stamps.py).
+    activity_stamp  BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX chat_practice_idx ON chat (practice_id, kind);
+CREATE INDEX chat_activity_idx ON chat (practice_id, activity_stamp);
 
 -- Who is in the chat, as the practice sees it: staff by staff id, clients by the client record
 -- (sub-records included: their primary's account is the Matrix member).
@@ -119,8 +122,11 @@ CREATE TABLE user_chat_state (
     marked_unread BOOLEAN NOT NULL DEFAULT false,
     hidden_at     BIGINT,
     read_ts       BIGINT NOT NULL DEFAULT 0,
+    -- When the row last changed, as a change stamp (bridge/chats/stamps.py).
+    stamp         BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, room_id)
 );
+CREATE INDEX user_chat_state_stamp_idx ON user_chat_state (user_id, stamp);
 
 CREATE TABLE user_sync (
     user_id    TEXT PRIMARY KEY,
