@@ -22,7 +22,9 @@ What is measured, per bridge database:
   every message (chat activity, unread index, outbox) before any list is timed.
 - **GET /chats** and **GET /contacts** as the practitioner, with their own minted Matrix
   session as a portal frontend calls them, one at a time, the body read to its last byte:
-  median and p99. ``GET /chats`` is timed as the Messages page asks for it: the first screen
+  median and p99, each round right after a client wrote in one of the practitioner's chats
+  (another each round) and the bridge processed it, as the portal reloads the list on a new
+  message. ``GET /chats`` is timed as the Messages page asks for it: the first screen
   (``limit=60``), and the whole list (that screen, then ``next_batch`` pages of 1,000 until the
   last, summed). After the first list the bridge follows the practitioner (one open
   ``/sync`` as them that Synapse answers when a flag or a read changes), so the timed lists
@@ -112,6 +114,7 @@ class Practice:
     staff_token: str = ""
     staff_user: str = ""
     rooms: list[str] = field(default_factory=list)
+    writers: list[str] = field(default_factory=list)  # the client user of each room
 
 
 def marked(rooms: list[str]) -> dict[str, list[str]]:
@@ -249,6 +252,7 @@ class Run(ProductApi):
                 out += await asyncio.gather(*(fn(x) for x in items[first : first + CONCURRENCY]))
             return out
 
+        practice.writers = clients
         events = await each(
             list(zip(rooms, clients, strict=True)),
             lambda rc: send(rc[0], rc[1], "Could we move Thursday's session?"),
@@ -291,6 +295,23 @@ class Run(ProductApi):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{done} of {messages} messages processed in {timeout}s")
             await asyncio.sleep(0.5)
+
+    async def new_message(self, practice: Practice, n: int, timeout: float = 60) -> None:
+        """A client writes in the practice's chat number ``n`` (of the chats not hidden); back
+        once the bridge has processed it: the chat moved to the top, its unread count grew."""
+        hidden = set(marked(practice.rooms)["hide"])
+        shown = [i for i, room in enumerate(practice.rooms) if room not in hidden]
+        i = shown[n % len(shown)]
+        room, writer = practice.rooms[i], practice.writers[i]
+        path = f"{V3}/rooms/{quote(room)}/send/m.room.message/{uuid.uuid4().hex}"
+        sent = await self.as_user("PUT", path, writer, {"msgtype": "m.text", "body": "One more"})
+        deadline = time.monotonic() + timeout
+        while not await self.db.fetchval(
+            "SELECT count(*) FROM chat_message WHERE event_id = $1", sent["event_id"]
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a message was not processed in {timeout}s")
+            await asyncio.sleep(0.005)
 
     # -- the timed requests ------------------------------------------------------------------
 
@@ -427,6 +448,9 @@ async def measure(
         ]
         print(f"scale, {label}: {requests} timed GETs of each kind ...", file=sys.stderr)
         for n in range(requests):
+            # Each round follows a new message in each practice: no list is timed unchanged.
+            await run.new_message(big, n * 7)
+            await run.new_message(small, n)
             for step in steps if n % 2 == 0 else reversed(steps):
                 await step()
             elapsed, since = await run.timed_sync(big.staff_user, since)
