@@ -68,8 +68,20 @@ class KeptLists:
             )
             fresh = KeptList(identity, version, activity_from, states_from, keys, states)
         else:
-            fresh = await self._since(kept, actor.practice_id, actor.user_id)
-            fresh.activity_from, fresh.states_from = activity_from, states_from
+            moved = await self.chats.activity_since(actor.practice_id, kept.activity_from)
+            changed = await self.chats.states_since(actor.user_id, kept.states_from)
+            keys, states = _moved_on(kept, moved, changed)
+            same = keys is kept.keys and states is kept.states
+            fresh = KeptList(
+                identity,
+                version,
+                activity_from,
+                states_from,
+                keys,
+                states,
+                kept.orders if same else {},
+                kept.details,
+            )
         # Kept unless another request of the person's kept a list meanwhile.
         if version is not None and self._lists.get(actor.user_id) is kept:
             self._lists[actor.user_id] = fresh
@@ -78,31 +90,22 @@ class KeptLists:
                 self._lists.popitem(last=False)
         return fresh
 
-    async def _since(self, kept: KeptList, practice_id: str, user_id: str) -> KeptList:
-        moved = await self.chats.activity_since(practice_id, kept.activity_from)
-        changed = await self.chats.states_since(user_id, kept.states_from)
-        keys, states = kept.keys, kept.states
-        new_keys: dict[str, ListKey] = {}
-        for room_id, ts, sender in moved:
-            key = keys.get(room_id)
-            if key is not None and (key[1], key[2]) != (ts, sender):
-                new_keys[room_id] = (key[0], ts, sender, key[3])
-        new_states = {
-            room_id: state
-            for room_id, state in changed.items()
-            if room_id in keys and states.get(room_id) != state
-        }
-        if not new_keys and not new_states:
-            return KeptList(
-                kept.identity, kept.chats_version, 0, 0, keys, states, kept.orders, kept.details
-            )
-        return KeptList(
-            kept.identity,
-            kept.chats_version,
-            0,
-            0,
-            keys | new_keys if new_keys else keys,
-            states | new_states if new_states else states,
-            {},
-            kept.details,
-        )
+
+def _moved_on(
+    kept: KeptList,
+    moved: list[tuple[str, int, str | None]],
+    changed: dict[str, UserChatState],
+) -> tuple[dict[str, ListKey], dict[str, UserChatState]]:
+    """The kept keys and states with what changed since (the same dicts if nothing did)."""
+    keys, states = kept.keys, kept.states
+    new_keys: dict[str, ListKey] = {}
+    for room_id, ts, sender in moved:
+        key = keys.get(room_id)
+        if key is not None and (key[1], key[2]) != (ts, sender):
+            new_keys[room_id] = (key[0], ts, sender, key[3])
+    new_states = {
+        room_id: state
+        for room_id, state in changed.items()
+        if room_id in keys and states.get(room_id) != state
+    }
+    return (keys | new_keys if new_keys else keys, states | new_states if new_states else states)
