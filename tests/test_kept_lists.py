@@ -17,6 +17,7 @@ from mautrix.util.async_db import Database
 from bridge.chats.actors import Actor
 from bridge.chats.facts import Read
 from bridge.chats.kept import KeptLists
+from bridge.chats.listing import ChatDirectory
 from bridge.chats.models import Chat, UserChatState
 from bridge.chats.store import ChatStore
 from bridge.directory import DirectoryStore, Practice, Staff
@@ -99,3 +100,56 @@ async def test_a_kept_list_follows_every_change_of_any_process(
     finally:
         await one.stop()
         await other.stop()
+
+
+class _Mirror:
+    """The user-state mirror as the chat list uses it: the person is followed; unhiding fails
+    the first time (Synapse unreachable, say), then writes what the mirror would."""
+
+    def __init__(self, chats: ChatStore) -> None:
+        self.chats = chats
+        self.unhides: list[str] = []
+
+    def live(self, user_id: str) -> bool:
+        return True
+
+    async def unhide_before(self, user_id: str, room_id: str, ts: int) -> None:
+        self.unhides.append(room_id)
+        if len(self.unhides) == 1:
+            raise ConnectionError("Synapse is not there")
+        await self.chats.save_user_states(user_id, {room_id: UserChatState()})
+
+
+async def test_a_chat_written_in_after_it_was_hidden_is_unhidden_until_it_is(
+    database_factory: Callable[[], Database],
+) -> None:
+    db = database_factory()
+    await db.start()
+    try:
+        directory, chats = DirectoryStore(db), ChatStore(db)
+        await directory.upsert_practice(Practice("p1", "Practice", "pro", "UTC"))
+        staff = Staff("p1", "s1", ME, "Sam", "s1@x", "owner")
+        await directory.upsert_staff(staff)
+        await chats.insert(_chat(1))
+        await chats.insert(_chat(2))
+        await chats.save_user_states(ME, {"!r1:x": UserChatState(hidden_at=50)})
+        mirror = _Mirror(chats)
+        listing = ChatDirectory(directory, chats, mirror, "@bot:x")  # type: ignore[arg-type]
+        me = Actor(ME, "p1", staff=staff)
+
+        async def listed() -> list[str]:
+            page = await listing.list_chats(me, "all", False)
+            await asyncio.gather(*listing._background)
+            return [c["chat_id"] for c in page.chats]
+
+        assert await listed() == ["!r2:x"] and mirror.unhides == []
+        async with write_transaction(db) as conn:
+            await ChatStore.record_activity(conn, [("!r1:x", 100, "@c1:x")])
+        # Shown at once; the hidden tag is dropped in the background: that fails, and the next
+        # list (nothing else changed) tries again, which works; then nothing is left to do.
+        assert await listed() == ["!r1:x", "!r2:x"] and mirror.unhides == ["!r1:x"]
+        assert await listed() == ["!r1:x", "!r2:x"] and mirror.unhides == ["!r1:x"] * 2
+        assert (await chats.user_states(ME))["!r1:x"].hidden_at is None
+        assert await listed() == ["!r1:x", "!r2:x"] and len(mirror.unhides) == 2
+    finally:
+        await db.stop()

@@ -31,7 +31,8 @@ Identity = tuple[str, str, tuple[str, ...], frozenset[str]]
 @dataclass
 class KeptList:
     """A person's list as of the versions and horizons it was read at. Its keys and states are
-    never changed (a change makes a new KeptList); ``orders`` and ``details`` fill as asked."""
+    never changed (a change makes a new KeptList); ``orders``, ``details`` and ``unhide`` fill
+    as asked."""
 
     identity: Identity
     chats_version: int | None  # None: not kept (the practice is not there)
@@ -42,6 +43,8 @@ class KeptList:
     orders: dict[str, list[SortKey]] = field(default_factory=dict)  # by view
     # Chats listed so far: their kind, name, owner and members (their activity is in keys).
     details: dict[str, Chat] = field(default_factory=dict)
+    # Chats with a message since the person hid them, found with the orders: {chat: its time}.
+    unhide: dict[str, int] = field(default_factory=dict)
 
 
 class KeptLists:
@@ -81,6 +84,7 @@ class KeptLists:
                 states,
                 kept.orders if same else {},
                 kept.details,
+                kept.unhide if same else {},
             )
         # Kept unless another request of the person's kept a list meanwhile.
         if version is not None and self._lists.get(actor.user_id) is kept:

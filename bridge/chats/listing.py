@@ -66,6 +66,7 @@ class ChatDirectory:
 
     def __post_init__(self) -> None:
         self._background: set[asyncio.Task[None]] = set()
+        self._unhiding: set[tuple[str, str]] = set()  # (user, chat) being unhidden now
         self.passes = Passes()
         self.kept = KeptLists(self.chats)
         self._contacts: OrderedDict[str, _ContactParts] = OrderedDict()
@@ -127,7 +128,7 @@ class ChatDirectory:
             fresh.cancel()  # (done by now, unless something above failed)
         synced = {room: states[room] for room in kept.keys if room in states}
         if synced != kept.states:
-            kept = replace(kept, states=synced, orders={})
+            kept = replace(kept, states=synced, orders={}, unhide={})
             order, end, items = await self._first(actor, kept, after, limit, view)
         return order, end, items
 
@@ -137,6 +138,8 @@ class ChatDirectory:
         """A new pass's order and its first page (after ``after``: a cursor whose pass is
         gone goes on after the chat it last listed)."""
         order = self._order(actor, kept, view)
+        for room_id, ts in kept.unhide.items():  # (again each list, until it is done)
+            self._unhide_later(actor, room_id, ts)
         if after is not None:
             order = [key for key in order if key > after]
         end = min(len(order), limit or len(order))
@@ -157,7 +160,7 @@ class ChatDirectory:
             state = states.get(room_id) or none
             is_hidden = hidden(state, ts)
             if state.hidden_at is not None and not is_hidden:
-                self._unhide_later(actor, room_id, ts)
+                kept.unhide[room_id] = ts
             if is_hidden and not include_hidden:
                 continue
             if chat_filter == "unread" and not unread(state, ts, sender, user_id, bot):
@@ -248,13 +251,19 @@ class ChatDirectory:
 
     def _unhide_later(self, actor: Actor, room_id: str, ts: int) -> None:
         """A new message (at ``ts``) arrived after the user hid the chat: drop the hidden tags,
-        unless the user hid it again since."""
+        unless the user hid it again since. One at a time per person and chat."""
+        key = (actor.user_id, room_id)
+        if key in self._unhiding:
+            return
+        self._unhiding.add(key)
 
         async def unhide() -> None:
             try:
                 await self.mirror.unhide_before(actor.user_id, RoomID(room_id), ts)
             except Exception:
                 log.warning("Could not unhide %s for %s", room_id, actor.user_id)
+            finally:
+                self._unhiding.discard(key)
 
         task = asyncio.create_task(unhide())
         self._background.add(task)
