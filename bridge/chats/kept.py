@@ -72,7 +72,7 @@ class KeptLists:
             fresh = KeptList(identity, version, activity_from, states_from, keys, states)
         else:
             moved = await self.chats.activity_since(actor.practice_id, kept.activity_from)
-            changed = await self.chats.states_since(actor.user_id, kept.states_from)
+            changed = await self.chats.user_states(actor.user_id, since=kept.states_from)
             keys, states = _moved_on(kept, moved, changed)
             same = keys is kept.keys and states is kept.states
             fresh = KeptList(

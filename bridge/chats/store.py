@@ -227,33 +227,17 @@ class ChatStore:
         )
         return [(r[0], int(r[1]), r[2]) for r in rows]
 
-    async def states_since(self, user_id: str, horizon: int) -> dict[str, UserChatState]:
-        """The user's chat states written at or after ``horizon``."""
+    # -- per-user state --------------------------------------------------------------------
+
+    async def user_states(self, user_id: str, since: int = 0) -> dict[str, UserChatState]:
+        """The user's state of every chat they have one for; with ``since``, only the states
+        written at or after that horizon (bridge/chats/stamps.py: every stamp is at least 0)."""
         rows = await self.reads.fetch(
             "SELECT room_id, favourite, marked_unread, hidden_at, read_ts FROM user_chat_state "
             "WHERE user_id=$1 AND stamp >= $2",
             user_id,
-            horizon,
+            since,
         )
-        return {r[0]: UserChatState(bool(r[1]), bool(r[2]), r[3], r[4]) for r in rows}
-
-    # -- per-user state --------------------------------------------------------------------
-
-    async def user_states(
-        self, user_id: str, room_ids: list[str] | None = None
-    ) -> dict[str, UserChatState]:
-        """The user's state of every chat they have one for, or of these chats only."""
-        columns = "SELECT room_id, favourite, marked_unread, hidden_at, read_ts "
-        if room_ids is None:
-            rows = await self.reads.fetch(
-                columns + "FROM user_chat_state WHERE user_id=$1", user_id
-            )
-        else:
-            rows = await self._fetch_in(
-                columns + "FROM user_chat_state WHERE user_id=$1 AND room_id IN ({})",
-                room_ids,
-                user_id,
-            )
         return {r[0]: UserChatState(bool(r[1]), bool(r[2]), r[3], r[4]) for r in rows}
 
     async def user_state(self, user_id: str, room_id: str) -> UserChatState | None:
