@@ -301,6 +301,22 @@ def database(database_factory: Callable[[], Database]) -> Database:
     return database_factory()
 
 
+@pytest.fixture
+async def two_processes(
+    database_factory: Callable[[], Database],
+) -> AsyncIterator[tuple[Database, Database]]:
+    """The same fresh database opened twice and started, as two bridge processes use it;
+    stopped afterwards."""
+    one, other = database_factory(), database_factory()
+    await one.start()
+    await other.start()
+    try:
+        yield one, other
+    finally:
+        await one.stop()
+        await other.stop()
+
+
 # Each config text the tests' bridges start from, as load_config read it, and the file's text
 # after that read (an upgrade writes the file back): reading and upgrading the YAML takes ten
 # times as long as a deep copy, and a bridge starts from such a config in almost every test.

@@ -33,73 +33,67 @@ def _chat(n: int) -> Chat:
 
 
 async def test_a_kept_list_follows_every_change_of_any_process(
-    database_factory: Callable[[], Database],
+    two_processes: tuple[Database, Database],
 ) -> None:
-    one, other = database_factory(), database_factory()
-    await one.start()
-    await other.start()
-    try:
-        await DirectoryStore(one).upsert_practice(Practice("p1", "Practice", "pro", "UTC"))
-        writer = ChatStore(one)
-        for n in (1, 2, 3):
-            await writer.insert(_chat(n))
-        staff = Staff("p1", "s1", ME, "Sam", "s1@x", "owner")
-        me = Actor(ME, "p1", staff=staff)
-        kept = KeptLists(ChatStore(other))
-        first = await kept.get(me)
-        assert sorted(first.keys) == ["!r1:x", "!r2:x", "!r3:x"] and first.states == {}
-        assert await kept.get(me) is not first  # (read again: nothing changed, same rows)
-        assert (await kept.get(me)).keys is first.keys
+    one, other = two_processes
+    await DirectoryStore(one).upsert_practice(Practice("p1", "Practice", "pro", "UTC"))
+    writer = ChatStore(one)
+    for n in (1, 2, 3):
+        await writer.insert(_chat(n))
+    staff = Staff("p1", "s1", ME, "Sam", "s1@x", "owner")
+    me = Actor(ME, "p1", staff=staff)
+    kept = KeptLists(ChatStore(other))
+    first = await kept.get(me)
+    assert sorted(first.keys) == ["!r1:x", "!r2:x", "!r3:x"] and first.states == {}
+    assert await kept.get(me) is not first  # (read again: nothing changed, same rows)
+    assert (await kept.get(me)).keys is first.keys
 
-        # A message, then the person's own read and pin, written by the other process.
-        async with write_transaction(one) as conn:
-            await ChatStore.record_activity(conn, [("!r1:x", 100, "@c1:x")])
-        listed = await kept.get(me)
-        assert listed.keys["!r1:x"][1:3] == (100, "@c1:x")
-        assert listed.keys["!r2:x"] == first.keys["!r2:x"]
-        async with write_transaction(one) as conn:
-            await ChatStore.record_reads(conn, [Read(ME, "!r1:x", 150)])
-        await writer.save_user_states(ME, {"!r2:x": UserChatState(favourite=True)})
-        listed = await kept.get(me)
-        assert listed.states["!r1:x"].read_ts == 150
-        assert listed.states["!r2:x"].favourite
+    # A message, then the person's own read and pin, written by the other process.
+    async with write_transaction(one) as conn:
+        await ChatStore.record_activity(conn, [("!r1:x", 100, "@c1:x")])
+    listed = await kept.get(me)
+    assert listed.keys["!r1:x"][1:3] == (100, "@c1:x")
+    assert listed.keys["!r2:x"] == first.keys["!r2:x"]
+    async with write_transaction(one) as conn:
+        await ChatStore.record_reads(conn, [Read(ME, "!r1:x", 150)])
+    await writer.save_user_states(ME, {"!r2:x": UserChatState(favourite=True)})
+    listed = await kept.get(me)
+    assert listed.states["!r1:x"].read_ts == 150
+    assert listed.states["!r2:x"].favourite
 
-        # Someone else's read changes nothing of this list.
-        async with write_transaction(one) as conn:
-            await ChatStore.record_reads(conn, [Read("@c3:x", "!r3:x", 160)])
-        assert (await kept.get(me)).states == listed.states
+    # Someone else's read changes nothing of this list.
+    async with write_transaction(one) as conn:
+        await ChatStore.record_reads(conn, [Read("@c3:x", "!r3:x", 160)])
+    assert (await kept.get(me)).states == listed.states
 
-        # Written while the list is read, committed after: on the next list.
-        async with write_transaction(one) as conn:
-            await ChatStore.record_activity(conn, [("!r3:x", 200, "@c3:x")])
-            await ChatStore.record_reads(conn, [Read(ME, "!r2:x", 190)])
-            # (In a context of its own, as another process: mautrix hands a task the
-            # connection of a transaction open in its context.)
-            during = await asyncio.create_task(kept.get(me), context=contextvars.Context())
-            assert during.keys["!r3:x"][1] == 0 and during.states["!r2:x"].read_ts == 0
-        after = await kept.get(me)
-        assert after.keys["!r3:x"][1:3] == (200, "@c3:x")
-        assert after.states["!r2:x"] == UserChatState(favourite=True, read_ts=190)
+    # Written while the list is read, committed after: on the next list.
+    async with write_transaction(one) as conn:
+        await ChatStore.record_activity(conn, [("!r3:x", 200, "@c3:x")])
+        await ChatStore.record_reads(conn, [Read(ME, "!r2:x", 190)])
+        # (In a context of its own, as another process: mautrix hands a task the
+        # connection of a transaction open in its context.)
+        during = await asyncio.create_task(kept.get(me), context=contextvars.Context())
+        assert during.keys["!r3:x"][1] == 0 and during.states["!r2:x"].read_ts == 0
+    after = await kept.get(me)
+    assert after.keys["!r3:x"][1:3] == (200, "@c3:x")
+    assert after.states["!r2:x"] == UserChatState(favourite=True, read_ts=190)
 
-        # An older message arriving late moves nothing back.
-        async with write_transaction(one) as conn:
-            await ChatStore.record_activity(conn, [("!r3:x", 180, "@c3:x")])
-        assert (await kept.get(me)).keys["!r3:x"][1] == 200
+    # An older message arriving late moves nothing back.
+    async with write_transaction(one) as conn:
+        await ChatStore.record_activity(conn, [("!r3:x", 180, "@c3:x")])
+    assert (await kept.get(me)).keys["!r3:x"][1] == 200
 
-        # A chat started, then one deleted: the list is read again in full.
-        await writer.insert(_chat(4))
-        assert sorted((await kept.get(me)).keys) == ["!r1:x", "!r2:x", "!r3:x", "!r4:x"]
-        await writer.mark_deleted(RoomID("!r2:x"))
-        listed = await kept.get(me)
-        assert sorted(listed.keys) == ["!r1:x", "!r3:x", "!r4:x"]
-        assert "!r2:x" not in listed.states and listed.states["!r1:x"].read_ts == 150
+    # A chat started, then one deleted: the list is read again in full.
+    await writer.insert(_chat(4))
+    assert sorted((await kept.get(me)).keys) == ["!r1:x", "!r2:x", "!r3:x", "!r4:x"]
+    await writer.mark_deleted(RoomID("!r2:x"))
+    listed = await kept.get(me)
+    assert sorted(listed.keys) == ["!r1:x", "!r3:x", "!r4:x"]
+    assert "!r2:x" not in listed.states and listed.states["!r1:x"].read_ts == 150
 
-        # Each process keeps its own list; a second one starts from the database as it is.
-        again = await KeptLists(ChatStore(one)).get(me)
-        assert again.keys == listed.keys and again.states == listed.states
-    finally:
-        await one.stop()
-        await other.stop()
+    # Each process keeps its own list; a second one starts from the database as it is.
+    again = await KeptLists(ChatStore(one)).get(me)
+    assert again.keys == listed.keys and again.states == listed.states
 
 
 class _Mirror:
