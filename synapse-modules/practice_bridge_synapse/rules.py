@@ -30,12 +30,11 @@ else is ignored.
   ``ORG.PRACTICEBRIDGE.MESSAGE_TOO_LONG`` with ``max_length``); staff have no limit;
 - when that policy says ``clients_may_send: false`` (direct chat access is off), a client sends
   nothing there but redactions of their own messages (``ORG.PRACTICEBRIDGE.DIRECT_CHAT_DISABLED``);
-- membership in a practice chat is the practice's (``check_event_allowed``, which sees every
-  event created here, joins and leaves included): from their own session a portal user only
-  accepts an invitation; leaving (``CANNOT_LEAVE_CHAT``), a name or picture of their own in the
-  chat (``PROFILE_FROM_DIRECTORY``), joining again after a removal and any member event for
-  someone else (``M_FORBIDDEN``) are refused. The bridge acting for them through the appservice,
-  and Synapse itself (a chat's deletion), have no session and pass.
+- membership in a practice chat is the practice's (joins and leaves included): from their own
+  session a portal user only accepts an invitation; leaving (``CANNOT_LEAVE_CHAT``), a name or
+  picture of their own in the chat (``PROFILE_FROM_DIRECTORY``), joining again after a removal
+  and any member event for someone else (``M_FORBIDDEN``) are refused. The bridge acting for
+  them through the appservice, and Synapse itself (a chat's deletion), have no session and pass.
 
 Refusals are raised as :class:`PracticeRuleError`, a ``SynapseError`` that Synapse renders as
 ``{"errcode": ..., "error": <a sentence a client can show>, ...fields}``, the same shape as the
@@ -45,9 +44,12 @@ practice (the allow-list, membership, names) are reported to the bridge for its 
 the background (:mod:`practice_bridge_synapse.report`, with the registration's ``url`` and
 ``hs_token``; without ``registration`` nothing is reported).
 
-State is read through the module API: one current-state lookup of the policy event per client
-event (Synapse serves it from its caches); the parsed policy is kept per room, keyed by the
-policy event's id, in a bounded LRU, so a new policy event replaces it at once.
+Every rule on events runs in ``check_event_allowed``, which Synapse calls for every event created
+here (by a session, the appservice acting for someone, or Synapse itself) with the room's state
+before it: Synapse reads that state for this callback whatever it does, so the rules make no
+lookup of their own, and a message costs the module no more than a membership change. The
+parsed policy is kept per room, keyed by the policy event's id, in a bounded LRU, so a new
+policy event replaces it at once.
 
 It also makes the bridge bot a server admin once the bot is registered (the bridge needs the
 admin API to purge rooms and end sessions), when ``promote_bot_to_admin`` is set, checking with
@@ -156,7 +158,6 @@ class PracticeRules:
         # room id -> (policy event id, the trusted policy or None when it was forged)
         self._policies: OrderedDict[str, tuple[str, Policy | None]] = OrderedDict()
         api.register_spam_checker_callbacks(
-            check_event_for_spam=self.check_event_for_spam,
             user_may_invite=self.user_may_invite,
             user_may_send_3pid_invite=self.user_may_send_3pid_invite,
             user_may_create_room=self.user_may_create_room,
@@ -209,40 +210,49 @@ class PracticeRules:
 
     # -- events ----------------------------------------------------------------------------
 
-    async def check_event_for_spam(self, event: Any) -> Literal["NOT_SPAM"]:
-        """Every event a local user sends (not membership: see check_event_allowed)."""
+    async def check_event_allowed(
+        self, event: Any, state_events: Mapping[tuple[str, str], Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Every event created here, by a session, the appservice or Synapse itself, with the
+        room's state before it (which Synapse reads for this callback anyway, so the rules
+        need no lookup of their own)."""
         sender = event.sender
         if not self.is_portal_user(sender):
-            return NOT_SPAM
-        client = self.is_client(sender)
-        if event.is_state():
-            if not client or (event.type == "m.room.member" and event.state_key == sender):
-                return NOT_SPAM
-            raise _forbidden("Clients cannot change a chat's settings.")
-        policy = await self._policy(event.room_id)
+            return True, None
+        if event.type == "m.room.member":
+            self._check_membership(event, state_events)
+        elif event.is_state():
+            if self.is_client(sender):
+                raise _forbidden("Clients cannot change a chat's settings.")
+        else:
+            self._check_message(event, self._policy(event.room_id, state_events))
+        return True, None
+
+    def _check_message(self, event: Any, policy: Policy | None) -> None:
+        """A portal user's message, reaction, redaction... against the chat's policy."""
+        client = self.is_client(event.sender)
         rule = message_rule(event.type, event.content, policy, client=client)
         if rule == "event_not_allowed":
             refused = off_the_list(event.type, event.content, staff=not client) or {}
             self._reporter.report(
-                "event_type", sender, refusal_id=event.event_id, room_id=event.room_id, **refused
+                "event_type",
+                event.sender,
+                refusal_id=event.event_id,
+                room_id=event.room_id,
+                **refused,
             )
             raise not_allowed(**refused)
         if rule == "direct_chat_disabled":
             raise direct_chat_disabled()
         if rule == "message_too_long" and policy is not None:
             raise too_long(policy.client_message_limit or 0)
-        return NOT_SPAM
 
-    async def check_event_allowed(
-        self, event: Any, state_events: Mapping[tuple[str, str], Any]
-    ) -> tuple[bool, dict[str, Any] | None]:
-        """Every event created here, membership included: a portal user's membership in a
-        practice chat (one with the bot's policy) is the practice's."""
-        if event.type != "m.room.member" or not self.is_portal_user(event.sender):
-            return True, None
+    def _check_membership(self, event: Any, state_events: Mapping[tuple[str, str], Any]) -> None:
+        """A portal user's membership in a practice chat (one with the bot's policy) is the
+        practice's."""
         policy = state_events.get((POLICY_STATE, ""))
         if policy is None or policy.sender != self._bot:
-            return True, None
+            return
         previous = state_events.get(("m.room.member", event.state_key))
         rule = membership_rule(
             event.sender,
@@ -252,16 +262,16 @@ class PracticeRules:
             from_session=_from_session(event),
         )
         if rule is None:
-            return True, None
+            return
         errcode, sentence, audited = MEMBERSHIP_REFUSALS[rule]
         self._reporter.report(
             audited, event.sender, refusal_id=event.event_id, room_id=event.room_id
         )
         raise PracticeRuleError(errcode, sentence, 403)
 
-    async def _policy(self, room_id: str) -> Policy | None:
-        state = await self._api.get_room_state(room_id, [(POLICY_STATE, "")])
-        event = state.get((POLICY_STATE, ""))
+    def _policy(self, room_id: str, state_events: Mapping[tuple[str, str], Any]) -> Policy | None:
+        """The room's trusted policy, parsed once per policy event."""
+        event = state_events.get((POLICY_STATE, ""))
         if event is None:
             return None
         cached = self._policies.get(room_id)
