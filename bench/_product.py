@@ -10,7 +10,7 @@ import hmac
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,22 +54,34 @@ def product_config(root: Path, **overrides: Any) -> Config:
     )
 
 
-def start_homeserver(root: Path, config: Config, *, product: bool) -> Homeserver:
+def start_homeserver(
+    root: Path,
+    config: Config,
+    *,
+    product: bool,
+    appservice: Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Homeserver:
     """Synapse on ``homeserver.address``: with our registration (pushing to the bridge at
     ``appservice.address``) and modules, or, ``product=False``, the same homeserver config
-    with neither."""
+    with neither (and with the registration at ``appservice``, if given, of another
+    appservice). ``settings``: top-level keys laid over homeserver.yaml (another database)."""
     url = config.homeserver.address.rstrip("/")
     port = int(url.rsplit(":", 1)[1])
-    registration_path = root / "registration.yaml"
-    generate_registration(config, registration_path)
+    registration_path = appservice
+    if product:
+        registration_path = root / "registration.yaml"
+        generate_registration(config, registration_path)
     spec = SynapseSpec(
         DOMAIN,
         port,
-        registration_path if product else None,
+        registration_path,
         module_entries(config) if product else None,
         fast=True,
     )
-    synapse = LocalSynapse.create(root / "synapse", spec, log_path=root / "synapse.log")
+    synapse = LocalSynapse.create(
+        root / "synapse", spec, log_path=root / "synapse.log", settings=settings
+    )
     synapse.start()
     return Homeserver(url, synapse, root, synapse.registration_shared_secret)
 
