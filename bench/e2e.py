@@ -9,7 +9,7 @@ the staff member; if a sync answer comes back with something else first, the sta
 polls again, as a client would, and that time counts.
 
 - **with bridge and module** (the product): Synapse with our registration and modules; the
-  bridge running as its own process (``practice-bridge run``, SQLite) and receiving every
+  bridge running as its own process (``practice-bridge run``) and receiving every
   transaction, so the pipeline's effects (post-hoc rules, chat activity, unread index, outbox)
   happen while the staff member waits. The practice, its practitioner and client are put
   through the API, the sessions are minted by the bridge, the chat is made by
@@ -36,7 +36,12 @@ where the bridge does not take Synapse's cores; every thread of each process, as
 does). Target: at most 5% more at the median on split CPUs; the shared figure is reported
 beside it. On a machine with one CPU only the shared figures are made.
 
-    python bench/e2e.py [--sends N] [--warmup-sends N] [--smoke]
+All of it on SQLite (every Synapse and the bridge), then, with ``--postgres`` or
+``$PRACTICE_BRIDGE_TEST_POSTGRES``, again on PostgreSQL, as in production: a database of its
+own for each Synapse (the pool of Synapse's sample config) and a schema for the bridge, all
+dropped afterwards. PostgreSQL's own processes are not pinned.
+
+    python bench/e2e.py [--sends N] [--warmup-sends N] [--postgres DSN] [--smoke]
 """
 
 from __future__ import annotations
