@@ -80,6 +80,8 @@ from bench.table import latency_rows, script_main, size  # noqa: E402
 from tests.postgres import PG_ENV  # noqa: E402
 
 TARGET_RATIO = 1.05
+PRODUCT = "with bridge and module"
+PLAIN = "plain Synapse"
 FLOOR = "Synapse with an appservice that does nothing"
 BLOCK = 50  # sends per side before switching between shared and split CPUs
 SETTLE_SECONDS = 0.06  # after each sample: what follows a send finishes off the clock
@@ -133,12 +135,12 @@ async def _timed(
             product_root, config, product=True, settings=store.synapse("product")
         )
         started.append(hs)
-        product = Side("with bridge and module", hs)
+        product = Side(PRODUCT, hs)
         plain_hs = start_homeserver(
             plain_root, product_config(plain_root), product=False, settings=store.synapse("plain")
         )
         started.append(plain_hs)
-        plain = Side("plain Synapse", plain_hs)
+        plain = Side(PLAIN, plain_hs)
         floor_hs, null, floor_token = await start_floor(tmp / "floor", store.synapse("floor"))
         started.append(floor_hs)
         floor = Side(FLOOR, floor_hs)
@@ -179,47 +181,42 @@ async def _timed(
     return timings, modes
 
 
+# What each run compares: (ours, against, how the row names ours).
+COMPARED = (
+    (PRODUCT, PLAIN, f", {PRODUCT}"),
+    (FLOOR, PLAIN, f", {FLOOR}"),
+    (PRODUCT, FLOOR, f", {PRODUCT}, against the appservice that does nothing"),
+)
+
+
 def _rows(
     timings: dict[tuple[str, str], list[float]],
     modes: tuple[str, ...],
     messages: int,
     database: str,
 ) -> list[dict[str, Any]]:
-    product, plain = "with bridge and module", "plain Synapse"
     rows: list[dict[str, Any]] = []
     on = f", Synapse and bridge on {database}" if database else ""
     for mode in modes:
         where = "Synapse on CPU 0, bridge on CPU 1" if mode == "split" else "shared CPUs"
         what = f"end to end, client send -> staff /sync sees it ({messages} sends, {where}{on})"
-        mode_rows = latency_rows(
-            what,
-            timings[(mode, product)],
-            timings[(mode, plain)],
-            side=f", {product}",
-            against=plain,
-            target=TARGET_RATIO,
+        target, *reported = (
+            latency_rows(
+                what,
+                timings[(mode, ours)],
+                timings[(mode, against)],
+                side=side,
+                against=against,
+                target=TARGET_RATIO,
+            )
+            for ours, against, side in COMPARED
         )
         if mode == "shared" and len(modes) > 1:
             # The target is the split figure's; the shared one is reported beside it.
-            mode_rows[0]["target"] = "reported (the split-CPU median is the target)"
-        floor_rows = latency_rows(
-            what,
-            timings[(mode, FLOOR)],
-            timings[(mode, plain)],
-            side=f", {FLOOR}",
-            against=plain,
-            target=TARGET_RATIO,
-        ) + latency_rows(
-            what,
-            timings[(mode, product)],
-            timings[(mode, FLOOR)],
-            side=f", {product}, against the appservice that does nothing",
-            against=FLOOR,
-            target=TARGET_RATIO,
-        )
-        for row in floor_rows[::2]:
-            row["target"] = "reported (Synapse's appservice work, and what the product adds)"
-        rows += mode_rows + floor_rows
+            target[0]["target"] = "reported (the split-CPU median is the target)"
+        for pair in reported:
+            pair[0]["target"] = "reported (Synapse's appservice work, and what the product adds)"
+        rows += target + [row for pair in reported for row in pair]
     return rows
 
 
