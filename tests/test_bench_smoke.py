@@ -32,6 +32,7 @@ ROW_OF = {
 # And what else a bench's table must hold (anywhere in a row).
 ALSO = {
     "creation": "POST /chats/direct/bulk",
+    "e2e": "median, Synapse with an appservice that does nothing",
     "export": "export 240: spreadsheet writing side",
     "module": "median with the module",
 }
@@ -69,6 +70,10 @@ async def test_make_bench_smoke_runs_every_bench_and_writes_the_table(tmp_path: 
     if os.environ.get("PRACTICE_BRIDGE_TEST_POSTGRES"):
         for bench in ("intake", "scale"):
             assert any(row.startswith(f"| {bench}, PostgreSQL") for row in rows), bench
+        assert any(
+            row.startswith(f"| {ROW_OF['e2e']}") and "Synapse and bridge on PostgreSQL" in row
+            for row in rows
+        )
     written = output.read_text()
     assert "\n".join(lines) in written
     for bench in EVERY_BENCH:
