@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from bench._product import (
     start_homeserver,
 )
 from registration.homeserver import free_port
+from registration.processes import ProcessGroup
 
 PARK_SECONDS = 0.03  # the staff member's long-poll is waiting in Synapse before the send
 # A frontend's filter: recent timeline, members lazy-loaded, no presence.
@@ -155,9 +155,9 @@ async def sample(session: aiohttp.ClientSession, side: Side) -> float:
     return time.perf_counter() - start
 
 
-async def start_floor(
+def start_floor(
     root: Path, settings: Mapping[str, Any] | None
-) -> tuple[Homeserver, subprocess.Popen[bytes], str]:
+) -> tuple[Homeserver, ProcessGroup, str]:
     """A Synapse (with these homeserver.yaml ``settings``) and the appservice that does nothing,
     registered there once it answers (an appservice Synapse finds down is retried later,
     which would hold its transactions); returns them and the appservice's token."""
@@ -166,19 +166,13 @@ async def start_floor(
     users = rf"@(staff|client):{re.escape(DOMAIN)}$"
     registration = root / "registration.yaml"
     as_token = null_appservice.write_registration(registration, port, users)
-    proc = null_appservice.start(port)
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.post(f"http://127.0.0.1:{port}/_matrix/app/v1/ping") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the appservice that does nothing did not start")
-            await asyncio.sleep(0.1)
-    hs = start_homeserver(root, config, product=False, appservice=registration, settings=settings)
-    return hs, proc, as_token
+    appservice = null_appservice.process(port, root / "null-appservice.log")
+    appservice.start()
+    try:
+        hs = start_homeserver(
+            root, config, product=False, appservice=registration, settings=settings
+        )
+    except BaseException:
+        appservice.stop()
+        raise
+    return hs, appservice, as_token

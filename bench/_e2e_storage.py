@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +22,24 @@ SYNAPSE_POOL = {"cp_min": 5, "cp_max": 10}
 
 
 class Storage:
-    """SQLite files under the run's folder (``dsn`` None), or PostgreSQL at ``dsn``."""
+    """SQLite files under the run's folder (``dsn`` None), or PostgreSQL at ``dsn``: the
+    bridge in ``schema``, each Synapse in a fresh database that ``databases`` drops when it
+    closes."""
 
-    def __init__(self, root: Path, dsn: str | None, schema: str = "") -> None:
+    def __init__(
+        self, root: Path, dsn: str | None, schema: str = "", databases: ExitStack | None = None
+    ) -> None:
         self.root = root
         self.dsn = dsn
         self.schema = schema
-        self.databases: list[str] = []
-
-    @property
-    def label(self) -> str:
-        return "PostgreSQL" if self.dsn else "SQLite"
+        self.databases = databases or ExitStack()
 
     def synapse(self, name: str) -> dict[str, Any] | None:
         """homeserver.yaml settings for one more Synapse (None: its SQLite file)."""
         if self.dsn is None:
             return None
         backing = Backing(postgres=self.dsn)
-        database = f"bench_e2e_{name}_{len(self.databases)}_{int(time.time())}"
-        backing.create_database(database)
-        self.databases.append(database)
+        database = self.databases.enter_context(backing.fresh_database(f"bench_e2e_{name}"))
         settings = backing.database_settings(database)
         settings["args"].update(SYNAPSE_POOL)
         return {"database": settings}
@@ -80,11 +78,6 @@ class Storage:
                 raise RuntimeError(f"the bridge processed {done} of {sends} messages")
             await asyncio.sleep(0.2)
 
-    def drop(self) -> None:
-        backing = Backing(postgres=self.dsn or "")
-        for database in self.databases:
-            backing.drop_database(database)
-
 
 @asynccontextmanager
 async def storage(root: Path, dsn: str | None) -> AsyncIterator[Storage]:
@@ -93,8 +86,5 @@ async def storage(root: Path, dsn: str | None) -> AsyncIterator[Storage]:
         yield Storage(root, None)
         return
     async with postgres_schema(dsn, "bench") as schema:
-        made = Storage(root, dsn, schema)
-        try:
-            yield made
-        finally:
-            made.drop()
+        with ExitStack() as databases:
+            yield Storage(root, dsn, schema, databases)

@@ -77,6 +77,7 @@ from bench._product import (  # noqa: E402
     stop_process,
 )
 from bench.table import latency_rows, script_main, size  # noqa: E402
+from registration.processes import ProcessGroup  # noqa: E402
 from tests.postgres import PG_ENV  # noqa: E402
 
 TARGET_RATIO = 1.05
@@ -116,7 +117,7 @@ async def measure(messages: int, warmup: int, dsn: str | None) -> list[dict[str,
         tmp = Path(tmp_name)
         async with storage(tmp / "product", dsn) as store:
             timings, modes = await _timed(tmp, store, messages, warmup)
-    return _rows(timings, modes, messages, store.label if dsn else "")
+    return _rows(timings, modes, messages, "PostgreSQL" if dsn else "")
 
 
 async def _timed(
@@ -125,7 +126,7 @@ async def _timed(
     """The three sides started, set up and timed in turns; every process stopped after."""
     started: list[Homeserver] = []
     bridge: subprocess.Popen[bytes] | None = None
-    null: subprocess.Popen[bytes] | None = None
+    null: ProcessGroup | None = None
     try:
         product_root, plain_root = tmp / "product", tmp / "plain"
         config = product_config(
@@ -141,7 +142,7 @@ async def _timed(
         )
         started.append(plain_hs)
         plain = Side(PLAIN, plain_hs)
-        floor_hs, null, floor_token = await start_floor(tmp / "floor", store.synapse("floor"))
+        floor_hs, null, floor_token = start_floor(tmp / "floor", store.synapse("floor"))
         started.append(floor_hs)
         floor = Side(FLOOR, floor_hs)
         bridge = await start_bridge(config, product_root / "bridge.log")
@@ -162,20 +163,21 @@ async def _timed(
             for i in range(warmup + len(modes) * messages):
                 mode = modes[(max(i - warmup, 0) // block) % len(modes)]
                 if i == 0 or i >= warmup and (i - warmup) % block == 0:
-                    place(mode == "split", synapses, [bridge.pid, null.pid])
+                    place(mode == "split", synapses, [bridge.pid, *null.pids])
                 for side in sides[i % 3 :] + sides[: i % 3]:
                     elapsed = await sample(session, side)
                     if i >= warmup:
                         timings[(mode, side.name)].append(elapsed)
                     await asyncio.sleep(SETTLE_SECONDS)
-            place(False, synapses, [bridge.pid, null.pid])
+            place(False, synapses, [bridge.pid, *null.pids])
         if bridge.poll() is not None:
             raise RuntimeError("the bridge stopped during the run")
         await store.wait_processed(product.room, warmup + len(modes) * messages)
     finally:
-        for proc in (bridge, null):
-            if proc is not None:
-                stop_process(proc)
+        if bridge is not None:
+            stop_process(bridge)
+        if null is not None:
+            null.stop()
         for started_hs in started:
             started_hs.stop()
     return timings, modes

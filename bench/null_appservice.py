@@ -10,20 +10,23 @@ for the product's own module and bridge. Its users' namespace is exclusive, as t
 Synapse treats such users differently (it evaluates no push rules for them), so the two sides
 differ only by the module and the bridge.
 
-    python -m bench.null_appservice PORT
+    python bench/null_appservice.py PORT
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from registration.processes import ChildProcess, ProcessGroup  # noqa: E402
+
+PING = "/_matrix/app/v1/ping"
 
 
 async def _transaction(request: web.Request) -> web.Response:
@@ -32,6 +35,7 @@ async def _transaction(request: web.Request) -> web.Response:
 
 
 async def _ping(request: web.Request) -> web.Response:
+    """Synapse's ping (POST) and the bench's wait for it to start (GET)."""
     return web.json_response({})
 
 
@@ -43,7 +47,7 @@ async def _unknown(request: web.Request) -> web.Response:
 def application() -> web.Application:
     app = web.Application()
     app.router.add_put("/_matrix/app/v1/transactions/{txn_id}", _transaction)
-    app.router.add_post("/_matrix/app/v1/ping", _ping)
+    app.router.add_route("*", PING, _ping)
     app.router.add_route("*", "/{tail:.*}", _unknown)
     return app
 
@@ -70,14 +74,12 @@ def write_registration(path: Path, port: int, user_regex: str) -> str:
     return as_token
 
 
-def start(port: int) -> subprocess.Popen[bytes]:
-    """It, in a process of its own (it takes the bridge's CPU when CPUs are split)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.null_appservice", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def process(port: int, log_path: Path) -> ProcessGroup:
+    """It, in a process of its own (it takes the bridge's CPU when CPUs are split), to start
+    (``start`` returns once it answers) and stop."""
+    argv = [sys.executable, str(Path(__file__).resolve()), str(port)]
+    url = f"http://127.0.0.1:{port}{PING}"
+    return ProcessGroup([[ChildProcess("the appservice that does nothing", argv, log_path, url)]])
 
 
 if __name__ == "__main__":
